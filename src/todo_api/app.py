@@ -1,0 +1,66 @@
+"""Application factory: `create_app()` wires settings, lifespan resources, routes and handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from todo_api import __version__
+from todo_api.api import api_router
+from todo_api.auth.http import AuthenticationMiddleware
+from todo_api.auth.keys import JwksKeySource
+from todo_api.auth.verifier import TokenVerifier
+from todo_api.config import ConfigError, Settings, get_settings
+from todo_api.db import create_engine, create_sessionmaker
+from todo_api.errors import register_error_handlers
+from todo_api.middleware import RequestContextMiddleware
+
+DESCRIPTION = """A multi-user Todo REST API. Every route needs a JWT from your identity provider
+(`Authorization: Bearer <token>`); every resource belongs to the token's subject."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    # Parse the configured key now, so a bad key fails before serving. Without any key source the
+    # app can still describe itself (`todo-api openapi`) but refuses to start serving.
+    verifier = TokenVerifier(settings) if settings.has_key_source else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if verifier is None:
+            raise ConfigError(["set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET"])
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        async with httpx.AsyncClient(timeout=settings.jwks_timeout_seconds) as http:
+            if isinstance(verifier.keys, JwksKeySource):
+                verifier.keys.bind(http)
+            try:
+                yield
+            finally:
+                await engine.dispose()
+
+    app = FastAPI(
+        title="todo-api",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.settings = settings
+    app.state.verifier = verifier
+    app.include_router(api_router)
+    register_error_handlers(app)
+    app.add_middleware(AuthenticationMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` worker processes."""
+    return create_app()

@@ -1,0 +1,1 @@
+"""JWT resource-server authentication: key sources, verification, scopes."""

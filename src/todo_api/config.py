@@ -1,0 +1,213 @@
+"""Configuration from the environment and `.env`, validated before anything serves.
+
+`load_settings()` is the only entry point: it turns every problem into one readable line
+(`ConfigError.problems`) and never echoes a value, because values may be secrets.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ASYMMETRIC_ALGORITHMS = ("EdDSA", "ES256", "RS256", "PS256")
+SUPPORTED_ASYMMETRIC = frozenset({*ASYMMETRIC_ALGORITHMS, "ES384", "RS384", "RS512", "PS384", "PS512"})
+SUPPORTED_SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
+MIN_SECRET_BYTES = 32
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class ConfigError(Exception):
+    """Configuration is missing or invalid; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _split_list(value: Any) -> Any:
+    """Accept `a,b` / `a b` strings as well as real lists for list-valued variables."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every variable is documented in `.env.example` and the README."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    # --- database -------------------------------------------------------------------------
+    database_url: SecretStr | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=5, ge=0, le=1000)
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    db_pool_recycle_seconds: int = Field(default=300, ge=1)
+    db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+
+    # --- JWT (exactly one key source) -----------------------------------------------------
+    jwt_jwks_url: AnyHttpUrl | None = None
+    jwt_public_key: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+    jwt_algorithms: Annotated[CsvList, Field(default_factory=list)]
+    jwt_issuer: str | None = None
+    jwt_audience: Annotated[CsvList, Field(default_factory=list)]
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_require_scopes: bool = False
+    jwt_max_token_bytes: int = Field(default=8192, ge=512, le=65536)
+    jwks_cache_ttl_seconds: int = Field(default=600, ge=10)
+    jwks_refresh_cooldown_seconds: int = Field(default=30, ge=1)
+    jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+
+    # --- HTTP -----------------------------------------------------------------------------
+    docs_enabled: bool = False
+    log_level: str = "info"
+    log_format: LogFormat = LogFormat.JSON
+
+    # --- local development ----------------------------------------------------------------
+    data_dir: Path = Path(".data")
+
+    @field_validator("jwt_algorithms", "jwt_audience", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if level not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError("must be one of critical, error, warning, info, debug")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        scheme = value.get_secret_value().split("://", 1)[0].lower()
+        if scheme not in {"postgres", "postgresql", "postgresql+psycopg"}:
+            raise ValueError("must be a postgresql:// or postgres:// URL")
+        return value
+
+    @field_validator("jwt_public_key", "jwt_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jwt_jwks_url", "jwt_issuer", mode="before")
+    @classmethod
+    def _blank_str_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    def problems(self, *, require_database: bool, require_key_source: bool) -> list[str]:
+        """Cross-variable checks, one line each (field checks already ran)."""
+        problems: list[str] = []
+        if require_database and self.database_url is None:
+            problems.append("DATABASE_URL is required")
+        sources = [
+            name
+            for name, value in (
+                ("JWT_JWKS_URL", self.jwt_jwks_url),
+                ("JWT_PUBLIC_KEY", self.jwt_public_key),
+                ("JWT_SECRET", self.jwt_secret),
+            )
+            if value is not None
+        ]
+        if len(sources) > 1:
+            problems.append(f"set only one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET (got {', '.join(sources)})")
+        elif not sources and require_key_source:
+            problems.append("set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET")
+        symmetric = self.jwt_secret is not None
+        supported = SUPPORTED_SYMMETRIC if symmetric else SUPPORTED_ASYMMETRIC
+        unsupported = [alg for alg in self.jwt_algorithms if alg not in supported]
+        if unsupported:
+            kind = "JWT_SECRET" if symmetric else "JWT_JWKS_URL / JWT_PUBLIC_KEY"
+            problems.append(
+                f"JWT_ALGORITHMS contains {', '.join(unsupported)}, not usable with {kind} "
+                f"(allowed: {', '.join(sorted(supported))})"
+            )
+        return problems
+
+    @property
+    def has_key_source(self) -> bool:
+        return any(v is not None for v in (self.jwt_jwks_url, self.jwt_public_key, self.jwt_secret))
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The explicit allowlist: configured, else the safe default for the key source."""
+        if self.jwt_algorithms:
+            return tuple(self.jwt_algorithms)
+        return ("HS256",) if self.jwt_secret is not None else ASYMMETRIC_ALGORITHMS
+
+    def database_url_value(self) -> str:
+        if self.database_url is None:
+            raise ConfigError(["DATABASE_URL is required"])
+        return self.database_url.get_secret_value()
+
+
+def _describe(error: Any) -> str:
+    """One line for one pydantic error, naming the variable but never its value."""
+    loc = [str(part) for part in error.get("loc", ()) if part != "__root__"]
+    name = loc[0].upper() if loc else ""
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    if not name:
+        return message
+    if message.startswith(name):
+        return message
+    return f"{name} {message[0].lower()}{message[1:]}" if message else f"{name} is invalid"
+
+
+def load_settings(
+    *,
+    require_database: bool = True,
+    require_key_source: bool = True,
+    **overrides: Any,
+) -> Settings:
+    """Build and validate settings; raise `ConfigError` listing every problem at once."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+    problems = settings.problems(require_database=require_database, require_key_source=require_key_source)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Cached process-wide settings (built lazily, never at import time)."""
+    return load_settings()

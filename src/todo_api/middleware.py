@@ -1,0 +1,99 @@
+"""Request context: request id, security headers, the access log line, and the last-resort 500."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from todo_api.errors import internal_error_response, is_database_unavailable, unavailable_response
+
+logger = logging.getLogger("todo_api.access")
+error_logger = logging.getLogger("todo_api.errors")
+
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REQUEST_ID_HEADER = "x-request-id"
+
+NO_BODY_STATUSES = frozenset({204, 304})
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def route_template(scope: Scope) -> str:
+    """`/api/todos/{todo_id}`, not the raw path: ids stay out of the access log's route field.
+
+    FastAPI >= 0.16x matches included routers lazily and keeps the full template on its effective
+    route context; older versions keep it on `scope["route"]`.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None) or getattr(scope.get("route"), "path", None)
+    return template if isinstance(template, str) else "(unmatched)"
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            return candidate if _VALID_REQUEST_ID.fullmatch(candidate) else None
+    return None
+
+
+class RequestContextMiddleware:
+    """Outermost app middleware: every response, errors included, gets `X-Request-ID`,
+    `Cache-Control: no-store` and `nosniff`; each request logs one structured line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                if status in NO_BODY_STATUSES:
+                    del headers["content-type"]
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            status = 503 if is_database_unavailable(exc) else 500
+            if status == 500:
+                error_logger.exception("unhandled error", extra={"request_id": request_id})
+            if not response_started:
+                response = unavailable_response(request_id) if status == 503 else internal_error_response(request_id)
+                await response(scope, receive, send_with_headers)
+        finally:
+            logger.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "route": route_template(scope),
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "request_id": request_id,
+                    "user_id": state.get("user_id"),
+                },
+            )

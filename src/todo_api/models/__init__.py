@@ -1,0 +1,6 @@
+"""SQLModel tables. Importing this package registers every table on `metadata` (Alembic's target)."""
+
+from todo_api.models.base import metadata
+from todo_api.models.user import User
+
+__all__ = ["User", "metadata"]

@@ -1,0 +1,36 @@
+"""Shared table conventions: constraint naming (stable Alembic diffs), uuid keys, timestamps."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, func
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def uuid_pk() -> uuid.UUID:
+    return Field(default_factory=uuid.uuid4, primary_key=True)  # type: ignore[no-any-return]
+
+
+def timestamp() -> datetime:
+    """A timezone-aware timestamp column, set by the database when the app does not."""
+    return Field(  # type: ignore[no-any-return]
+        default_factory=utcnow,
+        sa_type=DateTime(timezone=True),
+        sa_column_kwargs={"server_default": func.now(), "nullable": False},
+    )

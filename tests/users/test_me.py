@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import count_users
+from tests.keys import ISSUER
+
+
+async def test_me_provisions_the_user_on_first_request(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    response = await client.get("/api/users/me", headers=auth("auth0|abc123", email="a@example.com", name="Ann"))
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"id", "issuer", "subject", "email", "name", "created_at"}
+    assert body["issuer"] == ISSUER
+    assert body["subject"] == "auth0|abc123"
+    assert (body["email"], body["name"]) == ("a@example.com", "Ann")
+    uuid.UUID(body["id"])
+    assert await count_users(db_engine, subject="auth0|abc123") == 1
+
+
+async def test_me_is_stable_and_refreshes_profile_claims(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
+) -> None:
+    first = (await client.get("/api/users/me", headers=auth("bob", email="old@example.com"))).json()
+    second = (await client.get("/api/users/me", headers=auth("bob", email="new@example.com", name="Bob"))).json()
+    third = (await client.get("/api/users/me", headers=auth("bob"))).json()  # absent claims keep values
+    assert first["id"] == second["id"] == third["id"]
+    assert (second["email"], second["name"]) == ("new@example.com", "Bob")
+    assert (third["email"], third["name"]) == ("new@example.com", "Bob")
+
+
+async def test_subjects_are_arbitrary_strings_scoped_by_issuer(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
+) -> None:
+    odd = "user with spaces/and|pipes ✓ 🚀"
+    response = await client.get("/api/users/me", headers=auth(odd))
+    assert response.status_code == 200
+    assert response.json()["subject"] == odd
+
+
+async def test_twenty_concurrent_first_requests_create_one_user(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    headers = auth("concurrent-newcomer", email="c@example.com")
+    responses = await asyncio.gather(*(client.get("/api/users/me", headers=headers) for _ in range(20)))
+    assert [r.status_code for r in responses] == [200] * 20
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert await count_users(db_engine, subject="concurrent-newcomer") == 1
+
+
+async def test_delete_me_removes_the_account_and_a_new_request_starts_fresh(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    headers = auth("leaver")
+    other = auth("stayer")
+    before = (await client.get("/api/users/me", headers=headers)).json()
+    other_before = (await client.get("/api/users/me", headers=other)).json()
+
+    response = await client.delete("/api/users/me", headers=headers)
+    assert response.status_code == 204
+    assert response.content == b""
+    assert "content-type" not in response.headers
+    assert await count_users(db_engine, subject="leaver") == 0
+    assert await count_users(db_engine, subject="stayer") == 1
+
+    after = (await client.get("/api/users/me", headers=headers)).json()
+    assert after["id"] != before["id"]
+    assert (await client.get("/api/users/me", headers=other)).json() == other_before
+
+
+async def test_responses_carry_request_id_and_safety_headers(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
+) -> None:
+    response = await client.get("/api/users/me", headers={**auth(), "X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    generated = await client.get("/api/users/me", headers={**auth(), "X-Request-ID": "bad id\twith junk"})
+    assert generated.headers["x-request-id"] != "bad id\twith junk"
+    assert len(generated.headers["x-request-id"]) == 32
+    anonymous = await client.get("/api/users/me")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["x-request-id"]
