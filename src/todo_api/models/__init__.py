@@ -1,6 +1,8 @@
 """SQLModel tables. Importing this package registers every table on `metadata` (Alembic's target)."""
 
 from todo_api.models.base import metadata
+from todo_api.models.todo import Todo
+from todo_api.models.todo_list import TodoList
 from todo_api.models.user import User
 
-__all__ = ["User", "metadata"]
+__all__ = ["Todo", "TodoList", "User", "metadata"]

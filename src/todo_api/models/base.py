@@ -34,3 +34,8 @@ def timestamp() -> datetime:
         sa_type=DateTime(timezone=True),
         sa_column_kwargs={"server_default": func.now(), "nullable": False},
     )
+
+
+def version_column() -> int:
+    """Bumped on every modification; the strong ETag of the row."""
+    return Field(default=1, sa_column_kwargs={"server_default": "1", "nullable": False})  # type: ignore[no-any-return]

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    SmallInteger,
+    Text,
+    false,
+    func,
+    literal_column,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Field, SQLModel
+
+from todo_api.models.base import timestamp, uuid_pk, version_column
+
+
+class Todo(SQLModel, table=True):
+    __tablename__ = "todos"
+    __table_args__ = (
+        # list_id must name a list of the same user, even if application code had a bug.
+        ForeignKeyConstraint(
+            ["list_id", "user_id"],
+            ["lists.id", "lists.user_id"],
+            ondelete="CASCADE",
+            name="fk_todos_list_id_user_id_lists",
+        ),
+        CheckConstraint("char_length(title) BETWEEN 1 AND 500", name="title_length"),
+        CheckConstraint("char_length(description) <= 10000", name="description_length"),
+        CheckConstraint("priority BETWEEN 0 AND 3", name="priority_range"),
+        CheckConstraint("cardinality(tags) <= 20", name="tags_count"),
+        CheckConstraint("completed = (completed_at IS NOT NULL)", name="completed_at_matches"),
+        # One index per sort order, each led by user_id (every query is scoped) and ended by id
+        # (ties broken by id, so keyset pages are exact).
+        Index("ix_todos_user_id_created_at_id", "user_id", "created_at", "id"),
+        Index("ix_todos_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        Index("ix_todos_user_id_priority_id", "user_id", "priority", "id"),
+        Index("ix_todos_list_id_completed", "list_id", "completed"),
+        Index("ix_todos_tag_keys", "tag_keys", postgresql_using="gin"),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID = Field(sa_column_args=[ForeignKey("users.id", ondelete="CASCADE")], nullable=False)
+    list_id: uuid.UUID | None = Field(default=None)
+    title: str = Field(sa_type=Text)
+    description: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": ""})
+    completed: bool = Field(default=False, sa_type=Boolean, sa_column_kwargs={"server_default": false()})
+    completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    due_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    priority: int = Field(default=0, sa_type=SmallInteger, sa_column_kwargs={"server_default": "0"})
+    # Tags as the user wrote them, and their lower-case keys for case-insensitive filtering.
+    tags: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False, server_default="{}"))
+    tag_keys: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(Text), nullable=False, server_default="{}")
+    )
+    created_at: datetime = timestamp()
+    updated_at: datetime = timestamp()
+    version: int = version_column()
+
+
+# Sort keys that are not plain columns. The same expression objects build the indexes below and
+# the queries, so the planner always finds the index.
+title_key = func.lower(Todo.__table__.c.title)  # type: ignore[attr-defined]
+# `due_at` is nullable but sorts "nulls last" in both directions; keyset pagination needs a
+# non-null key, so each direction sorts on due_at with nulls pushed to its own far end.
+due_at_asc_key = func.coalesce(
+    Todo.__table__.c.due_at,  # type: ignore[attr-defined]
+    literal_column("'infinity'::timestamp with time zone"),
+)
+due_at_desc_key = func.coalesce(
+    Todo.__table__.c.due_at,  # type: ignore[attr-defined]
+    literal_column("'-infinity'::timestamp with time zone"),
+)
+
+Index("ix_todos_user_id_lower_title_id", Todo.__table__.c.user_id, title_key, Todo.__table__.c.id)  # type: ignore[attr-defined]
+Index("ix_todos_user_id_due_asc_id", Todo.__table__.c.user_id, due_at_asc_key, Todo.__table__.c.id)  # type: ignore[attr-defined]
+Index("ix_todos_user_id_due_desc_id", Todo.__table__.c.user_id, due_at_desc_key, Todo.__table__.c.id)  # type: ignore[attr-defined]

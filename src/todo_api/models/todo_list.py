@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, UniqueConstraint, func
+from sqlmodel import Field, SQLModel
+
+from todo_api.models.base import timestamp, uuid_pk, version_column
+
+
+class TodoList(SQLModel, table=True):
+    """A user's named list of todos. Deleting a list deletes its todos."""
+
+    __tablename__ = "lists"
+    __table_args__ = (
+        # The target of todos' composite foreign key: a todo can only point at its owner's list.
+        UniqueConstraint("id", "user_id"),
+        CheckConstraint("char_length(name) BETWEEN 1 AND 100", name="name_length"),
+        Index("ix_lists_user_id_created_at_id", "user_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID = Field(sa_column_args=[ForeignKey("users.id", ondelete="CASCADE")], nullable=False)
+    name: str = Field(sa_type=Text)
+    created_at: datetime = timestamp()
+    updated_at: datetime = timestamp()
+    version: int = version_column()
+
+
+# Names are unique per user, case-insensitively. The index also serves `sort=name`: lower(name) is
+# unique per user, so it orders a user's lists totally on its own.
+name_key = func.lower(TodoList.__table__.c.name)  # type: ignore[attr-defined]
+Index("uq_lists_user_id_lower_name", TodoList.__table__.c.user_id, name_key, unique=True)  # type: ignore[attr-defined]
