@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
@@ -45,6 +47,16 @@ class InsufficientScope(AppError):
 
     def __init__(self, scope: str) -> None:
         super().__init__(headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'})
+
+
+class InvalidInput(AppError):
+    """422 in FastAPI's own validation-error shape, for rules only the service can check
+    (a `list_id` that is not one of the user's lists, a bad cursor)."""
+
+    status_code = 422
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, value: Any = None) -> None:
+        super().__init__([{"type": "value_error", "loc": list(loc), "msg": message, "input": value}])
 
 
 class NotFound(AppError):
@@ -115,8 +127,26 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
+def _json_safe(value: Any) -> Any:
+    """Lone surrogates (valid in JSON escapes, invalid in UTF-8) become U+FFFD when echoed back."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
+    return value
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's structured 422 (`{"detail": [{type, loc, msg, input, ctx}]}`), safe to encode."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(errors))}, status_code=422)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(sa_exc.TimeoutError, _database_error)
     app.add_exception_handler(psycopg.OperationalError, _database_error)

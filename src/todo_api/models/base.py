@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime, func
 from sqlmodel import Field, SQLModel
@@ -19,18 +19,14 @@ SQLModel.metadata.naming_convention = {
 metadata = SQLModel.metadata
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def uuid_pk() -> uuid.UUID:
     return Field(default_factory=uuid.uuid4, primary_key=True)  # type: ignore[no-any-return]
 
 
 def timestamp() -> datetime:
-    """A timezone-aware timestamp column, set by the database when the app does not."""
+    """A timezone-aware timestamp set by the database clock (`now()`: one clock for every
+    replica, and created_at == updated_at for a new row)."""
     return Field(  # type: ignore[no-any-return]
-        default_factory=utcnow,
         sa_type=DateTime(timezone=True),
         sa_column_kwargs={"server_default": func.now(), "nullable": False},
     )

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     SmallInteger,
+    Table,
     Text,
     false,
     func,
@@ -66,20 +67,22 @@ class Todo(SQLModel, table=True):
     version: int = version_column()
 
 
+todos_table: Table = Todo.__table__  # type: ignore[attr-defined]
+
 # Sort keys that are not plain columns. The same expression objects build the indexes below and
 # the queries, so the planner always finds the index.
-title_key = func.lower(Todo.__table__.c.title)  # type: ignore[attr-defined]
+title_key = func.lower(todos_table.c.title)
 # `due_at` is nullable but sorts "nulls last" in both directions; keyset pagination needs a
 # non-null key, so each direction sorts on due_at with nulls pushed to its own far end.
 due_at_asc_key = func.coalesce(
-    Todo.__table__.c.due_at,  # type: ignore[attr-defined]
+    todos_table.c.due_at,
     literal_column("'infinity'::timestamp with time zone"),
 )
 due_at_desc_key = func.coalesce(
-    Todo.__table__.c.due_at,  # type: ignore[attr-defined]
+    todos_table.c.due_at,
     literal_column("'-infinity'::timestamp with time zone"),
 )
 
-Index("ix_todos_user_id_lower_title_id", Todo.__table__.c.user_id, title_key, Todo.__table__.c.id)  # type: ignore[attr-defined]
-Index("ix_todos_user_id_due_asc_id", Todo.__table__.c.user_id, due_at_asc_key, Todo.__table__.c.id)  # type: ignore[attr-defined]
-Index("ix_todos_user_id_due_desc_id", Todo.__table__.c.user_id, due_at_desc_key, Todo.__table__.c.id)  # type: ignore[attr-defined]
+Index("ix_todos_user_id_lower_title_id", todos_table.c.user_id, title_key, todos_table.c.id)
+Index("ix_todos_user_id_due_asc_id", todos_table.c.user_id, due_at_asc_key, todos_table.c.id)
+Index("ix_todos_user_id_due_desc_id", todos_table.c.user_id, due_at_desc_key, todos_table.c.id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Table, Text, UniqueConstraint, func
 from sqlmodel import Field, SQLModel
 
 from todo_api.models.base import timestamp, uuid_pk, version_column
@@ -30,5 +30,6 @@ class TodoList(SQLModel, table=True):
 
 # Names are unique per user, case-insensitively. The index also serves `sort=name`: lower(name) is
 # unique per user, so it orders a user's lists totally on its own.
-name_key = func.lower(TodoList.__table__.c.name)  # type: ignore[attr-defined]
-Index("uq_lists_user_id_lower_name", TodoList.__table__.c.user_id, name_key, unique=True)  # type: ignore[attr-defined]
+lists_table: Table = TodoList.__table__  # type: ignore[attr-defined]
+name_key = func.lower(lists_table.c.name)
+Index("uq_lists_user_id_lower_name", lists_table.c.user_id, name_key, unique=True)

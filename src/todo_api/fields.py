@@ -1,0 +1,40 @@
+"""Field types shared by request schemas: text PostgreSQL can store, and UTC datetimes.
+
+Strings are checked by patterns (so the OpenAPI document states the rule exactly): no NUL
+characters anywhere, and "non-blank" means at least one character outside ASCII whitespace,
+which is also exactly what trimming removes. Lone surrogates never pass pydantic's str check.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, StringConstraints
+
+TRIMMED = " \t\n\v\f\r"
+NO_NUL = r"^[^\x00]*$"
+NON_BLANK = r"^[^\x00]*[^\x00\t\n\v\f\r ][^\x00]*$"
+
+
+def trim(value: str) -> str:
+    return value.strip(TRIMMED)
+
+
+def non_blank(max_length: int) -> StringConstraints:
+    """Non-blank, no NUL, at most `max_length` characters as sent (use with `Trim`)."""
+    return StringConstraints(min_length=1, max_length=max_length, pattern=NON_BLANK)
+
+
+Trim = AfterValidator(trim)
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC representation
+        raise ValueError("datetime is out of range") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Text = Annotated[str, StringConstraints(pattern=NO_NUL)]

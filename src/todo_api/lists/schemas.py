@@ -1,0 +1,57 @@
+"""The list contract."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from todo_api.fields import Trim, non_blank
+
+ListName = Annotated[str, non_blank(100), Trim]
+
+
+class ListCreate(BaseModel):
+    """A new list. Also the body of PUT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ListName = Field(description="Unique per user, case-insensitively.")
+
+
+class ListUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ListName | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+class ListRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    todo_count: int = Field(description="Todos in this list.")
+    open_count: int = Field(description="Todos in this list not yet completed.")
+
+
+ListSort = Literal["created_at", "-created_at", "name", "-name"]
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sort: ListSort = Field(default="created_at", description="Prefix `-` for descending.")
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=1024, description="`next_cursor` of the previous page.")

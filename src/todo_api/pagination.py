@@ -1,0 +1,133 @@
+"""Keyset (cursor) pagination: sort specs, opaque cursors, and the page envelope.
+
+A cursor is the sort key and id of the last item of a page, plus a checksum binding it to the
+user and the exact query that produced it. The checksum is integrity, not secrecy: a cursor that
+was edited, or that belongs to another user or another query, is refused with 422 instead of
+silently returning a wrong page. (Scoping never depends on it: every query is filtered by user.)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, tuple_
+
+from todo_api.errors import InvalidInput
+
+CURSOR_LOC = ("query", "cursor")
+
+type KeyCodec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+
+def _datetime_codec() -> KeyCodec:
+    def encode(value: Any) -> Any:
+        return None if value is None else value.isoformat()
+
+    def decode(value: Any) -> Any:
+        if value is None:
+            return None
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("naive datetime in cursor")
+        return parsed
+
+    return encode, decode
+
+
+def _plain_codec(kind: type) -> KeyCodec:
+    def check(value: Any) -> Any:
+        if type(value) is not kind:  # exact: a JSON `true` must not pass as the integer 1
+            raise ValueError("wrong type in cursor")
+        return value
+
+    return check, check
+
+
+DATETIME = _datetime_codec()
+INTEGER = _plain_codec(int)
+TEXT = _plain_codec(str)
+
+
+@dataclass(frozen=True, slots=True)
+class SortSpec:
+    """One sort order: `key` orders rows (ties broken by `id`); `cursor_value` is what a page's
+    last row contributes to the cursor; `bound` turns a decoded value back into SQL."""
+
+    name: str
+    descending: bool
+    key: ColumnElement[Any]
+    id_column: ColumnElement[Any]
+    cursor_value: ColumnElement[Any]
+    codec: KeyCodec
+    bound: Callable[[Any], ColumnElement[Any]]
+
+    def order_by(self) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+        if self.descending:
+            return self.key.desc(), self.id_column.desc()
+        return self.key.asc(), self.id_column.asc()
+
+    def after(self, value: Any, last_id: uuid.UUID) -> ColumnElement[bool]:
+        """Rows strictly after (value, last_id) in this order: one row comparison, index-friendly."""
+        row = tuple_(self.key, self.id_column)
+        position = tuple_(self.bound(value), last_id)
+        return row < position if self.descending else row > position
+
+
+def parse_sort(value: str, specs: dict[str, SortSpec]) -> SortSpec:
+    spec = specs.get(value)
+    if spec is None:
+        allowed = ", ".join(specs)
+        raise InvalidInput(("query", "sort"), f"Unknown sort; use one of: {allowed}", value)
+    return spec
+
+
+def _sign(payload: bytes, binding: str) -> bytes:
+    return hmac.digest(b"todo-api cursor v1", payload + b"\x00" + binding.encode(), hashlib.sha256)[:12]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode_cursor(spec: SortSpec, value: Any, last_id: uuid.UUID, binding: str) -> str:
+    payload = orjson.dumps([spec.name, spec.codec[0](value), str(last_id)])
+    return f"{_b64(payload)}.{_b64(_sign(payload, binding))}"
+
+
+def decode_cursor(cursor: str, spec: SortSpec, binding: str) -> tuple[Any, uuid.UUID]:
+    """The (sort value, id) a cursor points after; `InvalidInput` (422) for any bad cursor."""
+    try:
+        payload_text, signature_text = cursor.split(".")
+        payload = _unb64(payload_text)
+        if not hmac.compare_digest(_unb64(signature_text), _sign(payload, binding)):
+            raise ValueError("checksum mismatch")
+        name, value, last_id = orjson.loads(payload)
+        if name != spec.name:
+            raise ValueError("cursor for another sort")
+        return spec.codec[1](value), uuid.UUID(last_id)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise InvalidInput(CURSOR_LOC, "Invalid cursor", cursor) from None
+
+
+def query_binding(user_id: uuid.UUID, parts: Sequence[Any]) -> str:
+    """What a cursor is bound to: the user and the normalised query (filters and sort)."""
+    return orjson.dumps([str(user_id), *parts], default=str).decode()
+
+
+class Page[T](BaseModel):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")

@@ -1,0 +1,120 @@
+"""Todo rules: ownership, list references, completion time, filtering and keyset pages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from todo_api.errors import InvalidInput, NotFound
+from todo_api.lists import service as lists
+from todo_api.models import Todo
+from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
+from todo_api.todos.repository import SORTS, ListReferenceError, TodoRepository, due_between, search
+from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key
+
+LIST_ID_LOC = ("body", "list_id")
+
+
+def _read(todo: Todo) -> TodoRead:
+    return TodoRead.model_validate(todo)
+
+
+def _stored(fields: dict[str, Any]) -> dict[str, Any]:
+    """API field values → column values (priority as its rank, tags with their keys)."""
+    values = dict(fields)
+    if "priority" in values:
+        values["priority"] = Priority.of(values["priority"]).value
+    if "tags" in values:
+        values["tag_keys"] = [tag_key(tag) for tag in values["tags"]]
+    return values
+
+
+async def _check_list(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID | None) -> None:
+    if list_id is not None and not await lists.is_owned(session, user_id, list_id):
+        raise InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
+
+
+async def _write(session: AsyncSession, user_id: uuid.UUID, fields: dict[str, Any], todo_id: uuid.UUID | None) -> Todo:
+    """Create (todo_id None) or update; a list_id that is not the user's is a 422 on `list_id`."""
+    if "list_id" in fields:
+        await _check_list(session, user_id, fields["list_id"])
+    repository = TodoRepository(session, user_id)
+    try:
+        if todo_id is None:
+            return await repository.create(_stored(fields))
+        todo = await repository.update(todo_id, _stored(fields))
+    except ListReferenceError:  # the list vanished between the check and the write
+        raise InvalidInput(LIST_ID_LOC, "List not found", str(fields.get("list_id"))) from None
+    if todo is None:
+        raise NotFound
+    return todo
+
+
+async def create_todo(session: AsyncSession, user_id: uuid.UUID, data: TodoCreate) -> TodoRead:
+    return _read(await _write(session, user_id, data.model_dump(), None))
+
+
+async def get_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID) -> TodoRead:
+    todo = await TodoRepository(session, user_id).get(todo_id)
+    if todo is None:
+        raise NotFound
+    return _read(todo)
+
+
+async def replace_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate) -> TodoRead:
+    """PUT: every field is set; fields the client left out take their defaults."""
+    return _read(await _write(session, user_id, data.model_dump(), todo_id))
+
+
+async def update_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate) -> TodoRead:
+    """PATCH: only the fields sent change."""
+    changes = data.changes()
+    if not changes:
+        return await get_todo(session, user_id, todo_id)
+    return _read(await _write(session, user_id, changes, todo_id))
+
+
+async def delete_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID) -> None:
+    if not await TodoRepository(session, user_id).delete(todo_id):
+        raise NotFound
+
+
+def _conditions(query: TodoQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.completed is not None:
+        conditions.append(col(Todo.completed) == query.completed)
+    if query.list_id == "none":
+        conditions.append(col(Todo.list_id).is_(None))
+    elif query.list_id is not None:
+        conditions.append(col(Todo.list_id) == query.list_id)
+    if query.priority is not None:
+        conditions.append(col(Todo.priority) == Priority.of(query.priority).value)
+    if query.tag:
+        conditions.append(col(Todo.tag_keys).contains(sorted({tag_key(tag) for tag in query.tag})))
+    conditions.extend(due_between(query.due_before, query.due_after))
+    if query.q:
+        conditions.append(search(query.q))
+    return conditions
+
+
+def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
+    tags = sorted({tag_key(tag) for tag in query.tag})
+    filters = query.model_dump(exclude={"limit", "cursor", "tag"}, mode="json")
+    return query_binding(user_id, [sorted(filters.items()), tags])
+
+
+async def list_todos(session: AsyncSession, user_id: uuid.UUID, query: TodoQuery) -> Page[TodoRead]:
+    spec = SORTS[query.sort]
+    binding = _binding(user_id, query)
+    after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
+    rows = await TodoRepository(session, user_id).page(_conditions(query), spec, after, query.limit + 1)
+    items = [_read(todo) for todo, _ in rows[: query.limit]]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last, value = rows[query.limit - 1]
+        next_cursor = encode_cursor(spec, value, last.id, binding)
+    return Page[TodoRead](items=items, next_cursor=next_cursor)
