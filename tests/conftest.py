@@ -22,6 +22,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tests.api import Api
 from tests.keys import AUDIENCE, ISSUER, Signer, new_key, public_pem
 from todo_api import embedded, migrate
 from todo_api.app import create_app
@@ -152,3 +153,15 @@ async def count_users(engine: AsyncEngine, **where: Any) -> int:
         statement = statement.where(getattr(User, column) == value)
     async with engine.connect() as connection:
         return int((await connection.execute(statement)).scalar_one())
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]) -> Api:
+    """The API as one fresh user sees it."""
+    return Api(client, auth())
+
+
+@pytest.fixture
+def other_api(client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]) -> Api:
+    """The API as a second, unrelated user sees it."""
+    return Api(client, auth())
