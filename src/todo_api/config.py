@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -66,8 +67,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=5, ge=0, le=1000)
     db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     db_pool_recycle_seconds: int = Field(default=300, ge=1)
-    db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
-    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+    db_connect_timeout_seconds: int = Field(default=3, ge=1, le=60)
+    db_statement_timeout_ms: int = Field(default=3000, ge=100, le=600_000)
 
     # --- JWT (exactly one key source) -----------------------------------------------------
     jwt_jwks_url: AnyHttpUrl | None = None
@@ -87,11 +88,23 @@ class Settings(BaseSettings):
     docs_enabled: bool = False
     log_level: str = "info"
     log_format: LogFormat = LogFormat.JSON
+    cors_origins: Annotated[CsvList, Field(default_factory=list)]
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    shutdown_grace_seconds: int = Field(default=10, ge=0, le=300)
+
+    # --- write safety and quotas ----------------------------------------------------------
+    require_if_match: bool = False
+    idempotency_retention_hours: int = Field(default=24, ge=24, le=24 * 30)
+    max_todos_per_user: int = Field(default=10_000, ge=0)
+    max_lists_per_user: int = Field(default=100, ge=0)
+    rate_limit_requests: int = Field(default=600, ge=0)
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
+    redis_url: SecretStr | None = None
 
     # --- local development ----------------------------------------------------------------
     data_dir: Path = Path(".data")
 
-    @field_validator("jwt_algorithms", "jwt_audience", mode="before")
+    @field_validator("jwt_algorithms", "jwt_audience", "cors_origins", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -114,6 +127,19 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// or postgres:// URL")
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError("must be origins like https://app.example.com (scheme and host, no path)")
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _blank_redis(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("jwt_public_key", "jwt_secret", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -131,10 +157,16 @@ class Settings(BaseSettings):
             raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         return value
 
-    def problems(self, *, require_database: bool, require_key_source: bool) -> list[str]:
-        """Cross-variable checks, one line each (field checks already ran)."""
+    def problems(
+        self, *, require_database: bool, require_key_source: bool, invalid: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """Cross-variable checks, one line each (field checks already ran).
+
+        `invalid` names fields that failed their own check (and hold defaults here): they were
+        set, so they count as present and are not reported a second time.
+        """
         problems: list[str] = []
-        if require_database and self.database_url is None:
+        if require_database and self.database_url is None and "database_url" not in invalid:
             problems.append("DATABASE_URL is required")
         sources = [
             name
@@ -143,13 +175,13 @@ class Settings(BaseSettings):
                 ("JWT_PUBLIC_KEY", self.jwt_public_key),
                 ("JWT_SECRET", self.jwt_secret),
             )
-            if value is not None
+            if value is not None or name.lower() in invalid
         ]
         if len(sources) > 1:
             problems.append(f"set only one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET (got {', '.join(sources)})")
         elif not sources and require_key_source:
             problems.append("set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET")
-        symmetric = self.jwt_secret is not None
+        symmetric = self.jwt_secret is not None or "jwt_secret" in invalid
         supported = SUPPORTED_SYMMETRIC if symmetric else SUPPORTED_ASYMMETRIC
         unsupported = [alg for alg in self.jwt_algorithms if alg not in supported]
         if unsupported:
@@ -200,7 +232,19 @@ def load_settings(
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+        problems = [_describe(err) for err in exc.errors()]
+        # Still run the cross-variable checks, so every problem is reported in one go: retry with
+        # the invalid fields at their defaults (they still count as set).
+        invalid = {str(err["loc"][0]) for err in exc.errors() if err["loc"] and err["loc"][0] in Settings.model_fields}
+        defaults = {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in invalid}
+        try:
+            partial = Settings(**{**overrides, **defaults})
+        except ValidationError:
+            raise ConfigError(problems) from None
+        problems += partial.problems(
+            require_database=require_database, require_key_source=require_key_source, invalid=frozenset(invalid)
+        )
+        raise ConfigError(problems) from None
     problems = settings.problems(require_database=require_database, require_key_source=require_key_source)
     if problems:
         raise ConfigError(problems)

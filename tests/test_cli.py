@@ -1,0 +1,175 @@
+"""The `todo-api` command line, run for real in a subprocess with a minimal environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import orjson
+import pytest
+from alembic.script import ScriptDirectory
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import AppClientFactory
+from tests.keys import AUDIENCE, ISSUER, new_key, public_pem
+from todo_api import migrate
+
+SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
+UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:1/x"
+
+
+def run_cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
+    return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "todo_api", *args],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def run_cli_async(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The same, off the event loop (for tests that also use async fixtures)."""
+    return await asyncio.to_thread(run_cli, cwd, *args, **env)
+
+
+# --- token -------------------------------------------------------------------------------------
+
+
+async def test_token_with_a_shared_secret_is_accepted_by_the_app(
+    tmp_path: Path, app_client: AppClientFactory, db_engine: AsyncEngine
+) -> None:
+    env = {"JWT_SECRET": SECRET, "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": AUDIENCE}
+    result = await run_cli_async(
+        tmp_path, "token", "--sub", "cli-user", "--email", "cli@example.com", "--scope", "todos:read", **env
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+
+    async with app_client(jwt_public_key=None, jwt_secret=SECRET) as client:
+        headers = {"Authorization": f"Bearer {token}"}
+        response = await client.get("/api/users/me", headers=headers)
+        assert response.status_code == 200, response.text
+        assert (response.json()["subject"], response.json()["email"]) == ("cli-user", "cli@example.com")
+        assert (await client.delete("/api/users/me", headers=headers)).status_code == 403  # read scope only
+    async with app_client(jwt_public_key=None, jwt_secret=SECRET.upper()) as client:
+        assert (await client.get("/api/users/me", headers=headers)).status_code == 401
+
+
+def test_token_ttl_and_claims(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "token", "--sub", "ttl-user", "--ttl", "120", "--name", "T. User", JWT_SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 120
+    assert (claims["sub"], claims["name"]) == ("ttl-user", "T. User")
+    assert "scope" not in claims  # no --scope: no scope claim (full access unless scopes are required)
+
+
+def test_token_without_a_key_source_uses_a_private_dev_key(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "token", "--sub", "dev-user")
+    assert result.returncode == 0, result.stderr
+    key_file = tmp_path / ".data" / "dev-signing-key.pem"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    token = result.stdout.strip()
+    assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
+    second = run_cli(tmp_path, "token", "--sub", "dev-user")  # the key is reused, not regenerated
+    assert second.returncode == 0, second.stderr
+    public = load_pem_private_key(key_file.read_bytes(), password=None).public_key()
+    for minted in (token, second.stdout.strip()):
+        claims = jwt.decode(minted, public, algorithms=["EdDSA"], audience="todo-api", issuer="todo-api-dev")  # type: ignore[arg-type]
+        assert claims["sub"] == "dev-user"
+
+
+def test_token_refuses_with_a_jwks_url(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "token", "--sub", "x", JWT_JWKS_URL="https://idp.example/.well-known/jwks.json")
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "todo-api: token: JWT_JWKS_URL is configured; tokens come from your identity provider"
+    ]
+    assert not (tmp_path / ".data").exists()  # no dev key created on the way
+
+
+def test_token_refuses_with_someone_elses_public_key(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "token", "--sub", "x", JWT_PUBLIC_KEY=public_pem(new_key("ed25519")))
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "no private key to sign with" in result.stderr
+
+
+# --- openapi -----------------------------------------------------------------------------------
+
+
+def test_openapi_prints_the_document_without_a_database(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "openapi")
+    assert result.returncode == 0, result.stderr
+    document = orjson.loads(result.stdout)
+    assert "/api/users/me" in document["paths"]
+    schemes = document["components"]["securitySchemes"]
+    assert any(s.get("type") == "http" and s.get("scheme", "").lower() == "bearer" for s in schemes.values())
+    me = document["paths"]["/api/users/me"]["get"]
+    assert any(set(requirement) & set(schemes) for requirement in me["security"])
+    assert "401" in me["responses"]
+
+
+# --- migrate -----------------------------------------------------------------------------------
+
+
+async def test_migrate_twice_is_idempotent(tmp_path: Path, database_url: str, db_engine: AsyncEngine) -> None:
+    head = ScriptDirectory.from_config(migrate.alembic_config(database_url)).get_current_head()
+    for _ in range(2):
+        result = await run_cli_async(tmp_path, "migrate", DATABASE_URL=database_url)
+        assert result.returncode == 0, result.stderr
+        assert "migrations applied" in result.stderr
+        async with db_engine.connect() as connection:
+            versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+        assert versions == [head]
+
+
+def test_migrate_needs_a_database_url(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "migrate")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["todo-api: DATABASE_URL is required"]
+
+
+# --- healthcheck -------------------------------------------------------------------------------
+
+
+async def test_healthcheck_passes_against_the_test_database(tmp_path: Path, database_url: str) -> None:
+    result = await run_cli_async(tmp_path, "healthcheck", DATABASE_URL=database_url, JWT_SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+
+
+def test_healthcheck_fails_with_a_one_line_reason_for_an_unreachable_database(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "healthcheck", "--timeout", "5", DATABASE_URL=UNREACHABLE_DB, JWT_SECRET=SECRET)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("todo-api: database ")
+    assert "Traceback" not in result.stderr
+
+
+def test_healthcheck_reports_configuration_problems(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "healthcheck", DATABASE_URL=UNREACHABLE_DB)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["todo-api: set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET"]
+
+
+@pytest.mark.parametrize("args", [[], ["no-such-command"], ["token"]])
+def test_usage_errors_exit_non_zero(tmp_path: Path, args: list[str]) -> None:
+    result = run_cli(tmp_path, *args)
+    assert result.returncode == 2
+    assert "usage: todo-api" in result.stderr
