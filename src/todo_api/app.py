@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from todo_api import __version__
+from todo_api import __version__, maintenance
 from todo_api.api import api_router
 from todo_api.auth.http import AuthenticationMiddleware
 from todo_api.auth.keys import JwksKeySource
@@ -17,6 +20,7 @@ from todo_api.config import ConfigError, Settings, get_settings
 from todo_api.db import create_engine, create_sessionmaker
 from todo_api.errors import register_error_handlers
 from todo_api.middleware import RequestContextMiddleware
+from todo_api.ratelimit import build_rate_limiter
 
 DESCRIPTION = """A multi-user Todo REST API. Every route needs a JWT from your identity provider
 (`Authorization: Bearer <token>`); every resource belongs to the token's subject."""
@@ -35,12 +39,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.rate_limiter = build_rate_limiter(settings, engine)
+        retention = timedelta(hours=settings.idempotency_retention_hours)
+        housekeeping = asyncio.create_task(
+            maintenance.run_forever(app.state.sessionmaker, app.state.rate_limiter, retention)
+        )
         async with httpx.AsyncClient(timeout=settings.jwks_timeout_seconds) as http:
             if isinstance(verifier.keys, JwksKeySource):
                 verifier.keys.bind(http)
             try:
                 yield
             finally:
+                housekeeping.cancel()
+                await app.state.rate_limiter.aclose()
                 await engine.dispose()
 
     app = FastAPI(
@@ -51,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.verifier = verifier
@@ -58,7 +70,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    if settings.cors_origins:
+        add_cors(app, settings.cors_origins)
     return app
+
+
+def add_cors(app: FastAPI, origins: list[str]) -> None:
+    """Outermost, so preflights need no token and every response (errors too) carries CORS headers.
+
+    Credentials are allowed only with an explicit allowlist, never with `*`.
+    """
+    wildcard = "*" in origins
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"] if wildcard else origins,
+        allow_credentials=not wildcard,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID", "Idempotent-Replayed"],
+        max_age=600,
+    )
 
 
 def create_app_from_env() -> FastAPI:

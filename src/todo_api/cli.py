@@ -49,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         log_level=settings.log_level,
         access_log=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )

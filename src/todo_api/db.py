@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,7 +41,7 @@ def connect_args(settings: Settings, url: URL) -> dict[str, Any]:
 
 def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     parsed = driver_url(url or settings.database_url_value())
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -49,6 +50,22 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         pool_pre_ping=True,
         connect_args=connect_args(settings, parsed),
     )
+    _bound_every_statement(engine, settings.db_statement_timeout_ms)
+    return engine
+
+
+def _bound_every_statement(engine: AsyncEngine, timeout_ms: int) -> None:
+    """`SET LOCAL statement_timeout` at the start of every transaction.
+
+    Per transaction, not per connection: behind PgBouncer in transaction mode (Neon's pooler) a
+    session setting would land on whichever server connection ran it, and startup parameters are
+    refused. A slow or locked database then fails fast as 503 instead of hanging a request.
+    """
+    set_timeout = select(func.set_config("statement_timeout", str(timeout_ms), True))
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.execute(set_timeout)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -9,11 +9,20 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from todo_api.auth.http import authenticate, bearer_scheme
+from todo_api.config import Settings
 from todo_api.db import get_session
 from todo_api.models import User
 from todo_api.users import service as users
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_settings_of_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]
 
 
 async def get_current_user(

@@ -69,6 +69,18 @@ class Conflict(AppError):
     detail = "Conflict"
 
 
+class QuotaExceeded(Conflict):
+    """409: a per-user row cap (MAX_TODOS_PER_USER, MAX_LISTS_PER_USER) is reached."""
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    detail = "Too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(max(1, retry_after))})
+
+
 class ServiceUnavailable(AppError):
     """503: a dependency (database, JWKS endpoint) is down; the client may retry."""
 

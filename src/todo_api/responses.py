@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
 from pydantic import BaseModel
+
+from todo_api.conditional import Tagged, etag, if_none_match_hits
 
 
 class ErrorBody(BaseModel):
@@ -30,3 +32,39 @@ CONFLICT: Responses = {409: {"model": ErrorBody, "description": "Conflicts with 
 def location(request: Request, route_name: str, **path_params: Any) -> str:
     """Path of a resource, e.g. `/api/todos/{id}` (relative `Location`, RFC 9110 §10.2.2)."""
     return str(request.app.url_path_for(route_name, **{k: str(v) for k, v in path_params.items()}))
+
+
+PRECONDITION: Responses = {
+    412: {"model": ErrorBody, "description": "If-Match did not match the current ETag; nothing changed."},
+    428: {"model": ErrorBody, "description": "If-Match is required (REQUIRE_IF_MATCH=true) but was not sent."},
+}
+IDEMPOTENT: Responses = {
+    409: {
+        "model": ErrorBody,
+        "description": "A request with this Idempotency-Key is still in flight, or a quota is reached.",
+    },
+}
+NOT_MODIFIED: Responses = {304: {"description": "If-None-Match matched the current ETag."}}
+
+
+def representation(item: BaseModel, tag: str, status_code: int = 200, location: str | None = None) -> Response:
+    """A JSON representation with its strong ETag (and Location for 201), serialised once so an
+    idempotent replay can return the very same bytes."""
+    headers = {"ETag": etag(tag)}
+    if location is not None:
+        headers["Location"] = location
+    body = item.model_dump_json().encode()
+    return Response(body, status_code=status_code, headers=headers, media_type="application/json")
+
+
+def tagged[T](response: Response, value: Tagged[T]) -> T:
+    """Set the ETag of a single-resource response and return its body model."""
+    response.headers["ETag"] = etag(value.etag)
+    return value.item
+
+
+def cached_or[T](value: Tagged[T], if_none_match: str | None, response: Response) -> T | Response:
+    """GET: 304 when the client's copy is current, else the representation with its ETag."""
+    if if_none_match_hits(if_none_match, value.etag):
+        return Response(status_code=304, headers={"ETag": etag(value.etag)})
+    return tagged(response, value)

@@ -7,9 +7,10 @@ from fastapi import Request
 from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from todo_api import ratelimit
 from todo_api.auth.principal import Principal, required_scope
 from todo_api.auth.verifier import TokenVerifier
-from todo_api.errors import AppError, InsufficientScope, NotAuthenticated, app_error_response
+from todo_api.errors import AppError, InsufficientScope, NotAuthenticated, TooManyRequests, app_error_response
 
 # Declares the scheme in OpenAPI (the "Authorize" button); parsing is done below.
 bearer_scheme = HTTPBearer(auto_error=False, description="A JWT from your identity provider.")
@@ -47,8 +48,9 @@ class AuthenticationMiddleware:
     """Authenticates every request under `/api` before routing and body parsing.
 
     An anonymous request to any `/api` path gets 401 (not 404, not 422 for a malformed body),
-    so routes cannot be enumerated and bodies are never parsed for strangers. The router-level
-    dependency calls `authenticate()` again and gets the remembered principal.
+    so routes cannot be enumerated and bodies are never parsed for strangers. Then the per-user
+    rate limit (429). The router-level dependency calls `authenticate()` again and gets the
+    remembered principal.
     """
 
     def __init__(self, app: ASGIApp, prefix: str = "/api") -> None:
@@ -60,7 +62,10 @@ class AuthenticationMiddleware:
         if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
             request = Request(scope, receive)
             try:
-                await authenticate(request)
+                principal = await authenticate(request)
+                verdict = await ratelimit.check(request.app.state.rate_limiter, principal)
+                if not verdict.allowed:
+                    raise TooManyRequests(verdict.retry_after)
             except AppError as exc:
                 await app_error_response(request, exc)(scope, receive, send)
                 return

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Text, func, literal
+from sqlalchemy import ColumnElement, DateTime, Text, false, func, literal, or_
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import update as sa_update
@@ -33,8 +33,23 @@ def _count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
     return statement.scalar_subquery()
 
 
-TODO_COUNT = _count().label("todo_count")
-OPEN_COUNT = _count(col(Todo.completed).is_(False)).label("open_count")
+ALL_TODOS = _count()
+OPEN_TODOS = _count(col(Todo.completed).is_(False))
+TODO_COUNT = ALL_TODOS.label("todo_count")
+OPEN_COUNT = OPEN_TODOS.label("open_count")
+
+type Version = tuple[int, int, int]  # (version, todo_count, open_count): what a list's ETag names
+
+
+def _at(versions: frozenset[Version] | None) -> list[ColumnElement[bool]]:
+    """The row is in one of these states (the counts are part of the representation)."""
+    if versions is None:
+        return []
+    states = [
+        (col(TodoList.version) == version) & (todos == ALL_TODOS) & (open_todos == OPEN_TODOS)
+        for version, todos, open_todos in sorted(versions)
+    ]
+    return [or_(false(), *states)]
 
 
 def _spec(name: str, key: ColumnElement[Any], kind: Any) -> SortSpec:
@@ -95,10 +110,16 @@ class ListRepository:
         created: TodoList = result.scalar_one()
         return created
 
-    async def update(self, list_id: uuid.UUID, values: dict[str, Any]) -> ListRow | None:
+    async def count(self) -> int:
+        statement = select(func.count()).select_from(TodoList).where(self._mine())
+        return int((await self.session.exec(statement)).one())
+
+    async def update(
+        self, list_id: uuid.UUID, values: dict[str, Any], versions: frozenset[Version] | None = None
+    ) -> ListRow | None:
         statement = (
             sa_update(TodoList)
-            .where(self._one(list_id))
+            .where(self._one(list_id), *_at(versions))
             .values(**values, updated_at=func.now(), version=col(TodoList.version) + 1)
             .returning(TodoList, TODO_COUNT, OPEN_COUNT)
             .execution_options(synchronize_session=False)
@@ -106,9 +127,9 @@ class ListRepository:
         row = (await self._execute(statement)).first()
         return None if row is None else (row[0], row[1], row[2])
 
-    async def delete(self, list_id: uuid.UUID) -> bool:
+    async def delete(self, list_id: uuid.UUID, versions: frozenset[Version] | None = None) -> bool:
         """Delete the list; its todos go with it (ON DELETE CASCADE)."""
-        statement = sa_delete(TodoList).where(self._one(list_id)).returning(col(TodoList.id))
+        statement = sa_delete(TodoList).where(self._one(list_id), *_at(versions)).returning(col(TodoList.id))
         return (await self.session.exec(statement)).first() is not None
 
     async def _execute(self, statement: Any) -> Any:

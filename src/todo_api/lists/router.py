@@ -1,27 +1,51 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from todo_api.deps import CurrentUserDep, SessionDep
+from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
+from todo_api.deps import CurrentUserDep, SessionDep, SettingsDep
+from todo_api.idempotency import IdempotencyKeyHeader, execute_once, fingerprint
 from todo_api.lists import service
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page
-from todo_api.responses import CONFLICT, NOT_FOUND, location
+from todo_api.responses import (
+    CONFLICT,
+    IDEMPOTENT,
+    NOT_FOUND,
+    NOT_MODIFIED,
+    PRECONDITION,
+    cached_or,
+    location,
+    representation,
+    tagged,
+)
 
 router = APIRouter(prefix="/lists", tags=["lists"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ListRead, responses={**CONFLICT, **IDEMPOTENT})
 async def create_list(
-    body: ListCreate, user: CurrentUserDep, session: SessionDep, request: Request, response: Response
-) -> ListRead:
+    body: ListCreate,
+    user: CurrentUserDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Create a list. Names are unique per user (case-insensitively): a duplicate is 409."""
-    created = await service.create_list(session, user.id, body)
-    response.headers["Location"] = location(request, "read_list", list_id=created.id)
-    return created
+
+    async def create() -> Response:
+        created = await service.create_list(session, user.id, body, settings.max_lists_per_user)
+        url = location(request, "read_list", list_id=created.item.id)
+        return representation(created.item, created.etag, status.HTTP_201_CREATED, url)
+
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    request_hash = fingerprint("POST /api/lists", body)
+    return await execute_once(session, user.id, idempotency_key, request_hash, retention, create)
 
 
 @router.get("")
@@ -30,25 +54,45 @@ async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep,
     return await service.list_lists(session, user.id, query)
 
 
-@router.get("/{list_id}", responses=NOT_FOUND)
-async def read_list(list_id: uuid.UUID, user: CurrentUserDep, session: SessionDep) -> ListRead:
-    """One list with its todo counts."""
-    return await service.get_list(session, user.id, list_id)
+@router.get("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **NOT_MODIFIED})
+async def read_list(
+    list_id: uuid.UUID,
+    user: CurrentUserDep,
+    session: SessionDep,
+    response: Response,
+    if_none_match: IfNoneMatchHeader = None,
+) -> ListRead | Response:
+    """One list with its todo counts and `ETag` (which changes when the counts change)."""
+    return cached_or(await service.get_list(session, user.id, list_id), if_none_match, response)
 
 
-@router.put("/{list_id}", responses={**NOT_FOUND, **CONFLICT})
-async def replace_list(list_id: uuid.UUID, body: ListCreate, user: CurrentUserDep, session: SessionDep) -> ListRead:
+@router.put("/{list_id}", responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
+async def replace_list(
+    list_id: uuid.UUID,
+    body: ListCreate,
+    user: CurrentUserDep,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatchDep,
+) -> ListRead:
     """Replace a list."""
-    return await service.update_list(session, user.id, list_id, body)
+    return tagged(response, await service.update_list(session, user.id, list_id, body, if_match))
 
 
-@router.patch("/{list_id}", responses={**NOT_FOUND, **CONFLICT})
-async def update_list(list_id: uuid.UUID, body: ListUpdate, user: CurrentUserDep, session: SessionDep) -> ListRead:
+@router.patch("/{list_id}", responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
+async def update_list(
+    list_id: uuid.UUID,
+    body: ListUpdate,
+    user: CurrentUserDep,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatchDep,
+) -> ListRead:
     """Change only the fields sent."""
-    return await service.update_list(session, user.id, list_id, body)
+    return tagged(response, await service.update_list(session, user.id, list_id, body, if_match))
 
 
-@router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_list(list_id: uuid.UUID, user: CurrentUserDep, session: SessionDep) -> None:
+@router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
+async def delete_list(list_id: uuid.UUID, user: CurrentUserDep, session: SessionDep, if_match: IfMatchDep) -> None:
     """Delete a list **and every todo in it**."""
-    await service.delete_list(session, user.id, list_id)
+    await service.delete_list(session, user.id, list_id, if_match)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from typing import NoReturn
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from todo_api.errors import Conflict, NotFound
-from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository, ListRow
+from todo_api.conditional import IfMatch, PreconditionFailed, Tagged
+from todo_api.errors import Conflict, NotFound, QuotaExceeded
+from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository, ListRow, Version
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
 
 DUPLICATE_NAME = "A list with this name already exists"
+_LIST_ETAG = re.compile(r"(\d{1,9})\.(\d{1,9})\.(\d{1,9})")
 
 
 def _read(row: ListRow) -> ListRead:
@@ -26,44 +30,78 @@ def _read(row: ListRow) -> ListRead:
     )
 
 
+def _tagged(row: ListRow) -> Tagged[ListRead]:
+    """A list's ETag covers its counts too: completing a todo in it changes the representation."""
+    return Tagged(_read(row), f"{row[0].version}.{row[1]}.{row[2]}")
+
+
+def _versions(precondition: IfMatch | None) -> frozenset[Version] | None:
+    if precondition is None or precondition.any_:
+        return None
+    states = (_LIST_ETAG.fullmatch(value) for value in precondition.values)
+    return frozenset((int(m[1]), int(m[2]), int(m[3])) for m in states if m)
+
+
+async def _missing_or_stale(repository: ListRepository, list_id: uuid.UUID) -> NoReturn:
+    if await repository.get(list_id) is None:
+        raise NotFound
+    raise PreconditionFailed
+
+
 async def is_owned(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
     return await ListRepository(session, user_id).exists(list_id)
 
 
-async def create_list(session: AsyncSession, user_id: uuid.UUID, data: ListCreate) -> ListRead:
+async def create_list(session: AsyncSession, user_id: uuid.UUID, data: ListCreate, quota: int) -> Tagged[ListRead]:
+    """Create a list; at most `quota` per user (0: unlimited)."""
+    repository = ListRepository(session, user_id)
+    if quota and await repository.count() >= quota:
+        raise QuotaExceeded(f"List limit reached: at most {quota} lists per user")
     try:
-        created = await ListRepository(session, user_id).create(data.name)
+        created = await repository.create(data.name)
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
-    return _read((created, 0, 0))
+    return _tagged((created, 0, 0))
 
 
-async def get_list(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID) -> ListRead:
+async def get_list(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
     row = await ListRepository(session, user_id).get(list_id)
     if row is None:
         raise NotFound
-    return _read(row)
+    return _tagged(row)
 
 
 async def update_list(
-    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, data: ListCreate | ListUpdate
-) -> ListRead:
-    """PUT (ListCreate: every field) and PATCH (ListUpdate: the fields sent)."""
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    list_id: uuid.UUID,
+    data: ListCreate | ListUpdate,
+    precondition: IfMatch | None,
+) -> Tagged[ListRead]:
+    """PUT (ListCreate: every field) and PATCH (ListUpdate: the fields sent), checked and written
+    in one statement."""
     changes = data.changes() if isinstance(data, ListUpdate) else data.model_dump()
     if not changes:
-        return await get_list(session, user_id, list_id)
+        current = await get_list(session, user_id, list_id)
+        if precondition is not None and not precondition.matches(current.etag):
+            raise PreconditionFailed
+        return current
+    repository = ListRepository(session, user_id)
     try:
-        row = await ListRepository(session, user_id).update(list_id, changes)
+        row = await repository.update(list_id, changes, _versions(precondition))
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
     if row is None:
-        raise NotFound
-    return _read(row)
+        await _missing_or_stale(repository, list_id)
+    return _tagged(row)
 
 
-async def delete_list(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID) -> None:
-    if not await ListRepository(session, user_id).delete(list_id):
-        raise NotFound
+async def delete_list(
+    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, precondition: IfMatch | None
+) -> None:
+    repository = ListRepository(session, user_id)
+    if not await repository.delete(list_id, _versions(precondition)):
+        await _missing_or_stale(repository, list_id)
 
 
 async def list_lists(session: AsyncSession, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:

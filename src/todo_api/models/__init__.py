@@ -1,8 +1,10 @@
 """SQLModel tables. Importing this package registers every table on `metadata` (Alembic's target)."""
 
 from todo_api.models.base import metadata
+from todo_api.models.idempotency import IdempotencyKey
+from todo_api.models.rate_limit import RateLimitWindow
 from todo_api.models.todo import Todo
 from todo_api.models.todo_list import TodoList
 from todo_api.models.user import User
 
-__all__ = ["Todo", "TodoList", "User", "metadata"]
+__all__ = ["IdempotencyKey", "RateLimitWindow", "Todo", "TodoList", "User", "metadata"]

@@ -86,6 +86,10 @@ class TodoRepository:
     def _one(self, todo_id: uuid.UUID) -> ColumnElement[bool]:
         return (col(Todo.id) == todo_id) & self._mine()
 
+    @staticmethod
+    def _at(versions: frozenset[int] | None) -> list[ColumnElement[bool]]:
+        return [] if versions is None else [col(Todo.version).in_(sorted(versions))]
+
     async def get(self, todo_id: uuid.UUID) -> Todo | None:
         return (await self.session.exec(select(Todo).where(self._one(todo_id)))).first()
 
@@ -103,6 +107,10 @@ class TodoRepository:
         statement = statement.order_by(*spec.order_by()).limit(limit)
         return (await self.session.exec(statement)).all()
 
+    async def count(self) -> int:
+        statement = select(func.count()).select_from(Todo).where(self._mine())
+        return int((await self.session.exec(statement)).one())
+
     async def create(self, values: dict[str, Any]) -> Todo:
         completed = bool(values.get("completed"))
         statement = (
@@ -112,22 +120,25 @@ class TodoRepository:
         )
         return await self._returning_one(statement)
 
-    async def update(self, todo_id: uuid.UUID, values: dict[str, Any]) -> Todo | None:
-        """Apply `values` in one statement (no read-modify-write); None if not found."""
+    async def update(
+        self, todo_id: uuid.UUID, values: dict[str, Any], versions: frozenset[int] | None = None
+    ) -> Todo | None:
+        """Apply `values` in one statement (no read-modify-write); None if not found or, when
+        `versions` is given, if the row's version is not one of them."""
         assignments: dict[str, Any] = {**values, "updated_at": func.now(), "version": col(Todo.version) + 1}
         if "completed" in values:
             assignments["completed_at"] = completed_at_for(values["completed"])
         statement = (
             sa_update(Todo)
-            .where(self._one(todo_id))
+            .where(self._one(todo_id), *self._at(versions))
             .values(**assignments)
             .returning(Todo)
             .execution_options(synchronize_session=False)
         )
         return await self._returning_one_or_none(statement)
 
-    async def delete(self, todo_id: uuid.UUID) -> bool:
-        statement = sa_delete(Todo).where(self._one(todo_id)).returning(col(Todo.id))
+    async def delete(self, todo_id: uuid.UUID, versions: frozenset[int] | None = None) -> bool:
+        statement = sa_delete(Todo).where(self._one(todo_id), *self._at(versions)).returning(col(Todo.id))
         return (await self.session.exec(statement)).first() is not None
 
     async def _returning_one(self, statement: Any) -> Todo:

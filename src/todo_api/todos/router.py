@@ -1,27 +1,42 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from todo_api.deps import CurrentUserDep, SessionDep
+from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
+from todo_api.deps import CurrentUserDep, SessionDep, SettingsDep
+from todo_api.idempotency import IdempotencyKeyHeader, execute_once, fingerprint
 from todo_api.pagination import Page
-from todo_api.responses import NOT_FOUND, location
+from todo_api.responses import IDEMPOTENT, NOT_FOUND, NOT_MODIFIED, PRECONDITION, cached_or, location, representation
+from todo_api.responses import tagged as with_etag
 from todo_api.todos import service
 from todo_api.todos.schemas import TodoCreate, TodoQuery, TodoRead, TodoUpdate
 
 router = APIRouter(prefix="/todos", tags=["todos"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TodoRead, responses=IDEMPOTENT)
 async def create_todo(
-    body: TodoCreate, user: CurrentUserDep, session: SessionDep, request: Request, response: Response
-) -> TodoRead:
-    """Create a todo. `Location` names the new resource."""
-    todo = await service.create_todo(session, user.id, body)
-    response.headers["Location"] = location(request, "read_todo", todo_id=todo.id)
-    return todo
+    body: TodoCreate,
+    user: CurrentUserDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    """Create a todo. `Location` names it; send `Idempotency-Key` to retry safely."""
+
+    async def create() -> Response:
+        created = await service.create_todo(session, user.id, body, settings.max_todos_per_user)
+        url = location(request, "read_todo", todo_id=created.item.id)
+        return representation(created.item, created.etag, status.HTTP_201_CREATED, url)
+
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    request_hash = fingerprint("POST /api/todos", body)
+    return await execute_once(session, user.id, idempotency_key, request_hash, retention, create)
 
 
 @router.get("")
@@ -30,25 +45,45 @@ async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep,
     return await service.list_todos(session, user.id, query)
 
 
-@router.get("/{todo_id}", responses=NOT_FOUND)
-async def read_todo(todo_id: uuid.UUID, user: CurrentUserDep, session: SessionDep) -> TodoRead:
-    """One todo."""
-    return await service.get_todo(session, user.id, todo_id)
+@router.get("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **NOT_MODIFIED})
+async def read_todo(
+    todo_id: uuid.UUID,
+    user: CurrentUserDep,
+    session: SessionDep,
+    response: Response,
+    if_none_match: IfNoneMatchHeader = None,
+) -> TodoRead | Response:
+    """One todo, with its `ETag`; `If-None-Match` with that ETag → 304."""
+    return cached_or(await service.get_todo(session, user.id, todo_id), if_none_match, response)
 
 
-@router.put("/{todo_id}", responses=NOT_FOUND)
-async def replace_todo(todo_id: uuid.UUID, body: TodoCreate, user: CurrentUserDep, session: SessionDep) -> TodoRead:
+@router.put("/{todo_id}", responses={**NOT_FOUND, **PRECONDITION})
+async def replace_todo(
+    todo_id: uuid.UUID,
+    body: TodoCreate,
+    user: CurrentUserDep,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatchDep,
+) -> TodoRead:
     """Replace a todo: fields left out are reset to their defaults."""
-    return await service.replace_todo(session, user.id, todo_id, body)
+    return with_etag(response, await service.replace_todo(session, user.id, todo_id, body, if_match))
 
 
-@router.patch("/{todo_id}", responses=NOT_FOUND)
-async def update_todo(todo_id: uuid.UUID, body: TodoUpdate, user: CurrentUserDep, session: SessionDep) -> TodoRead:
+@router.patch("/{todo_id}", responses={**NOT_FOUND, **PRECONDITION})
+async def update_todo(
+    todo_id: uuid.UUID,
+    body: TodoUpdate,
+    user: CurrentUserDep,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatchDep,
+) -> TodoRead:
     """Change only the fields sent; `null` clears `due_at` or `list_id`."""
-    return await service.update_todo(session, user.id, todo_id, body)
+    return with_etag(response, await service.update_todo(session, user.id, todo_id, body, if_match))
 
 
-@router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_todo(todo_id: uuid.UUID, user: CurrentUserDep, session: SessionDep) -> None:
+@router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
+async def delete_todo(todo_id: uuid.UUID, user: CurrentUserDep, session: SessionDep, if_match: IfMatchDep) -> None:
     """Delete a todo."""
-    await service.delete_todo(session, user.id, todo_id)
+    await service.delete_todo(session, user.id, todo_id, if_match)

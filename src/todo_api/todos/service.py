@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import ColumnElement
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from todo_api.errors import InvalidInput, NotFound
+from todo_api.conditional import IfMatch, PreconditionFailed, Tagged, versions
+from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
 from todo_api.lists import service as lists
 from todo_api.models import Todo
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
@@ -21,6 +22,10 @@ LIST_ID_LOC = ("body", "list_id")
 
 def _read(todo: Todo) -> TodoRead:
     return TodoRead.model_validate(todo)
+
+
+def _tagged(todo: Todo) -> Tagged[TodoRead]:
+    return Tagged(_read(todo), str(todo.version))
 
 
 def _stored(fields: dict[str, Any]) -> dict[str, Any]:
@@ -38,49 +43,74 @@ async def _check_list(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.U
         raise InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
 
 
-async def _write(session: AsyncSession, user_id: uuid.UUID, fields: dict[str, Any], todo_id: uuid.UUID | None) -> Todo:
-    """Create (todo_id None) or update; a list_id that is not the user's is a 422 on `list_id`."""
-    if "list_id" in fields:
-        await _check_list(session, user_id, fields["list_id"])
-    repository = TodoRepository(session, user_id)
-    try:
-        if todo_id is None:
-            return await repository.create(_stored(fields))
-        todo = await repository.update(todo_id, _stored(fields))
-    except ListReferenceError:  # the list vanished between the check and the write
-        raise InvalidInput(LIST_ID_LOC, "List not found", str(fields.get("list_id"))) from None
-    if todo is None:
+async def _missing_or_stale(repository: TodoRepository, todo_id: uuid.UUID) -> NoReturn:
+    """A conditional write matched no row: tell 404 (no such todo) from 412 (it changed)."""
+    if await repository.get(todo_id) is None:
         raise NotFound
-    return todo
+    raise PreconditionFailed
 
 
-async def create_todo(session: AsyncSession, user_id: uuid.UUID, data: TodoCreate) -> TodoRead:
-    return _read(await _write(session, user_id, data.model_dump(), None))
+async def create_todo(session: AsyncSession, user_id: uuid.UUID, data: TodoCreate, quota: int) -> Tagged[TodoRead]:
+    """Create a todo; at most `quota` per user (0: unlimited)."""
+    fields = data.model_dump()
+    await _check_list(session, user_id, fields["list_id"])
+    repository = TodoRepository(session, user_id)
+    if quota and await repository.count() >= quota:
+        raise QuotaExceeded(f"Todo limit reached: at most {quota} todos per user")
+    try:
+        return _tagged(await repository.create(_stored(fields)))
+    except ListReferenceError:  # the list vanished between the check and the write
+        raise InvalidInput(LIST_ID_LOC, "List not found", str(fields["list_id"])) from None
 
 
-async def get_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID) -> TodoRead:
+async def get_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
     todo = await TodoRepository(session, user_id).get(todo_id)
     if todo is None:
         raise NotFound
-    return _read(todo)
+    return _tagged(todo)
 
 
-async def replace_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate) -> TodoRead:
+async def _update(
+    session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, fields: dict[str, Any], precondition: IfMatch | None
+) -> Tagged[TodoRead]:
+    """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
+    repository = TodoRepository(session, user_id)
+    if not fields:
+        current = await get_todo(session, user_id, todo_id)
+        if precondition is not None and not precondition.matches(current.etag):
+            raise PreconditionFailed
+        return current
+    if "list_id" in fields:
+        await _check_list(session, user_id, fields["list_id"])
+    try:
+        todo = await repository.update(todo_id, _stored(fields), versions(precondition))
+    except ListReferenceError:
+        raise InvalidInput(LIST_ID_LOC, "List not found", str(fields.get("list_id"))) from None
+    if todo is None:
+        await _missing_or_stale(repository, todo_id)
+    return _tagged(todo)
+
+
+async def replace_todo(
+    session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: IfMatch | None
+) -> Tagged[TodoRead]:
     """PUT: every field is set; fields the client left out take their defaults."""
-    return _read(await _write(session, user_id, data.model_dump(), todo_id))
+    return await _update(session, user_id, todo_id, data.model_dump(), precondition)
 
 
-async def update_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate) -> TodoRead:
+async def update_todo(
+    session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: IfMatch | None
+) -> Tagged[TodoRead]:
     """PATCH: only the fields sent change."""
-    changes = data.changes()
-    if not changes:
-        return await get_todo(session, user_id, todo_id)
-    return _read(await _write(session, user_id, changes, todo_id))
+    return await _update(session, user_id, todo_id, data.changes(), precondition)
 
 
-async def delete_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID) -> None:
-    if not await TodoRepository(session, user_id).delete(todo_id):
-        raise NotFound
+async def delete_todo(
+    session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: IfMatch | None
+) -> None:
+    repository = TodoRepository(session, user_id)
+    if not await repository.delete(todo_id, versions(precondition)):
+        await _missing_or_stale(repository, todo_id)
 
 
 def _conditions(query: TodoQuery) -> list[ColumnElement[bool]]:

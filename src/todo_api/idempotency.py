@@ -1,0 +1,130 @@
+"""Safe retries for non-idempotent writes: `Idempotency-Key`.
+
+Within the request's transaction: take a transaction-scoped advisory lock on (user, key) — if
+another request holds it, that request is still in flight → 409. Otherwise replay a stored
+outcome (same request) or refuse a different request under the same key (422), or run the
+effect and store its outcome in the same transaction. The lock is released by the commit that
+makes the outcome visible, so no second execution can slip in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Header, Response
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from todo_api.errors import Conflict, InvalidInput
+from todo_api.models import IdempotencyKey
+
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+REPLAYED_HEADER = "Idempotent-Replayed"
+STORED_HEADERS = ("location", "etag")
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=KEY_PATTERN,
+        description="1–255 visible ASCII characters. A retry with the same key and body replays the first "
+        "response; the same key with another body is 422; while the first is in flight, 409. Kept 24 h.",
+    ),
+]
+
+
+class KeyInFlight(Conflict):
+    detail = "A request with this Idempotency-Key is still in progress; retry later"
+
+
+def fingerprint(route: str, body: BaseModel) -> str:
+    """What makes two requests "the same": route and the validated body (field order is fixed)."""
+    return hashlib.sha256(route.encode() + b"\n" + body.model_dump_json().encode()).hexdigest()
+
+
+def _lock_id(user_id: uuid.UUID, key: str) -> int:
+    digest = hashlib.blake2b(user_id.bytes + key.encode(), digest_size=8, person=b"todo-api-idem").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _replay(stored: IdempotencyKey) -> Response:
+    headers = {name: str(value) for name, value in stored.headers.items()}
+    headers[REPLAYED_HEADER] = "true"
+    return Response(stored.body, status_code=stored.status_code, headers=headers, media_type="application/json")
+
+
+class IdempotencyStore:
+    def __init__(self, session: AsyncSession, user_id: uuid.UUID, retention: timedelta) -> None:
+        self.session = session
+        self.user_id = user_id
+        self.retention = retention
+
+    async def lock(self, key: str) -> bool:
+        """Try the (user, key) lock for the rest of this transaction; False if someone holds it."""
+        locked = await self.session.exec(select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key))))
+        return bool(locked.one())
+
+    async def find(self, key: str) -> IdempotencyKey | None:
+        statement = select(IdempotencyKey).where(
+            col(IdempotencyKey.user_id) == self.user_id,
+            col(IdempotencyKey.key) == key,
+            col(IdempotencyKey.created_at) > func.now() - self.retention,
+        )
+        stored: IdempotencyKey | None = (await self.session.exec(statement)).first()
+        return stored
+
+    async def save(self, key: str, request_hash: str, response: Response) -> None:
+        headers = {name: response.headers[name] for name in STORED_HEADERS if name in response.headers}
+        values = {
+            "user_id": self.user_id,
+            "key": key,
+            "request_hash": request_hash,
+            "status_code": response.status_code,
+            "headers": headers,
+            "body": bytes(response.body),
+        }
+        statement = insert(IdempotencyKey).values(**values)
+        # An expired record under the same key is simply replaced.
+        statement = statement.on_conflict_do_update(
+            index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
+            set_={**{k: v for k, v in values.items() if k not in {"user_id", "key"}}, "created_at": func.now()},
+        )
+        await self.session.exec(statement)
+
+
+async def execute_once(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+    retention: timedelta,
+    effect: Callable[[], Awaitable[Response]],
+) -> Response:
+    """Run `effect` at most once per (user, key); without a key, just run it."""
+    if key is None:
+        return await effect()
+    store = IdempotencyStore(session, user_id, retention)
+    if not await store.lock(key):
+        raise KeyInFlight
+    stored = await store.find(key)
+    if stored is not None:
+        if stored.request_hash != request_hash:
+            raise InvalidInput(
+                ("header", "idempotency-key"), "Idempotency-Key was already used for a different request", key
+            )
+        return _replay(stored)
+    response = await effect()
+    await store.save(key, request_hash, response)
+    return response
+
+
+async def purge_expired(session: AsyncSession, retention: timedelta) -> None:
+    """Forget outcomes older than the retention period."""
+    await session.exec(delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < func.now() - retention))

@@ -1,0 +1,133 @@
+"""Per-user rate limiting (fixed windows) shared by every worker and replica.
+
+Counters live in Redis when REDIS_URL is set, else in an UNLOGGED PostgreSQL table, updated in
+its own autocommit statement (never inside the request's transaction, so a user's requests do not
+queue on the counter row). If the counter store fails, requests are let through and it is logged:
+the limiter must not turn a blip into an outage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from redis.asyncio import Redis
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, delete
+
+from todo_api.auth.principal import Principal
+from todo_api.config import Settings
+from todo_api.models import RateLimitWindow
+
+logger = logging.getLogger("todo_api.ratelimit")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0
+
+
+class RateLimiter(Protocol):
+    async def hit(self, principal: Principal) -> Verdict: ...
+
+    async def aclose(self) -> None: ...
+
+
+def subject_key(principal: Principal) -> str:
+    """Counters are keyed by a hash of the identity, not by the raw subject."""
+    return hashlib.sha256(f"{principal.issuer}\n{principal.subject}".encode()).hexdigest()[:32]
+
+
+class _Windows:
+    def __init__(self, limit: int, window_seconds: int) -> None:
+        self.limit = limit
+        self.window = window_seconds
+
+    def current(self) -> tuple[int, int]:
+        """(window start as epoch seconds, seconds until the next window)."""
+        now = time.time()
+        start = int(now) // self.window * self.window
+        return start, max(1, int(start + self.window - now + 0.999))
+
+    def verdict(self, count: int, retry_after: int) -> Verdict:
+        return Verdict(True) if count <= self.limit else Verdict(False, retry_after)
+
+
+class Unlimited:
+    async def hit(self, principal: Principal) -> Verdict:
+        return Verdict(True)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class PostgresRateLimiter(_Windows):
+    def __init__(self, engine: AsyncEngine, limit: int, window_seconds: int) -> None:
+        super().__init__(limit, window_seconds)
+        self.engine = engine
+
+    async def hit(self, principal: Principal) -> Verdict:
+        start, retry_after = self.current()
+        values = insert(RateLimitWindow).values(
+            subject_key=subject_key(principal), window_start=datetime.fromtimestamp(start, UTC), count=1
+        )
+        statement = values.on_conflict_do_update(
+            index_elements=[col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start)],
+            set_={"count": col(RateLimitWindow.count) + 1},
+        ).returning(col(RateLimitWindow.count))
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            count = (await autocommit.execute(statement)).scalar_one()
+        return self.verdict(count, retry_after)
+
+    async def purge(self) -> None:
+        cutoff = func.now() - timedelta(seconds=2 * self.window)
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(RateLimitWindow).where(col(RateLimitWindow.window_start) < cutoff))
+
+    async def aclose(self) -> None:
+        return None
+
+
+class RedisRateLimiter(_Windows):
+    def __init__(self, url: str, limit: int, window_seconds: int) -> None:
+        super().__init__(limit, window_seconds)
+        self.redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+    async def hit(self, principal: Principal) -> Verdict:
+        start, retry_after = self.current()
+        key = f"todo-api:rate:{subject_key(principal)}:{start}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.window * 2)
+            count, _ = await pipe.execute()
+        return self.verdict(int(count), retry_after)
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+def build_rate_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter:
+    if settings.rate_limit_requests == 0:
+        return Unlimited()
+    if settings.redis_url is not None:
+        return RedisRateLimiter(
+            settings.redis_url.get_secret_value(), settings.rate_limit_requests, settings.rate_limit_window_seconds
+        )
+    return PostgresRateLimiter(engine, settings.rate_limit_requests, settings.rate_limit_window_seconds)
+
+
+async def check(limiter: RateLimiter, principal: Principal) -> Verdict:
+    """The limiter's verdict; allow (and log) when its store is unavailable."""
+    try:
+        return await limiter.hit(principal)
+    except Exception as exc:
+        logger.warning("rate limiter unavailable, allowing request: %s", type(exc).__name__)
+        return Verdict(True)
