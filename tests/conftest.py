@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -167,3 +168,15 @@ def api(client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]) -> Api:
 def other_api(client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]) -> Api:
     """The API as a second, unrelated user sees it."""
     return Api(client, auth())
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str | None:
+    """A Redis for the Redis-backed rate limiter: REDIS_URL, else a local one if it answers."""
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    host, port = "127.0.0.1", 6379
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return url
+    except OSError:
+        return None

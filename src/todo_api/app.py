@@ -19,7 +19,7 @@ from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, Settings, get_settings
 from todo_api.db import create_engine, create_sessionmaker
 from todo_api.errors import register_error_handlers
-from todo_api.middleware import RequestContextMiddleware
+from todo_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.ratelimit import build_rate_limiter
 
 DESCRIPTION = """A multi-user Todo REST API. Every route needs a JWT from your identity provider
@@ -62,12 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.verifier = verifier
     app.include_router(api_router)
     register_error_handlers(app)
+    # Added innermost first; requests pass (CORS →) request context → authentication → body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(RequestContextMiddleware)
     if settings.cors_origins:

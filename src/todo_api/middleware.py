@@ -8,7 +8,9 @@ import time
 import uuid
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
+from fastapi import HTTPException
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.errors import internal_error_response, is_database_unavailable, unavailable_response
@@ -97,3 +99,44 @@ class RequestContextMiddleware:
                     "user_id": state.get("user_id"),
                 },
             )
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a streamed body passes the cap. FastAPI re-raises HTTPExceptions
+    from body reading as they are (anything else becomes a 400), so this ends as a JSON 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"Request body too large (limit {limit} bytes)")
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the cap: at once when Content-Length says so, and while streaming when
+    the body is chunked or Content-Length understates it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            status, detail = (
+                (413, BodyTooLarge(self.max_bytes).detail) if declared.isdigit() else (400, "Bad Content-Length")
+            )
+            await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, limited_receive, send)

@@ -1,0 +1,157 @@
+"""Limits: body size (413, also when Content-Length lies), oversized headers, per-user quotas,
+per-user rate limits shared across app instances (PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tests.api import Api
+from tests.conftest import AppClientFactory
+from todo_api.app import create_app
+from todo_api.config import load_settings
+
+
+@pytest.fixture
+def live_server(base_settings: dict[str, Any], db_engine: Any) -> Iterator[tuple[str, int]]:
+    """The app behind a real uvicorn on a loopback port (for raw-socket tests)."""
+    app = create_app(load_settings(**base_settings))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, server_header=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield "127.0.0.1", port
+    server.should_exit = True
+    thread.join(10)
+
+
+def raw_request(address: tuple[str, int], request: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, return everything the server answers before closing (or timing out)."""
+    with socket.create_connection(address, timeout=timeout) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        chunks = []
+        try:
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
+async def test_body_over_the_cap_is_413(api: Api) -> None:
+    big = {"title": "t", "description": "x" * (70 * 1024)}
+    response = await api.request("POST", "/api/todos", json=big)
+    assert response.status_code == 413
+    assert "detail" in response.json()
+    assert (await api.request("GET", "/api/todos")).json()["items"] == []
+
+
+async def test_chunked_body_over_the_cap_is_413(api: Api) -> None:
+    async def chunks() -> Any:
+        yield b'{"title": "t", "description": "'
+        for _ in range(80):
+            yield b"y" * 1024
+        yield b'"}'
+
+    response = await api.request("POST", "/api/todos", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_lying_content_length_is_413_not_500(live_server: tuple[str, int], auth: Callable[..., dict[str, str]]) -> None:
+    token = auth()["Authorization"]
+    body = b'{"title": "t", "description": "' + b"z" * (100 * 1024) + b'"}'
+    declared_big = (
+        b"POST /api/todos HTTP/1.1\r\nHost: x\r\nAuthorization: " + token.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n" + body
+    )
+    answer = raw_request(live_server, declared_big)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_oversized_headers_are_refused_never_500(
+    live_server: tuple[str, int], auth: Callable[..., dict[str, str]]
+) -> None:
+    huge_token = b"Bearer " + b"a" * (64 * 1024)
+    answer = raw_request(
+        live_server, b"GET /api/users/me HTTP/1.1\r\nHost: x\r\nAuthorization: " + huge_token + b"\r\n\r\n"
+    )
+    status = answer.split(b" ", 2)[1] if answer else b"(closed)"
+    assert status in {b"400", b"401", b"431", b"(closed)"}, answer[:200]
+    many = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 100) for i in range(500))
+    answer = raw_request(live_server, b"GET /api/users/me HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    status = answer.split(b" ", 2)[1] if answer else b"(closed)"
+    assert status in {b"400", b"401", b"431", b"(closed)"}, answer[:200]
+
+
+async def test_todo_quota(app_client: AppClientFactory, auth: Callable[..., dict[str, str]]) -> None:
+    async with app_client(max_todos_per_user=3) as client:
+        api, other = Api(client, auth()), Api(client, auth())
+        for i in range(3):
+            await api.create_todo(title=f"t{i}")
+        refused = await api.request("POST", "/api/todos", json={"title": "one too many"})
+        assert refused.status_code == 409
+        assert refused.json() == {"detail": "Todo limit reached: at most 3 todos per user"}
+        await other.create_todo(title="others are unaffected")
+        first = (await api.request("GET", "/api/todos")).json()["items"][0]
+        await api.request("DELETE", f"/api/todos/{first['id']}")
+        await api.create_todo(title="room again")
+
+
+async def test_list_quota(app_client: AppClientFactory, auth: Callable[..., dict[str, str]]) -> None:
+    async with app_client(max_lists_per_user=2) as client:
+        api = Api(client, auth())
+        await api.create_list("a")
+        await api.create_list("b")
+        refused = await api.request("POST", "/api/lists", json={"name": "c"})
+        assert refused.status_code == 409
+        assert "at most 2 lists" in refused.json()["detail"]
+
+
+async def _exhaust(api: Api, limit: int) -> None:
+    for _ in range(limit):
+        assert (await api.request("GET", "/api/users/me")).status_code == 200
+    limited = await api.request("GET", "/api/users/me")
+    assert limited.status_code == 429
+    assert limited.json() == {"detail": "Too many requests"}
+    assert 1 <= int(limited.headers["retry-after"]) <= 3600
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "redis"])
+async def test_rate_limit_is_per_user_and_shared_by_instances(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], backend: str, redis_url: str | None
+) -> None:
+    if backend == "redis" and redis_url is None:
+        pytest.skip("Redis not reachable on 127.0.0.1:6379 (set REDIS_URL to test the Redis backend)")
+    extra = {"redis_url": redis_url} if backend == "redis" else {}
+    settings = {"rate_limit_requests": 5, "rate_limit_window_seconds": 3600, **extra}
+    async with app_client(**settings) as first, app_client(**settings) as second:
+        subject = f"limited-{uuid.uuid4()}"
+        # Two app instances (as two workers or replicas would be) share one budget.
+        for _ in range(3):
+            assert (await first.get("/api/users/me", headers=auth(subject))).status_code == 200
+        await _exhaust(Api(second, auth(subject)), 2)
+        assert (await first.get("/api/users/me", headers=auth(subject))).status_code == 429
+        await _exhaust(Api(first, auth()), 5)  # another user has a budget of its own
+
+
+async def test_anonymous_requests_are_401_before_rate_limiting(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]]
+) -> None:
+    async with app_client(rate_limit_requests=1) as client:
+        responses = await asyncio.gather(*(client.get("/api/users/me") for _ in range(5)))
+        assert {response.status_code for response in responses} == {401}
