@@ -154,3 +154,32 @@ async def test_access_log_line_has_route_template_and_user(
     assert isinstance(line["duration_ms"], float)
     assert "private@example.com" not in caplog.text
     assert headers["Authorization"].removeprefix("Bearer ") not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/api/todos", "GET, POST"),
+        ("/api/lists", "GET, POST"),
+        ("/api/todos/00000000-0000-0000-0000-000000000000", "DELETE, GET, PATCH, PUT"),
+        ("/api/lists/00000000-0000-0000-0000-000000000000", "DELETE, GET, PATCH, PUT"),
+        ("/api/users/me", "DELETE, GET"),
+    ],
+)
+async def test_405_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]], path: str, allow: str
+) -> None:
+    response = await client.request("TRACE", path, headers=auth())
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    check_headers(response)
+
+
+async def test_undecodable_json_is_422_like_other_malformed_json(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
+) -> None:
+    response = await client.post(
+        "/api/todos", content=b'{"title": "\xff"}', headers={**auth(), "content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"

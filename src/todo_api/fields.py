@@ -7,10 +7,11 @@ which is also exactly what trimming removes. Lone surrogates never pass pydantic
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
 
 TRIMMED = " \t\n\v\f\r"
 NO_NUL = r"^[^\x00]*$"
@@ -29,6 +30,18 @@ def non_blank(max_length: int) -> StringConstraints:
 Trim = AfterValidator(trim)
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    """Datetimes come as RFC 3339 text; pydantic would also read numbers as Unix timestamps."""
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("must be an RFC 3339 date-time with offset, e.g. 2030-01-31T09:00:00Z")
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
 def _to_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -36,5 +49,5 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("datetime is out of range") from None
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_to_utc)]
 Text = Annotated[str, StringConstraints(pattern=NO_NUL)]

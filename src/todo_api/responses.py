@@ -23,6 +23,8 @@ type Responses = dict[int | str, dict[str, Any]]
 COMMON: Responses = {
     401: {"model": ErrorBody, "description": "Missing or invalid token (`WWW-Authenticate: Bearer`)."},
     403: {"model": ErrorBody, "description": "The token lacks the scope this method needs."},
+    413: {"model": ErrorBody, "description": "The request body is larger than MAX_BODY_BYTES."},
+    429: {"model": ErrorBody, "description": "Per-user rate limit reached; retry after `Retry-After` seconds."},
     503: {"model": UnavailableBody, "description": "A dependency is down; retry after `Retry-After` seconds."},
 }
 NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such resource for this user."}}

@@ -228,6 +228,7 @@ async def test_tampered_or_foreign_cursors_are_422(api: Api, other_api: Api) -> 
         {"completed": "perhaps"},
         {"due_before": "2030-01-01T00:00:00"},
         {"due_after": "yesterday"},
+        {"due_before": "0.5"},
         {"tag": ""},
         {"tag": "x" * 51},
         {"q": "x" * 201},

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from todo_api.fields import Trim, non_blank
 
@@ -24,7 +25,7 @@ class ListCreate(BaseModel):
 class ListUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: ListName | None = None
+    name: ListName | SkipJsonSchema[None] = None
 
     @field_validator("name", mode="before")
     @classmethod

@@ -7,7 +7,8 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from todo_api.fields import Text, Trim, UtcDatetime, non_blank
 
@@ -60,7 +61,7 @@ class TodoCreate(BaseModel):
 
     title: Title
     description: Description = ""
-    completed: bool = False
+    completed: StrictBool = False
     due_at: UtcDatetime | None = None
     priority: PriorityName = "none"
     tags: Tags = []
@@ -68,16 +69,19 @@ class TodoCreate(BaseModel):
 
 
 class TodoUpdate(BaseModel):
-    """PATCH: only the fields sent change; `null` clears `due_at` or `list_id`."""
+    """PATCH: only the fields sent change; `null` clears `due_at` or `list_id`.
+
+    The other fields may be left out but not sent as null (the schema says so: `SkipJsonSchema`
+    keeps the internal "not sent" default out of the OpenAPI document)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
-    description: Description | None = None
-    completed: bool | None = None
+    title: Title | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    completed: StrictBool | SkipJsonSchema[None] = None
     due_at: UtcDatetime | None = None
-    priority: PriorityName | None = None
-    tags: Tags | None = None
+    priority: PriorityName | SkipJsonSchema[None] = None
+    tags: Tags | SkipJsonSchema[None] = None
     list_id: uuid.UUID | None = None
 
     @field_validator(*_NOT_NULL_ON_PATCH, mode="before")
