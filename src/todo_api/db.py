@@ -1,15 +1,16 @@
-"""Engine, sessions, and the request-scoped session dependency (the only place that commits)."""
+"""Engine, pool, and the request-scoped connection dependency (the only place that commits)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 from fastapi import Request
 from sqlalchemy import event, func, select
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from todo_api.config import Settings
 
@@ -47,43 +48,49 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=settings.db_pool_recycle_seconds,
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # replaced by `_ping_and_bound_on_checkout`, which does both jobs
         connect_args=connect_args(settings, parsed),
     )
-    _bound_every_statement(engine, settings.db_statement_timeout_ms)
+    _ping_and_bound_on_checkout(engine, settings.db_statement_timeout_ms)
     return engine
 
 
-def _bound_every_statement(engine: AsyncEngine, timeout_ms: int) -> None:
-    """`SET LOCAL statement_timeout` at the start of every transaction.
+def _ping_and_bound_on_checkout(engine: AsyncEngine, timeout_ms: int) -> None:
+    """Pre-ping every connection taken from the pool with `SET LOCAL statement_timeout`.
 
-    Per transaction, not per connection: behind PgBouncer in transaction mode (Neon's pooler) a
-    session setting would land on whichever server connection ran it, and startup parameters are
-    refused. A slow or locked database then fails fast as 503 instead of hanging a request.
+    One round trip does two jobs. As a ping: a connection that died (database restarted, Neon
+    scaled to zero) raises a disconnect, and the pool replaces it transparently, so no request
+    sees a stale connection. As a bound: the setting is transaction-local — the statement opens
+    the request's transaction, and the timeout covers every statement in it. Per transaction, not
+    per session: behind PgBouncer in transaction mode (Neon's pooler) a session setting would land
+    on whichever server connection ran it, and startup parameters are refused there.
     """
-    set_timeout = select(func.set_config("statement_timeout", str(timeout_ms), True))
+    statement = select(func.set_config("statement_timeout", str(timeout_ms), True))
+    sql = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        connection.execute(set_timeout)
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(sql)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise DisconnectionError from exc  # the pool discards it and tries a fresh connection
+        finally:
+            cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, autoflush=False)
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session and transaction per request: commit on success, roll back on any error.
+async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """One connection and transaction per request: commit on success, roll back on any error.
 
     Used with `scope="function"` so the commit happens before the response is sent: a 2xx
     means the write is durable.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.connect() as connection:
         try:
-            yield session
+            yield connection
         except BaseException:
-            await session.rollback()
+            await connection.rollback()
             raise
         else:
-            await session.commit()
+            await connection.commit()

@@ -13,17 +13,18 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Response
 from pydantic import BaseModel
-from sqlalchemy import func
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, delete, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.errors import Conflict, InvalidInput
-from todo_api.models import IdempotencyKey
+from todo_api.models.idempotency import idempotency_table
+
+keys = idempotency_table.c
 
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -54,31 +55,30 @@ def _lock_id(user_id: uuid.UUID, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _replay(stored: IdempotencyKey) -> Response:
+def _replay(stored: Row[Any]) -> Response:
     headers = {name: str(value) for name, value in stored.headers.items()}
     headers[REPLAYED_HEADER] = "true"
     return Response(stored.body, status_code=stored.status_code, headers=headers, media_type="application/json")
 
 
 class IdempotencyStore:
-    def __init__(self, session: AsyncSession, user_id: uuid.UUID, retention: timedelta) -> None:
-        self.session = session
+    def __init__(self, db: AsyncConnection, user_id: uuid.UUID, retention: timedelta) -> None:
+        self.db = db
         self.user_id = user_id
         self.retention = retention
 
     async def lock(self, key: str) -> bool:
         """Try the (user, key) lock for the rest of this transaction; False if someone holds it."""
-        locked = await self.session.exec(select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key))))
-        return bool(locked.one())
+        locked = await self.db.execute(select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key))))
+        return bool(locked.scalar_one())
 
-    async def find(self, key: str) -> IdempotencyKey | None:
-        statement = select(IdempotencyKey).where(
-            col(IdempotencyKey.user_id) == self.user_id,
-            col(IdempotencyKey.key) == key,
-            col(IdempotencyKey.created_at) > func.now() - self.retention,
+    async def find(self, key: str) -> Row[Any] | None:
+        statement = select(idempotency_table).where(
+            keys.user_id == self.user_id,
+            keys.key == key,
+            keys.created_at > func.now() - self.retention,
         )
-        stored: IdempotencyKey | None = (await self.session.exec(statement)).first()
-        return stored
+        return (await self.db.execute(statement)).first()
 
     async def save(self, key: str, request_hash: str, response: Response) -> None:
         headers = {name: response.headers[name] for name in STORED_HEADERS if name in response.headers}
@@ -90,17 +90,17 @@ class IdempotencyStore:
             "headers": headers,
             "body": bytes(response.body),
         }
-        statement = insert(IdempotencyKey).values(**values)
+        statement = insert(idempotency_table).values(**values)
         # An expired record under the same key is simply replaced.
         statement = statement.on_conflict_do_update(
-            index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
+            index_elements=[keys.user_id, keys.key],
             set_={**{k: v for k, v in values.items() if k not in {"user_id", "key"}}, "created_at": func.now()},
         )
-        await self.session.exec(statement)
+        await self.db.execute(statement)
 
 
 async def execute_once(
-    session: AsyncSession,
+    db: AsyncConnection,
     user_id: uuid.UUID,
     key: str | None,
     request_hash: str,
@@ -110,7 +110,7 @@ async def execute_once(
     """Run `effect` at most once per (user, key); without a key, just run it."""
     if key is None:
         return await effect()
-    store = IdempotencyStore(session, user_id, retention)
+    store = IdempotencyStore(db, user_id, retention)
     if not await store.lock(key):
         raise KeyInFlight
     stored = await store.find(key)
@@ -125,6 +125,6 @@ async def execute_once(
     return response
 
 
-async def purge_expired(session: AsyncSession, retention: timedelta) -> None:
+async def purge_expired(db: AsyncConnection, retention: timedelta) -> None:
     """Forget outcomes older than the retention period."""
-    await session.exec(delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < func.now() - retention))
+    await db.execute(delete(idempotency_table).where(keys.created_at < func.now() - retention))

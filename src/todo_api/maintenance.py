@@ -9,8 +9,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from todo_api.idempotency import purge_expired
 from todo_api.ratelimit import PostgresRateLimiter, RateLimiter
@@ -20,24 +19,22 @@ logger = logging.getLogger("todo_api.maintenance")
 INTERVAL_SECONDS = 300.0
 
 
-async def purge_once(
-    sessionmaker: async_sessionmaker[AsyncSession], limiter: RateLimiter, idempotency_retention: timedelta
-) -> None:
-    async with sessionmaker() as session, session.begin():
-        await purge_expired(session, idempotency_retention)
+async def purge_once(engine: AsyncEngine, limiter: RateLimiter, idempotency_retention: timedelta) -> None:
+    async with engine.begin() as connection:
+        await purge_expired(connection, idempotency_retention)
     if isinstance(limiter, PostgresRateLimiter):
         await limiter.purge()
 
 
 async def run_forever(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
     limiter: RateLimiter,
     idempotency_retention: timedelta,
     interval: float = INTERVAL_SECONDS,
 ) -> None:
     while True:
         try:
-            await purge_once(sessionmaker, limiter, idempotency_retention)
+            await purge_once(engine, limiter, idempotency_retention)
         except Exception as exc:  # the database may be down; try again next round
             logger.warning("maintenance failed: %s", type(exc).__name__)
         await asyncio.sleep(interval)

@@ -1,7 +1,7 @@
 """Per-user rate limiting (fixed windows) shared by every worker and replica.
 
 Counters live in Redis when REDIS_URL is set, else in an UNLOGGED PostgreSQL table, updated in
-its own autocommit statement (never inside the request's transaction, so a user's requests do not
+its own short transaction (never inside the request's transaction, so a user's requests do not
 queue on the counter row). If the counter store fails, requests are let through and it is logged:
 the limiter must not turn a blip into an outage.
 """
@@ -82,9 +82,8 @@ class PostgresRateLimiter(_Windows):
             index_elements=[col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start)],
             set_={"count": col(RateLimitWindow.count) + 1},
         ).returning(col(RateLimitWindow.count))
-        async with self.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            count = (await autocommit.execute(statement)).scalar_one()
+        async with self.engine.begin() as connection:  # its own short transaction, not the request's
+            count = (await connection.execute(statement)).scalar_one()
         return self.verdict(count, retry_after)
 
     async def purge(self) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import count_users
+from tests.conftest import AppClientFactory, count_users
 from tests.keys import ISSUER
 
 
@@ -88,3 +88,22 @@ async def test_responses_carry_request_id_and_safety_headers(
     anonymous = await client.get("/api/users/me")
     assert anonymous.status_code == 401
     assert anonymous.headers["x-request-id"]
+
+
+async def test_account_deleted_through_another_worker_is_retried_not_500(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]]
+) -> None:
+    """Two app instances (workers) cache the user id; one deletes the account. The other's next
+    write meets the missing user row: 503 + Retry-After, and the retry starts a fresh account."""
+    headers = auth("two-workers")
+    async with app_client() as first, app_client() as second:
+        old = (await first.post("/api/todos", json={"title": "t"}, headers=headers)).json()
+        assert (await second.get("/api/todos", headers=headers)).json()["items"][0]["id"] == old["id"]
+        assert (await first.delete("/api/users/me", headers=headers)).status_code == 204
+        assert (await second.get("/api/todos", headers=headers)).json()["items"] == []  # empty, as it is
+        stale = await second.post("/api/todos", json={"title": "t"}, headers=headers)
+        assert stale.status_code == 503
+        assert stale.headers["retry-after"] == "1"
+        retried = await second.post("/api/todos", json={"title": "t"}, headers=headers)
+        assert retried.status_code == 201
+        assert (await first.get("/api/todos", headers=headers)).json()["items"] == [retried.json()]

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from jwt import PyJWTError
 
-from todo_api.auth.keys import KeySource, KeySourceUnavailable, build_key_source
+from todo_api.auth.keys import KeySource, KeySourceUnavailable, VerificationKey, build_key_source
 from todo_api.auth.principal import Principal, principal_from_claims
 from todo_api.config import Settings
 from todo_api.errors import NotAuthenticated, ServiceUnavailable
 
 # Three base64url segments; the signature may be empty only to be rejected by the allowlist.
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+VERIFIED_CACHE_SIZE = 10_000
+# Bounds how long a verified token outlives a key the provider has since removed from its JWKS.
+VERIFIED_TTL_SECONDS = 300.0
 # JWS extensions we do not implement must not be silently ignored (RFC 7515 §4.1.11).
 _UNSUPPORTED_HEADERS = frozenset({"crit", "b64"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    valid_until: float
+    header: dict[str, Any]
+    key: VerificationKey
 
 
 class TokenVerifier:
@@ -33,9 +46,30 @@ class TokenVerifier:
             "verify_aud": self._audience is not None,
             "verify_iss": self._issuer is not None,
         }
+        self._verified: dict[str, _Verified] = {}
 
     async def verify(self, token: str) -> Principal:
-        """The principal of a valid token; `NotAuthenticated` for anything else."""
+        """The principal of a valid token; `NotAuthenticated` for anything else.
+
+        A token that verified is remembered (by its exact bytes) until it expires, for at most
+        `VERIFIED_TTL_SECONDS`: clients send the same token on every request, and the signature
+        check is the largest fixed cost of a request. On every use the expiry is checked again and
+        the key source must still hold the very key that verified it, so a key the provider drops
+        from its JWKS stops working at the next refresh, exactly as without the cache.
+        """
+        now = time.time()
+        cached = self._verified.get(token)
+        if cached is not None:
+            if now < cached.valid_until and await self.keys.key_for(cached.header) is cached.key:
+                return cached.principal
+            del self._verified[token]
+        verified = await self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # oldest first (insertion order)
+        self._verified[token] = verified
+        return verified.principal
+
+    async def _verify(self, token: str) -> _Verified:
         if len(token) > self._max_bytes or not _COMPACT_JWS.fullmatch(token):
             raise NotAuthenticated
         try:
@@ -66,4 +100,5 @@ class TokenVerifier:
         principal = principal_from_claims(claims)
         if principal is None:
             raise NotAuthenticated
-        return principal
+        valid_until = min(float(claims["exp"]) + self._leeway, time.time() + VERIFIED_TTL_SECONDS)
+        return _Verified(principal, valid_until, header, key)

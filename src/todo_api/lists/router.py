@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
-from todo_api.deps import CurrentUserDep, SessionDep, SettingsDep
+from todo_api.deps import CurrentUserDep, DbDep, ListQuotaDep, SettingsDep
 from todo_api.idempotency import IdempotencyKeyHeader, execute_once, fingerprint
 from todo_api.lists import service
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
@@ -31,39 +31,40 @@ router = APIRouter(prefix="/lists", tags=["lists"])
 async def create_list(
     body: ListCreate,
     user: CurrentUserDep,
-    session: SessionDep,
+    db: DbDep,
     settings: SettingsDep,
+    quota: ListQuotaDep,
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a list. Names are unique per user (case-insensitively): a duplicate is 409."""
 
     async def create() -> Response:
-        created = await service.create_list(session, user.id, body, settings.max_lists_per_user)
+        created = await service.create_list(db, user.id, body, quota)
         url = location(request, "read_list", list_id=created.item.id)
         return representation(created.item, created.etag, status.HTTP_201_CREATED, url)
 
     retention = timedelta(hours=settings.idempotency_retention_hours)
     request_hash = fingerprint("POST /api/lists", body)
-    return await execute_once(session, user.id, idempotency_key, request_hash, retention, create)
+    return await execute_once(db, user.id, idempotency_key, request_hash, retention, create)
 
 
 @router.get("")
-async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, session: SessionDep) -> Page[ListRead]:
+async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, db: DbDep) -> Page[ListRead]:
     """The user's lists with their todo counts, one keyset page at a time."""
-    return await service.list_lists(session, user.id, query)
+    return await service.list_lists(db, user.id, query)
 
 
 @router.get("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **NOT_MODIFIED})
 async def read_list(
     list_id: uuid.UUID,
     user: CurrentUserDep,
-    session: SessionDep,
+    db: DbDep,
     response: Response,
     if_none_match: IfNoneMatchHeader = None,
 ) -> ListRead | Response:
     """One list with its todo counts and `ETag` (which changes when the counts change)."""
-    return cached_or(await service.get_list(session, user.id, list_id), if_none_match, response)
+    return cached_or(await service.get_list(db, user.id, list_id), if_none_match, response)
 
 
 @router.put("/{list_id}", responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
@@ -71,12 +72,12 @@ async def replace_list(
     list_id: uuid.UUID,
     body: ListCreate,
     user: CurrentUserDep,
-    session: SessionDep,
+    db: DbDep,
     response: Response,
     if_match: IfMatchDep,
 ) -> ListRead:
     """Replace a list."""
-    return tagged(response, await service.update_list(session, user.id, list_id, body, if_match))
+    return tagged(response, await service.update_list(db, user.id, list_id, body, if_match))
 
 
 @router.patch("/{list_id}", responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
@@ -84,15 +85,15 @@ async def update_list(
     list_id: uuid.UUID,
     body: ListUpdate,
     user: CurrentUserDep,
-    session: SessionDep,
+    db: DbDep,
     response: Response,
     if_match: IfMatchDep,
 ) -> ListRead:
     """Change only the fields sent."""
-    return tagged(response, await service.update_list(session, user.id, list_id, body, if_match))
+    return tagged(response, await service.update_list(db, user.id, list_id, body, if_match))
 
 
 @router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
-async def delete_list(list_id: uuid.UUID, user: CurrentUserDep, session: SessionDep, if_match: IfMatchDep) -> None:
+async def delete_list(list_id: uuid.UUID, user: CurrentUserDep, db: DbDep, if_match: IfMatchDep) -> None:
     """Delete a list **and every todo in it**."""
-    await service.delete_list(session, user.id, list_id, if_match)
+    await service.delete_list(db, user.id, list_id, if_match)

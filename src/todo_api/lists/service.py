@@ -4,35 +4,29 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.conditional import IfMatch, PreconditionFailed, Tagged
 from todo_api.errors import Conflict, NotFound, QuotaExceeded
-from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository, ListRow, Version
+from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository, Version
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
+from todo_api.quota import Quota
 
 DUPLICATE_NAME = "A list with this name already exists"
 _LIST_ETAG = re.compile(r"(\d{1,9})\.(\d{1,9})\.(\d{1,9})")
 
 
-def _read(row: ListRow) -> ListRead:
-    todo_list, todo_count, open_count = row
-    return ListRead(
-        id=todo_list.id,
-        name=todo_list.name,
-        created_at=todo_list.created_at,
-        updated_at=todo_list.updated_at,
-        todo_count=todo_count,
-        open_count=open_count,
-    )
+def _read(row: Row[Any]) -> ListRead:
+    return ListRead.model_validate(row, from_attributes=True)
 
 
-def _tagged(row: ListRow) -> Tagged[ListRead]:
+def _tagged(row: Row[Any]) -> Tagged[ListRead]:
     """A list's ETag covers its counts too: completing a todo in it changes the representation."""
-    return Tagged(_read(row), f"{row[0].version}.{row[1]}.{row[2]}")
+    return Tagged(_read(row), f"{row.version}.{row.todo_count}.{row.open_count}")
 
 
 def _versions(precondition: IfMatch | None) -> frozenset[Version] | None:
@@ -48,31 +42,31 @@ async def _missing_or_stale(repository: ListRepository, list_id: uuid.UUID) -> N
     raise PreconditionFailed
 
 
-async def is_owned(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
-    return await ListRepository(session, user_id).exists(list_id)
+async def is_owned(db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
+    return await ListRepository(db, user_id).exists(list_id)
 
 
-async def create_list(session: AsyncSession, user_id: uuid.UUID, data: ListCreate, quota: int) -> Tagged[ListRead]:
-    """Create a list; at most `quota` per user (0: unlimited)."""
-    repository = ListRepository(session, user_id)
-    if quota and await repository.count() >= quota:
-        raise QuotaExceeded(f"List limit reached: at most {quota} lists per user")
+async def create_list(db: AsyncConnection, user_id: uuid.UUID, data: ListCreate, quota: Quota) -> Tagged[ListRead]:
+    """Create a list; at most `quota.limit` per user (0: unlimited)."""
+    repository = ListRepository(db, user_id)
+    if not await quota.gauge.admits("lists", user_id, quota.limit, repository.count):
+        raise QuotaExceeded(f"List limit reached: at most {quota.limit} lists per user")
     try:
         created = await repository.create(data.name)
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
-    return _tagged((created, 0, 0))
+    return _tagged(created)
 
 
-async def get_list(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
-    row = await ListRepository(session, user_id).get(list_id)
+async def get_list(db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
+    row = await ListRepository(db, user_id).get(list_id)
     if row is None:
         raise NotFound
     return _tagged(row)
 
 
 async def update_list(
-    session: AsyncSession,
+    db: AsyncConnection,
     user_id: uuid.UUID,
     list_id: uuid.UUID,
     data: ListCreate | ListUpdate,
@@ -82,11 +76,11 @@ async def update_list(
     in one statement."""
     changes = data.changes() if isinstance(data, ListUpdate) else data.model_dump()
     if not changes:
-        current = await get_list(session, user_id, list_id)
+        current = await get_list(db, user_id, list_id)
         if precondition is not None and not precondition.matches(current.etag):
             raise PreconditionFailed
         return current
-    repository = ListRepository(session, user_id)
+    repository = ListRepository(db, user_id)
     try:
         row = await repository.update(list_id, changes, _versions(precondition))
     except DuplicateNameError:
@@ -97,21 +91,21 @@ async def update_list(
 
 
 async def delete_list(
-    session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID, precondition: IfMatch | None
+    db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID, precondition: IfMatch | None
 ) -> None:
-    repository = ListRepository(session, user_id)
+    repository = ListRepository(db, user_id)
     if not await repository.delete(list_id, _versions(precondition)):
         await _missing_or_stale(repository, list_id)
 
 
-async def list_lists(session: AsyncSession, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:
+async def list_lists(db: AsyncConnection, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:
     spec = SORTS[query.sort]
     binding = query_binding(user_id, [query.sort])
     after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
-    rows = await ListRepository(session, user_id).page(spec, after, query.limit + 1)
-    items = [_read((row[0], row[1], row[2])) for row in rows[: query.limit]]
+    rows = await ListRepository(db, user_id).page(spec, after, query.limit + 1)
+    items = [_read(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
-        next_cursor = encode_cursor(spec, last[3], last[0].id, binding)
+        next_cursor = encode_cursor(spec, last.sort_value, last.id, binding)
     return Page[ListRead](items=items, next_cursor=next_cursor)

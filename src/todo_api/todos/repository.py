@@ -1,4 +1,9 @@
-"""Todo storage. Built with the owner's id; every statement starts from the owner's rows."""
+"""Todo storage. Built with the owner's id; every statement starts from the owner's rows.
+
+Statements are SQLAlchemy expressions over the SQLModel table (`Todo.__table__`), executed on the
+request's connection and returning plain rows: the API never hands out table objects, so an ORM
+identity map would only cost time on every request.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, case, func, literal, literal_column, or_
-from sqlalchemy import delete as sa_delete
-from sqlalchemy import insert as sa_insert
-from sqlalchemy import update as sa_update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Row,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.models import Todo
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key, todos_table
 from todo_api.pagination import DATETIME, INTEGER, TEXT, KeyCodec, SortSpec
 
@@ -70,28 +84,31 @@ SORTS: dict[str, SortSpec] = {
 }
 
 
-def completed_at_for(completed: ColumnElement[bool] | bool) -> ColumnElement[Any]:
+def completed_at_for(completed: bool) -> ColumnElement[Any]:
     """Keep the first completion time while completed; clear it when reopened."""
-    return case((literal(completed), func.coalesce(col(Todo.completed_at), func.now())), else_=None)
+    return case((literal(completed), func.coalesce(columns.completed_at, func.now())), else_=None)
+
+
+# Statements on the hot path are built once, with bind parameters; each still starts from the
+# owner's rows (`user_id = :user_id`).
+_MINE = columns.user_id == bindparam("owner")
+_ONE = (columns.id == bindparam("target")) & _MINE
+_GET = select(todos_table).where(_ONE)
+_COUNT = select(func.count()).select_from(todos_table).where(_MINE)
+
+
+def _at(versions: frozenset[int] | None) -> list[ColumnElement[bool]]:
+    return [] if versions is None else [columns.version.in_(sorted(versions))]
 
 
 class TodoRepository:
-    def __init__(self, session: AsyncSession, user_id: uuid.UUID) -> None:
-        self.session = session
+    def __init__(self, db: AsyncConnection, user_id: uuid.UUID) -> None:
+        self.db = db
         self.user_id = user_id
+        self._owner = {"owner": user_id}
 
-    def _mine(self) -> ColumnElement[bool]:
-        return col(Todo.user_id) == self.user_id
-
-    def _one(self, todo_id: uuid.UUID) -> ColumnElement[bool]:
-        return (col(Todo.id) == todo_id) & self._mine()
-
-    @staticmethod
-    def _at(versions: frozenset[int] | None) -> list[ColumnElement[bool]]:
-        return [] if versions is None else [col(Todo.version).in_(sorted(versions))]
-
-    async def get(self, todo_id: uuid.UUID) -> Todo | None:
-        return (await self.session.exec(select(Todo).where(self._one(todo_id)))).first()
+    async def get(self, todo_id: uuid.UUID) -> Row[Any] | None:
+        return (await self.db.execute(_GET, {**self._owner, "target": todo_id})).first()
 
     async def page(
         self,
@@ -99,77 +116,66 @@ class TodoRepository:
         spec: SortSpec,
         after: tuple[Any, uuid.UUID] | None,
         limit: int,
-    ) -> Sequence[tuple[Todo, Any]]:
-        """Up to `limit` todos in `spec` order after the `after` position, with each row's cursor value."""
-        statement = select(Todo, spec.cursor_value).where(self._mine(), *conditions)
+    ) -> Sequence[Row[Any]]:
+        """Up to `limit` todos in `spec` order after the `after` position; each row ends with its
+        cursor value (`sort_value`)."""
+        statement = select(todos_table, spec.cursor_value.label("sort_value")).where(_MINE, *conditions)
         if after is not None:
             statement = statement.where(spec.after(*after))
         statement = statement.order_by(*spec.order_by()).limit(limit)
-        return (await self.session.exec(statement)).all()
+        return (await self.db.execute(statement, self._owner)).all()
 
     async def count(self) -> int:
-        statement = select(func.count()).select_from(Todo).where(self._mine())
-        return int((await self.session.exec(statement)).one())
+        return int((await self.db.execute(_COUNT, self._owner)).scalar_one())
 
-    async def create(self, values: dict[str, Any]) -> Todo:
+    async def create(self, values: dict[str, Any]) -> Row[Any]:
         completed = bool(values.get("completed"))
         statement = (
-            sa_insert(Todo)
+            insert(todos_table)
             .values(user_id=self.user_id, completed_at=func.now() if completed else None, **values)
-            .returning(Todo)
+            .returning(todos_table)
         )
-        return await self._returning_one(statement)
+        row = await self._returning(statement, {})
+        if row is None:  # pragma: no cover - INSERT … RETURNING always returns its row
+            raise RuntimeError("no row returned")
+        return row
 
     async def update(
         self, todo_id: uuid.UUID, values: dict[str, Any], versions: frozenset[int] | None = None
-    ) -> Todo | None:
+    ) -> Row[Any] | None:
         """Apply `values` in one statement (no read-modify-write); None if not found or, when
         `versions` is given, if the row's version is not one of them."""
-        assignments: dict[str, Any] = {**values, "updated_at": func.now(), "version": col(Todo.version) + 1}
+        assignments: dict[str, Any] = {**values, "updated_at": func.now(), "version": columns.version + 1}
         if "completed" in values:
             assignments["completed_at"] = completed_at_for(values["completed"])
-        statement = (
-            sa_update(Todo)
-            .where(self._one(todo_id), *self._at(versions))
-            .values(**assignments)
-            .returning(Todo)
-            .execution_options(synchronize_session=False)
-        )
-        return await self._returning_one_or_none(statement)
+        statement = update(todos_table).where(_ONE, *_at(versions)).values(**assignments).returning(todos_table)
+        return await self._returning(statement, {**self._owner, "target": todo_id})
 
     async def delete(self, todo_id: uuid.UUID, versions: frozenset[int] | None = None) -> bool:
-        statement = sa_delete(Todo).where(self._one(todo_id), *self._at(versions)).returning(col(Todo.id))
-        return (await self.session.exec(statement)).first() is not None
+        statement = delete(todos_table).where(_ONE, *_at(versions)).returning(columns.id)
+        return (await self.db.execute(statement, {**self._owner, "target": todo_id})).first() is not None
 
-    async def _returning_one(self, statement: Any) -> Todo:
-        todo = await self._returning_one_or_none(statement)
-        if todo is None:  # pragma: no cover - INSERT … RETURNING always returns its row
-            raise RuntimeError("no row returned")
-        return todo
-
-    async def _returning_one_or_none(self, statement: Any) -> Todo | None:
+    async def _returning(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
         try:
-            result = await self.session.exec(statement, execution_options={"populate_existing": True})
+            return (await self.db.execute(statement, params)).first()
         except IntegrityError as exc:
             if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == FK_LIST:
                 raise ListReferenceError from None
             raise
-        todo: Todo | None = result.scalars().first()
-        return todo
 
 
 def search(text: str) -> ColumnElement[bool]:
     """Case-insensitive substring match; LIKE wildcards in `text` are escaped (literal)."""
     return or_(
-        col(Todo.title).icontains(text, autoescape=True),
-        col(Todo.description).icontains(text, autoescape=True),
+        columns.title.icontains(text, autoescape=True),
+        columns.description.icontains(text, autoescape=True),
     )
 
 
 def due_between(before: datetime | None, after: datetime | None) -> list[ColumnElement[bool]]:
     conditions = []
     if before is not None:
-        conditions.append(col(Todo.due_at) < before)
+        conditions.append(columns.due_at < before)
     if after is not None:
-        conditions.append(col(Todo.due_at) > after)
+        conditions.append(columns.due_at > after)
     return conditions

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
-from todo_api.deps import CurrentUserDep, SessionDep, SettingsDep
+from todo_api.deps import CurrentUserDep, DbDep, SettingsDep, TodoQuotaDep
 from todo_api.idempotency import IdempotencyKeyHeader, execute_once, fingerprint
 from todo_api.pagination import Page
 from todo_api.responses import IDEMPOTENT, NOT_FOUND, NOT_MODIFIED, PRECONDITION, cached_or, location, representation
@@ -22,39 +22,40 @@ router = APIRouter(prefix="/todos", tags=["todos"])
 async def create_todo(
     body: TodoCreate,
     user: CurrentUserDep,
-    session: SessionDep,
+    db: DbDep,
     settings: SettingsDep,
+    quota: TodoQuotaDep,
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a todo. `Location` names it; send `Idempotency-Key` to retry safely."""
 
     async def create() -> Response:
-        created = await service.create_todo(session, user.id, body, settings.max_todos_per_user)
+        created = await service.create_todo(db, user.id, body, quota)
         url = location(request, "read_todo", todo_id=created.item.id)
         return representation(created.item, created.etag, status.HTTP_201_CREATED, url)
 
     retention = timedelta(hours=settings.idempotency_retention_hours)
     request_hash = fingerprint("POST /api/todos", body)
-    return await execute_once(session, user.id, idempotency_key, request_hash, retention, create)
+    return await execute_once(db, user.id, idempotency_key, request_hash, retention, create)
 
 
 @router.get("")
-async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, session: SessionDep) -> Page[TodoRead]:
+async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, db: DbDep) -> Page[TodoRead]:
     """The user's todos, filtered and sorted, one keyset page at a time (follow `next_cursor`)."""
-    return await service.list_todos(session, user.id, query)
+    return await service.list_todos(db, user.id, query)
 
 
 @router.get("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **NOT_MODIFIED})
 async def read_todo(
     todo_id: uuid.UUID,
     user: CurrentUserDep,
-    session: SessionDep,
+    db: DbDep,
     response: Response,
     if_none_match: IfNoneMatchHeader = None,
 ) -> TodoRead | Response:
     """One todo, with its `ETag`; `If-None-Match` with that ETag → 304."""
-    return cached_or(await service.get_todo(session, user.id, todo_id), if_none_match, response)
+    return cached_or(await service.get_todo(db, user.id, todo_id), if_none_match, response)
 
 
 @router.put("/{todo_id}", responses={**NOT_FOUND, **PRECONDITION})
@@ -62,12 +63,12 @@ async def replace_todo(
     todo_id: uuid.UUID,
     body: TodoCreate,
     user: CurrentUserDep,
-    session: SessionDep,
+    db: DbDep,
     response: Response,
     if_match: IfMatchDep,
 ) -> TodoRead:
     """Replace a todo: fields left out are reset to their defaults."""
-    return with_etag(response, await service.replace_todo(session, user.id, todo_id, body, if_match))
+    return with_etag(response, await service.replace_todo(db, user.id, todo_id, body, if_match))
 
 
 @router.patch("/{todo_id}", responses={**NOT_FOUND, **PRECONDITION})
@@ -75,15 +76,15 @@ async def update_todo(
     todo_id: uuid.UUID,
     body: TodoUpdate,
     user: CurrentUserDep,
-    session: SessionDep,
+    db: DbDep,
     response: Response,
     if_match: IfMatchDep,
 ) -> TodoRead:
     """Change only the fields sent; `null` clears `due_at` or `list_id`."""
-    return with_etag(response, await service.update_todo(session, user.id, todo_id, body, if_match))
+    return with_etag(response, await service.update_todo(db, user.id, todo_id, body, if_match))
 
 
 @router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
-async def delete_todo(todo_id: uuid.UUID, user: CurrentUserDep, session: SessionDep, if_match: IfMatchDep) -> None:
+async def delete_todo(todo_id: uuid.UUID, user: CurrentUserDep, db: DbDep, if_match: IfMatchDep) -> None:
     """Delete a todo."""
-    await service.delete_todo(session, user.id, todo_id, if_match)
+    await service.delete_todo(db, user.id, todo_id, if_match)

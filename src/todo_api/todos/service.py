@@ -5,27 +5,26 @@ from __future__ import annotations
 import uuid
 from typing import Any, NoReturn
 
-from sqlalchemy import ColumnElement
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import ColumnElement, Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.conditional import IfMatch, PreconditionFailed, Tagged, versions
 from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
 from todo_api.lists import service as lists
-from todo_api.models import Todo
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
-from todo_api.todos.repository import SORTS, ListReferenceError, TodoRepository, due_between, search
+from todo_api.quota import Quota
+from todo_api.todos.repository import SORTS, ListReferenceError, TodoRepository, columns, due_between, search
 from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key
 
 LIST_ID_LOC = ("body", "list_id")
 
 
-def _read(todo: Todo) -> TodoRead:
-    return TodoRead.model_validate(todo)
+def _read(row: Row[Any]) -> TodoRead:
+    return TodoRead.model_validate(row)
 
 
-def _tagged(todo: Todo) -> Tagged[TodoRead]:
-    return Tagged(_read(todo), str(todo.version))
+def _tagged(row: Row[Any]) -> Tagged[TodoRead]:
+    return Tagged(_read(row), str(row.version))
 
 
 def _stored(fields: dict[str, Any]) -> dict[str, Any]:
@@ -38,8 +37,8 @@ def _stored(fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-async def _check_list(session: AsyncSession, user_id: uuid.UUID, list_id: uuid.UUID | None) -> None:
-    if list_id is not None and not await lists.is_owned(session, user_id, list_id):
+async def _check_list(db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID | None) -> None:
+    if list_id is not None and not await lists.is_owned(db, user_id, list_id):
         raise InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
 
 
@@ -50,38 +49,38 @@ async def _missing_or_stale(repository: TodoRepository, todo_id: uuid.UUID) -> N
     raise PreconditionFailed
 
 
-async def create_todo(session: AsyncSession, user_id: uuid.UUID, data: TodoCreate, quota: int) -> Tagged[TodoRead]:
-    """Create a todo; at most `quota` per user (0: unlimited)."""
+async def create_todo(db: AsyncConnection, user_id: uuid.UUID, data: TodoCreate, quota: Quota) -> Tagged[TodoRead]:
+    """Create a todo; at most `quota.limit` per user (0: unlimited)."""
     fields = data.model_dump()
-    await _check_list(session, user_id, fields["list_id"])
-    repository = TodoRepository(session, user_id)
-    if quota and await repository.count() >= quota:
-        raise QuotaExceeded(f"Todo limit reached: at most {quota} todos per user")
+    await _check_list(db, user_id, fields["list_id"])
+    repository = TodoRepository(db, user_id)
+    if not await quota.gauge.admits("todos", user_id, quota.limit, repository.count):
+        raise QuotaExceeded(f"Todo limit reached: at most {quota.limit} todos per user")
     try:
         return _tagged(await repository.create(_stored(fields)))
     except ListReferenceError:  # the list vanished between the check and the write
         raise InvalidInput(LIST_ID_LOC, "List not found", str(fields["list_id"])) from None
 
 
-async def get_todo(session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
-    todo = await TodoRepository(session, user_id).get(todo_id)
+async def get_todo(db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
+    todo = await TodoRepository(db, user_id).get(todo_id)
     if todo is None:
         raise NotFound
     return _tagged(todo)
 
 
 async def _update(
-    session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, fields: dict[str, Any], precondition: IfMatch | None
+    db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID, fields: dict[str, Any], precondition: IfMatch | None
 ) -> Tagged[TodoRead]:
     """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
-    repository = TodoRepository(session, user_id)
+    repository = TodoRepository(db, user_id)
     if not fields:
-        current = await get_todo(session, user_id, todo_id)
+        current = await get_todo(db, user_id, todo_id)
         if precondition is not None and not precondition.matches(current.etag):
             raise PreconditionFailed
         return current
     if "list_id" in fields:
-        await _check_list(session, user_id, fields["list_id"])
+        await _check_list(db, user_id, fields["list_id"])
     try:
         todo = await repository.update(todo_id, _stored(fields), versions(precondition))
     except ListReferenceError:
@@ -92,23 +91,23 @@ async def _update(
 
 
 async def replace_todo(
-    session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: IfMatch | None
+    db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: IfMatch | None
 ) -> Tagged[TodoRead]:
     """PUT: every field is set; fields the client left out take their defaults."""
-    return await _update(session, user_id, todo_id, data.model_dump(), precondition)
+    return await _update(db, user_id, todo_id, data.model_dump(), precondition)
 
 
 async def update_todo(
-    session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: IfMatch | None
+    db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: IfMatch | None
 ) -> Tagged[TodoRead]:
     """PATCH: only the fields sent change."""
-    return await _update(session, user_id, todo_id, data.changes(), precondition)
+    return await _update(db, user_id, todo_id, data.changes(), precondition)
 
 
 async def delete_todo(
-    session: AsyncSession, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: IfMatch | None
+    db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: IfMatch | None
 ) -> None:
-    repository = TodoRepository(session, user_id)
+    repository = TodoRepository(db, user_id)
     if not await repository.delete(todo_id, versions(precondition)):
         await _missing_or_stale(repository, todo_id)
 
@@ -116,15 +115,15 @@ async def delete_todo(
 def _conditions(query: TodoQuery) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if query.completed is not None:
-        conditions.append(col(Todo.completed) == query.completed)
+        conditions.append(columns.completed == query.completed)
     if query.list_id == "none":
-        conditions.append(col(Todo.list_id).is_(None))
+        conditions.append(columns.list_id.is_(None))
     elif query.list_id is not None:
-        conditions.append(col(Todo.list_id) == query.list_id)
+        conditions.append(columns.list_id == query.list_id)
     if query.priority is not None:
-        conditions.append(col(Todo.priority) == Priority.of(query.priority).value)
+        conditions.append(columns.priority == Priority.of(query.priority).value)
     if query.tag:
-        conditions.append(col(Todo.tag_keys).contains(sorted({tag_key(tag) for tag in query.tag})))
+        conditions.append(columns.tag_keys.contains(sorted({tag_key(tag) for tag in query.tag})))
     conditions.extend(due_between(query.due_before, query.due_after))
     if query.q:
         conditions.append(search(query.q))
@@ -137,14 +136,14 @@ def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
     return query_binding(user_id, [sorted(filters.items()), tags])
 
 
-async def list_todos(session: AsyncSession, user_id: uuid.UUID, query: TodoQuery) -> Page[TodoRead]:
+async def list_todos(db: AsyncConnection, user_id: uuid.UUID, query: TodoQuery) -> Page[TodoRead]:
     spec = SORTS[query.sort]
     binding = _binding(user_id, query)
     after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
-    rows = await TodoRepository(session, user_id).page(_conditions(query), spec, after, query.limit + 1)
-    items = [_read(todo) for todo, _ in rows[: query.limit]]
+    rows = await TodoRepository(db, user_id).page(_conditions(query), spec, after, query.limit + 1)
+    items = [_read(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
-        last, value = rows[query.limit - 1]
-        next_cursor = encode_cursor(spec, value, last.id, binding)
+        last = rows[query.limit - 1]
+        next_cursor = encode_cursor(spec, last.sort_value, last.id, binding)
     return Page[TodoRead](items=items, next_cursor=next_cursor)

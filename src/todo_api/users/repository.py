@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Row, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, delete, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.auth.principal import Principal
-from todo_api.models import User
+from todo_api.models.user import users_table
+
+users = users_table.c
+_IDENTITY = (users.issuer == bindparam("issuer")) & (users.subject == bindparam("subject"))
+_FIND = select(users_table).where(_IDENTITY)
+_DELETE = delete(users_table).where(_IDENTITY)
 
 
 class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, db: AsyncConnection) -> None:
+        self.db = db
 
-    async def find_by_identity(self, issuer: str, subject: str) -> User | None:
-        statement = select(User).where(User.issuer == issuer, User.subject == subject)
-        return (await self.session.exec(statement)).first()
+    async def find_by_identity(self, issuer: str, subject: str) -> Row[Any] | None:
+        return (await self.db.execute(_FIND, {"issuer": issuer, "subject": subject})).first()
 
-    async def upsert(self, principal: Principal) -> User:
+    async def upsert(self, principal: Principal) -> Row[Any]:
         """Create the user, or refresh email/name; safe under concurrent first requests."""
-        values = insert(User).values(
+        values = insert(users_table).values(
             id=uuid.uuid4(),
             issuer=principal.issuer,
             subject=principal.subject,
@@ -31,18 +35,16 @@ class UserRepository:
             name=principal.name,
         )
         statement = values.on_conflict_do_update(
-            index_elements=[col(User.issuer), col(User.subject)],
+            index_elements=[users.issuer, users.subject],
             set_={
-                "email": func.coalesce(values.excluded.email, col(User.email)),
-                "name": func.coalesce(values.excluded.name, col(User.name)),
+                "email": func.coalesce(values.excluded.email, users.email),
+                "name": func.coalesce(values.excluded.name, users.name),
                 "updated_at": func.now(),
             },
-        ).returning(User)
-        # populate_existing: the row may already sit in this session's identity map (stale profile).
-        result = await self.session.exec(statement, execution_options={"populate_existing": True})
-        user: User = result.scalar_one()
-        return user
+        ).returning(users_table)
+        row: Row[Any] = (await self.db.execute(statement)).one()
+        return row
 
-    async def delete(self, user_id: uuid.UUID) -> None:
+    async def delete_identity(self, issuer: str, subject: str) -> None:
         """Delete the user; lists and todos go with it (ON DELETE CASCADE)."""
-        await self.session.exec(delete(User).where(col(User.id) == user_id))
+        await self.db.execute(_DELETE, {"issuer": issuer, "subject": subject})

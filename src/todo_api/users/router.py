@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from todo_api.deps import CurrentUserDep, SessionDep
+from todo_api.deps import CurrentUserDep, DbDep, IdentityCacheDep
 from todo_api.users import service
 from todo_api.users.schemas import UserRead
 
@@ -10,12 +10,12 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me", response_model=UserRead)
-async def read_me(user: CurrentUserDep) -> UserRead:
+async def read_me(user: CurrentUserDep, db: DbDep, cache: IdentityCacheDep) -> UserRead:
     """The authenticated user's account, created on the first request with a new token subject."""
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(await service.read_account(db, user.principal, cache))
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_me(user: CurrentUserDep, session: SessionDep) -> None:
+async def delete_me(user: CurrentUserDep, db: DbDep, cache: IdentityCacheDep) -> None:
     """Delete the account and everything it owns. A later request starts a fresh, empty account."""
-    await service.delete_account(session, user)
+    await service.delete_account(db, user.principal, cache)

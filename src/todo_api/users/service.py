@@ -2,28 +2,51 @@
 
 from __future__ import annotations
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+import uuid
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.auth.principal import Principal
-from todo_api.models import User
+from todo_api.users.cache import IdentityCache
 from todo_api.users.repository import UserRepository
 
 
-def _is_current(user: User, principal: Principal) -> bool:
+def _is_current(user: Row[Any], principal: Principal) -> bool:
     """Stored profile already matches the token's claims (absent claims change nothing)."""
     return (principal.email is None or principal.email == user.email) and (
         principal.name is None or principal.name == user.name
     )
 
 
-async def current_user(session: AsyncSession, principal: Principal) -> User:
-    """The user for this token: created on first sight, profile refreshed when claims change."""
-    repository = UserRepository(session)
+async def _current_user(db: AsyncConnection, principal: Principal, cache: IdentityCache) -> Row[Any]:
+    """The user for this token: created on first sight, profile refreshed when claims change.
+
+    Only a row that was already committed goes into the cache: a row written by this request
+    could still be rolled back with it (say the request then fails validation).
+    """
+    repository = UserRepository(db)
     user = await repository.find_by_identity(principal.issuer, principal.subject)
     if user is not None and _is_current(user, principal):
+        cache.put(user)
         return user
     return await repository.upsert(principal)
 
 
-async def delete_account(session: AsyncSession, user: User) -> None:
-    await UserRepository(session).delete(user.id)
+async def current_user_id(db: AsyncConnection, principal: Principal, cache: IdentityCache) -> uuid.UUID:
+    """The internal id for this token, from the cache when its claims are unchanged."""
+    user_id = cache.get(principal)
+    if user_id is None:
+        user_id = (await _current_user(db, principal, cache)).id
+    return user_id
+
+
+async def read_account(db: AsyncConnection, principal: Principal, cache: IdentityCache) -> Row[Any]:
+    return await _current_user(db, principal, cache)
+
+
+async def delete_account(db: AsyncConnection, principal: Principal, cache: IdentityCache) -> None:
+    """Delete the account and everything it owns (ON DELETE CASCADE)."""
+    cache.forget(principal)
+    await UserRepository(db).delete_identity(principal.issuer, principal.subject)

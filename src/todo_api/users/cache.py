@@ -1,0 +1,80 @@
+"""Per-process cache: verified identity → internal user id, so most requests skip the user lookup.
+
+An entry is used only while the token's profile claims (email, name — when present) equal what
+was stored, so changed claims still reach the database. Entries expire after `ttl` seconds. This
+worker forgets an identity when its account is deleted here; another worker may hold the old id
+for up to `ttl`: its reads then see an empty account (true), and a write fails the users foreign
+key, which evicts the entry and answers 503 + Retry-After (the retry provisions a fresh account).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request, Response
+from sqlalchemy.exc import IntegrityError
+
+from todo_api.auth.http import PRINCIPAL_KEY
+from todo_api.auth.principal import Principal
+from todo_api.errors import unavailable_response
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    user_id: uuid.UUID
+    email: str | None
+    name: str | None
+    expires: float
+
+
+class IdentityCache:
+    def __init__(self, ttl_seconds: float = 60.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+
+    def get(self, principal: Principal) -> uuid.UUID | None:
+        key = (principal.issuer, principal.subject)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stale = entry.expires < time.monotonic()
+        changed = (principal.email is not None and principal.email != entry.email) or (
+            principal.name is not None and principal.name != entry.name
+        )
+        if stale or changed:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry.user_id
+
+    def put(self, user: Any) -> None:
+        """Remember a user row (anything with id, issuer, subject, email, name)."""
+        key = (user.issuer, user.subject)
+        self._entries[key] = _Entry(user.id, user.email, user.name, time.monotonic() + self.ttl)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, principal: Principal) -> None:
+        self._entries.pop((principal.issuer, principal.subject), None)
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    return name if isinstance(name, str) else None
+
+
+async def stale_account_handler(request: Request, exc: Exception) -> Response:
+    """A write referenced a user row that no longer exists (account deleted via another worker):
+    forget the cached id and ask the client to retry, which provisions a fresh account."""
+    if not isinstance(exc, IntegrityError) or not (_constraint(exc) or "").endswith("_user_id_users"):
+        raise exc
+    principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+    if isinstance(principal, Principal):
+        request.app.state.identity_cache.forget(principal)
+    return unavailable_response(request.scope.get("state", {}).get("request_id"), retry_after=1)
