@@ -25,6 +25,7 @@ from sqlalchemy import event
 from bench import scenarios
 from bench.fixture import Prepared, prepared, say
 from bench.lua import CREATE_BODY
+from bench.session import SERVER_OVERRIDES
 from bench.tokens import AUDIENCE, ISSUER
 from todo_api.app import create_app
 from todo_api.config import Settings, load_settings
@@ -73,6 +74,7 @@ def _settings(ready: Prepared) -> Settings:
         jwt_issuer=ISSUER,
         jwt_audience=[AUDIENCE],
         log_level="warning",
+        **SERVER_OVERRIDES,  # as `python -m bench` runs the server
     )
 
 

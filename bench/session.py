@@ -46,6 +46,12 @@ def environment(database_url: str) -> dict[str, Any]:
     }
 
 
+# The benchmark measures capacity: two users at thousands of requests per second would otherwise
+# hit the per-user rate limit, and the seeded users exceed the default quota. The quota check itself
+# stays on (with a high cap), so `create` pays for it.
+SERVER_OVERRIDES: dict[str, Any] = {"rate_limit_requests": 0, "max_todos_per_user": 1_000_000}
+
+
 @contextmanager
 def running_servers(options: Options, database_url: str, signer: Signer, workdir: Path) -> Iterator[dict[str, Any]]:
     """todo-api (production command) and, unless disabled, the floor; stopped on exit."""
@@ -56,11 +62,7 @@ def running_servers(options: Options, database_url: str, signer: Signer, workdir
             "JWT_ISSUER": ISSUER,
             "JWT_AUDIENCE": AUDIENCE,
             "LOG_LEVEL": "warning",
-            # The benchmark measures capacity: two users at thousands of requests per second would
-            # otherwise hit the per-user rate limit, and the seeded users exceed the default quota.
-            # The quota check itself stays on (a high cap), so `create` pays for it.
-            "RATE_LIMIT_REQUESTS": "0",
-            "MAX_TODOS_PER_USER": "1000000",
+            **{name.upper(): str(value) for name, value in SERVER_OVERRIDES.items()},
         }
     )
     port = servers.free_port()
