@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 ISSUER = "https://issuer.test"
@@ -50,6 +53,25 @@ def public_jwk(key: PrivateKey, kid: str | None = None, alg: str | None = None) 
     if alg is not None:
         jwk["alg"] = alg
     return jwk
+
+
+def self_signed_certificate(
+    key: PrivateKey, common_name: str = "issuer.test", days: int = 1, san: x509.SubjectAlternativeName | None = None
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+    if san is not None:
+        builder = builder.add_extension(san, critical=False)
+    return builder.sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256())
 
 
 def b64url(data: bytes) -> str:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import jwt
@@ -17,25 +15,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.commands import run_cli
 from tests.conftest import AppClientFactory
 from tests.keys import AUDIENCE, ISSUER, new_key, public_pem
 from todo_api import migrate
 
 SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:1/x"
-
-
-def run_cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
-    return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-        [sys.executable, "-m", "todo_api", *args],
-        cwd=cwd,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 async def run_cli_async(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

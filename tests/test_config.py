@@ -4,32 +4,18 @@ environment, in an empty directory (so no `.env` is read unless a test writes on
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jwt
 import pytest
 
+from tests.commands import run_cli
 from tests.keys import new_key, public_pem
 from todo_api.config import ConfigError, load_settings
 
 SECRET = "a-perfectly-fine-secret-of-more-than-32-bytes"
 DATABASE_URL = "postgresql://app:db-password-never-printed@127.0.0.1:1/app"
-
-
-def run_cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
-    return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-        [sys.executable, "-m", "todo_api", *args],
-        cwd=cwd,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def problems(result: subprocess.CompletedProcess[str]) -> list[str]:

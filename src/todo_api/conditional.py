@@ -7,12 +7,13 @@ UPDATE that checks the client's precondition, so check and write are one atomic 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, Header, Request
 
-from todo_api.errors import AppError
+from todo_api.errors import AppError, NotFound
 
 _ENTITY_TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
 
@@ -110,3 +111,17 @@ def versions(precondition: IfMatch | None) -> frozenset[int] | None:
     if precondition is None or precondition.any_:
         return None
     return frozenset(int(value) for value in precondition.values if value.isdigit() and len(value) < 10)
+
+
+def ensure_matches[T](precondition: IfMatch | None, current: Tagged[T]) -> Tagged[T]:
+    """A write that changes nothing still honours If-Match."""
+    if precondition is not None and not precondition.matches(current.etag):
+        raise PreconditionFailed
+    return current
+
+
+async def missing_or_stale(lookup: Awaitable[object]) -> NoReturn:
+    """A conditional write matched no row: 404 if the resource is gone, else 412 (it changed)."""
+    if await lookup is None:
+        raise NotFound
+    raise PreconditionFailed

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 TRIMMED = " \t\n\v\f\r"
 NO_NUL = r"^[^\x00]*$"
@@ -51,3 +51,22 @@ def _to_utc(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_to_utc)]
 Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
+
+
+class Patch(BaseModel):
+    """Base of PATCH bodies: unknown fields refused; `changes()` are the fields actually sent.
+
+    Fields that may be left out but not cleared are typed `X | SkipJsonSchema[None] = None` and get
+    `reject_null` as a before-validator, so an explicit null is a 422 on that field.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+def reject_null(cls: Any, value: Any) -> Any:
+    if value is None:
+        raise ValueError("may be left out, but not null")
+    return value

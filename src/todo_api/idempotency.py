@@ -15,14 +15,16 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Header, Response
+from fastapi import Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Row, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.conditional import Tagged
 from todo_api.errors import Conflict, InvalidInput
 from todo_api.models.idempotency import idempotency_table
+from todo_api.responses import location, representation
 
 keys = idempotency_table.c
 
@@ -128,3 +130,27 @@ async def execute_once(
 async def purge_expired(db: AsyncConnection, retention: timedelta) -> None:
     """Forget outcomes older than the retention period."""
     await db.execute(delete(idempotency_table).where(keys.created_at < func.now() - retention))
+
+
+async def respond_created(
+    request: Request,
+    db: AsyncConnection,
+    user_id: uuid.UUID,
+    key: str | None,
+    body: BaseModel,
+    create: Callable[[], Awaitable[Tagged[Any]]],
+    read_route: tuple[str, str],
+) -> Response:
+    """201 with `Location` (`read_route`: route name, id parameter) and `ETag` for a created
+    resource, executed at most once per `Idempotency-Key`."""
+
+    async def effect() -> Response:
+        created = await create()
+        route_name, id_parameter = read_route
+        url = location(request, route_name, **{id_parameter: created.item.id})
+        return representation(created.item, created.etag, 201, url)
+
+    settings = request.app.state.settings
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    request_hash = fingerprint(f"{request.method} {request.url.path}", body)
+    return await execute_once(db, user_id, key, request_hash, retention, effect)

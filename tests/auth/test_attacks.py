@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import hashlib
 import hmac
 import json
@@ -24,15 +23,24 @@ import httpx
 import jwt
 import pytest
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.auth.jwks_server import JwksServer
 from tests.conftest import AppClientFactory, count_users
-from tests.keys import AUDIENCE, DROP, ISSUER, PrivateKey, Signer, b64url, new_key, public_jwk, public_pem
+from tests.keys import (
+    AUDIENCE,
+    DROP,
+    ISSUER,
+    PrivateKey,
+    Signer,
+    b64url,
+    new_key,
+    public_jwk,
+    public_pem,
+    self_signed_certificate,
+)
 from todo_api.app import create_app
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import Settings, load_settings
@@ -77,22 +85,6 @@ def signed_raw(key: PrivateKey | str, header: str, payload: str) -> str:
 def flip(text: str, index: int) -> str:
     replacement = "A" if text[index] != "A" else "B"
     return text[:index] + replacement + text[index + 1 :]
-
-
-def self_signed_certificate(key: PrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attacker.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, algorithm)
-    )
 
 
 def authorization(value: str | bytes) -> Headers:
@@ -163,7 +155,7 @@ def _jwk_header(keys: Keys) -> Headers:
 
 def _x5c_header(keys: Keys) -> Headers:
     assert not isinstance(keys.attacker.key, str)
-    der = self_signed_certificate(keys.attacker.key).public_bytes(serialization.Encoding.DER)
+    der = self_signed_certificate(keys.attacker.key, "attacker.test").public_bytes(serialization.Encoding.DER)
     return bearer(keys.attacker.token("attack-target", headers={"x5c": [base64.b64encode(der).decode()]}))
 
 
@@ -341,16 +333,6 @@ async def test_anonymous_requests_to_unknown_api_paths_get_401_not_404(default_c
 # --- algorithm confusion and allowlists -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def rsa_key() -> PrivateKey:
-    return new_key("rsa")
-
-
-@pytest.fixture(scope="module")
-def ec_key() -> PrivateKey:
-    return new_key("es256")
-
-
 async def test_hs256_keyed_with_an_rsa_public_key_is_rejected(
     app_client: AppClientFactory, rsa_key: PrivateKey
 ) -> None:
@@ -506,7 +488,7 @@ async def test_embedded_keys_are_ignored_with_a_jwks_source(
     app_client: AppClientFactory, jwks: JwksServer, attacker_key: PrivateKey
 ) -> None:
     attacker = Signer(attacker_key, "EdDSA", kid="ed-1")
-    der = self_signed_certificate(attacker_key).public_bytes(serialization.Encoding.DER)
+    der = self_signed_certificate(attacker_key, "attacker.test").public_bytes(serialization.Encoding.DER)
     tokens = [
         attacker.token(headers={"jwk": public_jwk(attacker_key, kid="ed-1")}),
         attacker.token(headers={"x5c": [base64.b64encode(der).decode()]}),

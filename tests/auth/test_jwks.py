@@ -57,21 +57,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return fake
 
 
-@pytest.fixture(scope="module")
-def ed_key() -> PrivateKey:
-    return new_key("ed25519")
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> PrivateKey:
-    return new_key("rsa")
-
-
-@pytest.fixture(scope="module")
-def ec_key() -> PrivateKey:
-    return new_key("es256")
-
-
 @pytest.fixture
 def jwks(ed_key: PrivateKey, rsa_key: PrivateKey) -> Iterator[JwksServer]:
     with JwksServer([public_jwk(ed_key, kid="ed-1", alg="EdDSA"), public_jwk(rsa_key, kid="rsa-1", alg="RS256")]) as s:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
 
 from tests.conftest import AppClientFactory
-from tests.keys import PrivateKey, Signer, new_key, public_jwk, public_pem
+from tests.keys import PrivateKey, Signer, new_key, public_jwk, public_pem, self_signed_certificate
 from todo_api.app import create_app
 from todo_api.config import ConfigError, load_settings
 
@@ -25,35 +22,12 @@ ME = "/api/users/me"
 SECRET = "0123456789abcdef0123456789abcdef-hs256"
 
 
-@pytest.fixture(scope="module")
-def rsa_key() -> PrivateKey:
-    return new_key("rsa")
-
-
-@pytest.fixture(scope="module")
-def ec_key() -> PrivateKey:
-    return new_key("es256")
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 def certificate_pem(key: PrivateKey) -> str:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "issuer.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, algorithm)
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed_certificate(key, days=365).public_bytes(serialization.Encoding.PEM).decode()
 
 
 def private_pem(key: PrivateKey, fmt: serialization.PrivateFormat = serialization.PrivateFormat.PKCS8) -> str:

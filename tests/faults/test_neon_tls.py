@@ -10,7 +10,6 @@ server that its connections really are encrypted.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ipaddress
 import os
 import secrets
@@ -24,13 +23,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
 from tests.faults.conftest import RunningAppFactory
 from tests.faults.servers import TLS_BIN_ENV, PostgresInstance, TcpRelay, give_to_service_user, tls_binaries
+from tests.keys import self_signed_certificate
 from todo_api import migrate
 
 ROLE = "neondb_owner"
@@ -41,22 +40,8 @@ PASTED_QUERY = "sslmode=require&channel_binding=require"
 def write_self_signed_certificate(directory: Path) -> None:
     """server.crt / server.key for 127.0.0.1; the key belongs to the server's user, mode 0600."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
+    certificate = self_signed_certificate(key, "127.0.0.1", days=30, san=san)
     (directory / "server.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_file = directory / "server.key"
     key_file.write_bytes(

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
-from todo_api.deps import CurrentUserDep, DbDep, ListQuotaDep, SettingsDep
-from todo_api.idempotency import IdempotencyKeyHeader, execute_once, fingerprint
+from todo_api.deps import CurrentUserDep, DbDep, ListQuotaDep
+from todo_api.idempotency import IdempotencyKeyHeader, respond_created
 from todo_api.lists import service
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page
@@ -19,8 +19,6 @@ from todo_api.responses import (
     NOT_MODIFIED,
     PRECONDITION,
     cached_or,
-    location,
-    representation,
     tagged,
 )
 
@@ -32,21 +30,13 @@ async def create_list(
     body: ListCreate,
     user: CurrentUserDep,
     db: DbDep,
-    settings: SettingsDep,
     quota: ListQuotaDep,
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a list. Names are unique per user (case-insensitively): a duplicate is 409."""
-
-    async def create() -> Response:
-        created = await service.create_list(db, user.id, body, quota)
-        url = location(request, "read_list", list_id=created.item.id)
-        return representation(created.item, created.etag, status.HTTP_201_CREATED, url)
-
-    retention = timedelta(hours=settings.idempotency_retention_hours)
-    request_hash = fingerprint("POST /api/lists", body)
-    return await execute_once(db, user.id, idempotency_key, request_hash, retention, create)
+    create = partial(service.create_list, db, user.id, body, quota)
+    return await respond_created(request, db, user.id, idempotency_key, body, create, ("read_list", "list_id"))
 
 
 @router.get("")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from todo_api.fields import Trim, non_blank
+from todo_api.fields import Patch, Trim, non_blank, reject_null
 
 ListName = Annotated[str, non_blank(100), Trim]
 
@@ -22,20 +22,10 @@ class ListCreate(BaseModel):
     name: ListName = Field(description="Unique per user, case-insensitively.")
 
 
-class ListUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ListUpdate(Patch):
     name: ListName | SkipJsonSchema[None] = None
 
-    @field_validator("name", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(include=self.model_fields_set)
+    _not_null = field_validator("name", mode="before")(reject_null)
 
 
 class ListRead(BaseModel):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.conditional import IfMatch, PreconditionFailed, Tagged
+from todo_api.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale
 from todo_api.errors import Conflict, NotFound, QuotaExceeded
 from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository, Version
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
@@ -34,12 +34,6 @@ def _versions(precondition: IfMatch | None) -> frozenset[Version] | None:
         return None
     states = (_LIST_ETAG.fullmatch(value) for value in precondition.values)
     return frozenset((int(m[1]), int(m[2]), int(m[3])) for m in states if m)
-
-
-async def _missing_or_stale(repository: ListRepository, list_id: uuid.UUID) -> NoReturn:
-    if await repository.get(list_id) is None:
-        raise NotFound
-    raise PreconditionFailed
 
 
 async def is_owned(db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
@@ -76,17 +70,14 @@ async def update_list(
     in one statement."""
     changes = data.changes() if isinstance(data, ListUpdate) else data.model_dump()
     if not changes:
-        current = await get_list(db, user_id, list_id)
-        if precondition is not None and not precondition.matches(current.etag):
-            raise PreconditionFailed
-        return current
+        return ensure_matches(precondition, await get_list(db, user_id, list_id))
     repository = ListRepository(db, user_id)
     try:
         row = await repository.update(list_id, changes, _versions(precondition))
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
     if row is None:
-        await _missing_or_stale(repository, list_id)
+        await missing_or_stale(repository.get(list_id))
     return _tagged(row)
 
 
@@ -95,7 +86,7 @@ async def delete_list(
 ) -> None:
     repository = ListRepository(db, user_id)
     if not await repository.delete(list_id, _versions(precondition)):
-        await _missing_or_stale(repository, list_id)
+        await missing_or_stale(repository.get(list_id))
 
 
 async def list_lists(db: AsyncConnection, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:

@@ -1,17 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
-from todo_api.deps import CurrentUserDep, DbDep, SettingsDep, TodoQuotaDep
-from todo_api.idempotency import IdempotencyKeyHeader, execute_once, fingerprint
+from todo_api.deps import CurrentUserDep, DbDep, TodoQuotaDep
+from todo_api.idempotency import IdempotencyKeyHeader, respond_created
 from todo_api.pagination import Page
-from todo_api.responses import IDEMPOTENT, NOT_FOUND, NOT_MODIFIED, PRECONDITION, cached_or, location, representation
-from todo_api.responses import tagged as with_etag
+from todo_api.responses import IDEMPOTENT, NOT_FOUND, NOT_MODIFIED, PRECONDITION, cached_or, tagged
 from todo_api.todos import service
 from todo_api.todos.schemas import TodoCreate, TodoQuery, TodoRead, TodoUpdate
 
@@ -23,21 +22,13 @@ async def create_todo(
     body: TodoCreate,
     user: CurrentUserDep,
     db: DbDep,
-    settings: SettingsDep,
     quota: TodoQuotaDep,
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a todo. `Location` names it; send `Idempotency-Key` to retry safely."""
-
-    async def create() -> Response:
-        created = await service.create_todo(db, user.id, body, quota)
-        url = location(request, "read_todo", todo_id=created.item.id)
-        return representation(created.item, created.etag, status.HTTP_201_CREATED, url)
-
-    retention = timedelta(hours=settings.idempotency_retention_hours)
-    request_hash = fingerprint("POST /api/todos", body)
-    return await execute_once(db, user.id, idempotency_key, request_hash, retention, create)
+    create = partial(service.create_todo, db, user.id, body, quota)
+    return await respond_created(request, db, user.id, idempotency_key, body, create, ("read_todo", "todo_id"))
 
 
 @router.get("")
@@ -68,7 +59,7 @@ async def replace_todo(
     if_match: IfMatchDep,
 ) -> TodoRead:
     """Replace a todo: fields left out are reset to their defaults."""
-    return with_etag(response, await service.replace_todo(db, user.id, todo_id, body, if_match))
+    return tagged(response, await service.replace_todo(db, user.id, todo_id, body, if_match))
 
 
 @router.patch("/{todo_id}", responses={**NOT_FOUND, **PRECONDITION})
@@ -81,7 +72,7 @@ async def update_todo(
     if_match: IfMatchDep,
 ) -> TodoRead:
     """Change only the fields sent; `null` clears `due_at` or `list_id`."""
-    return with_etag(response, await service.update_todo(db, user.id, todo_id, body, if_match))
+    return tagged(response, await service.update_todo(db, user.id, todo_id, body, if_match))
 
 
 @router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})

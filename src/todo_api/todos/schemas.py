@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from todo_api.fields import Text, Trim, UtcDatetime, non_blank
+from todo_api.fields import Patch, Text, Trim, UtcDatetime, non_blank, reject_null
 
 PriorityName = Literal["none", "low", "medium", "high"]
 MAX_TAGS = 20
@@ -51,8 +51,6 @@ def _dedupe_tags(tags: list[str]) -> list[str]:
 
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_dedupe_tags)]
 
-_NOT_NULL_ON_PATCH = ("title", "description", "completed", "priority", "tags")
-
 
 class TodoCreate(BaseModel):
     """A new todo. Also the body of PUT: fields left out take their defaults."""
@@ -68,13 +66,11 @@ class TodoCreate(BaseModel):
     list_id: uuid.UUID | None = None
 
 
-class TodoUpdate(BaseModel):
+class TodoUpdate(Patch):
     """PATCH: only the fields sent change; `null` clears `due_at` or `list_id`.
 
     The other fields may be left out but not sent as null (the schema says so: `SkipJsonSchema`
     keeps the internal "not sent" default out of the OpenAPI document)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     title: Title | SkipJsonSchema[None] = None
     description: Description | SkipJsonSchema[None] = None
@@ -84,15 +80,7 @@ class TodoUpdate(BaseModel):
     tags: Tags | SkipJsonSchema[None] = None
     list_id: uuid.UUID | None = None
 
-    @field_validator(*_NOT_NULL_ON_PATCH, mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("may be left out, but not null")
-        return value
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(include=self.model_fields_set)
+    _not_null = field_validator("title", "description", "completed", "priority", "tags", mode="before")(reject_null)
 
 
 class TodoRead(BaseModel):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, NoReturn
+from typing import Any
 
 from sqlalchemy import ColumnElement, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.conditional import IfMatch, PreconditionFailed, Tagged, versions
+from todo_api.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
 from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
 from todo_api.lists import service as lists
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
@@ -42,13 +42,6 @@ async def _check_list(db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUI
         raise InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
 
 
-async def _missing_or_stale(repository: TodoRepository, todo_id: uuid.UUID) -> NoReturn:
-    """A conditional write matched no row: tell 404 (no such todo) from 412 (it changed)."""
-    if await repository.get(todo_id) is None:
-        raise NotFound
-    raise PreconditionFailed
-
-
 async def create_todo(db: AsyncConnection, user_id: uuid.UUID, data: TodoCreate, quota: Quota) -> Tagged[TodoRead]:
     """Create a todo; at most `quota.limit` per user (0: unlimited)."""
     fields = data.model_dump()
@@ -75,10 +68,7 @@ async def _update(
     """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
     repository = TodoRepository(db, user_id)
     if not fields:
-        current = await get_todo(db, user_id, todo_id)
-        if precondition is not None and not precondition.matches(current.etag):
-            raise PreconditionFailed
-        return current
+        return ensure_matches(precondition, await get_todo(db, user_id, todo_id))
     if "list_id" in fields:
         await _check_list(db, user_id, fields["list_id"])
     try:
@@ -86,7 +76,7 @@ async def _update(
     except ListReferenceError:
         raise InvalidInput(LIST_ID_LOC, "List not found", str(fields.get("list_id"))) from None
     if todo is None:
-        await _missing_or_stale(repository, todo_id)
+        await missing_or_stale(repository.get(todo_id))
     return _tagged(todo)
 
 
@@ -109,7 +99,7 @@ async def delete_todo(
 ) -> None:
     repository = TodoRepository(db, user_id)
     if not await repository.delete(todo_id, versions(precondition)):
-        await _missing_or_stale(repository, todo_id)
+        await missing_or_stale(repository.get(todo_id))
 
 
 def _conditions(query: TodoQuery) -> list[ColumnElement[bool]]:
