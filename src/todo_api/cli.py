@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,9 +37,17 @@ def _validated(settings: Settings) -> Settings:
     return settings
 
 
+def _exit_cleanly_after_sigterm() -> None:
+    """uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal with the handler
+    that was installed before it started. Make that handler a normal exit: status 0 after a
+    graceful shutdown, and `atexit` still runs (the embedded PostgreSQL of `dev` is stopped)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _validated(load_settings())
     configure_logging(settings.log_level, settings.log_format)
+    _exit_cleanly_after_sigterm()
     uvicorn.run(
         "todo_api.app:create_app_from_env",
         factory=True,
@@ -83,6 +92,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
     except ConfigError:
         banner.append("Tokens come from your identity provider (JWT_JWKS_URL / JWT_PUBLIC_KEY).")
     print("\n".join(banner), file=sys.stderr, flush=True)
+    _exit_cleanly_after_sigterm()
     uvicorn.run(
         create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False, server_header=False
     )
