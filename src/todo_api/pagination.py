@@ -83,14 +83,6 @@ class SortSpec:
         return row < position if self.descending else row > position
 
 
-def parse_sort(value: str, specs: dict[str, SortSpec]) -> SortSpec:
-    spec = specs.get(value)
-    if spec is None:
-        allowed = ", ".join(specs)
-        raise InvalidInput(("query", "sort"), f"Unknown sort; use one of: {allowed}", value)
-    return spec
-
-
 def _sign(payload: bytes, binding: str) -> bytes:
     return hmac.digest(b"todo-api cursor v1", payload + b"\x00" + binding.encode(), hashlib.sha256)[:12]
 
