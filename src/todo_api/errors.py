@@ -121,6 +121,12 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     return app_error_response(request, exc)
 
 
+def violated_constraint(exc: sa_exc.IntegrityError) -> str | None:
+    """Name of the constraint (or unique index) PostgreSQL reports as violated."""
+    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    return name if isinstance(name, str) else None
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """Connection loss, refused connections, pool exhaustion and statement timeouts."""
     if isinstance(exc, sa_exc.TimeoutError):  # pool wait timed out

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.errors import violated_constraint
 from todo_api.models.todo import todos_table
 from todo_api.models.todo_list import lists_table, name_key
 from todo_api.pagination import DATETIME, TEXT, SortSpec
@@ -145,6 +146,6 @@ class ListRepository:
         try:
             return (await self.db.execute(statement, params)).first()
         except IntegrityError as exc:
-            if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == UNIQUE_NAME:
+            if violated_constraint(exc) == UNIQUE_NAME:
                 raise DuplicateNameError from None
             raise

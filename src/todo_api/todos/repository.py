@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from todo_api.errors import violated_constraint
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key, todos_table
 from todo_api.pagination import DATETIME, INTEGER, TEXT, KeyCodec, SortSpec
 
@@ -159,7 +160,7 @@ class TodoRepository:
         try:
             return (await self.db.execute(statement, params)).first()
         except IntegrityError as exc:
-            if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == FK_LIST:
+            if violated_constraint(exc) == FK_LIST:
                 raise ListReferenceError from None
             raise
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from todo_api.auth.http import PRINCIPAL_KEY
 from todo_api.auth.principal import Principal
-from todo_api.errors import unavailable_response
+from todo_api.errors import unavailable_response, violated_constraint
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +64,10 @@ class IdentityCache:
         self._entries.pop((principal.issuer, principal.subject), None)
 
 
-def _constraint(exc: IntegrityError) -> str | None:
-    name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
-    return name if isinstance(name, str) else None
-
-
 async def stale_account_handler(request: Request, exc: Exception) -> Response:
     """A write referenced a user row that no longer exists (account deleted via another worker):
     forget the cached id and ask the client to retry, which provisions a fresh account."""
-    if not isinstance(exc, IntegrityError) or not (_constraint(exc) or "").endswith("_user_id_users"):
+    if not isinstance(exc, IntegrityError) or not (violated_constraint(exc) or "").endswith("_user_id_users"):
         raise exc
     principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
     if isinstance(principal, Principal):
