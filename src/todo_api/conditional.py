@@ -75,7 +75,7 @@ def if_none_match_hits(header: str | None, current: str) -> bool:
     return any(match.group(2) == current for match in _ENTITY_TAG.finditer(header))
 
 
-def if_match(
+async def if_match(
     request: Request,
     if_match_header: Annotated[
         str | None,

@@ -21,7 +21,7 @@ from todo_api.users.cache import IdentityCache
 DbDep = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
 
 
-def get_settings_of_app(request: Request) -> Settings:
+async def get_settings_of_app(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -44,12 +44,13 @@ async def get_current_user(
 ) -> CurrentUser:
     """Applied to the whole `/api` router: verified token → provisioned user (cached per worker)."""
     principal = await authenticate(request)
-    user_id = await users.current_user_id(db, principal, identity_cache(request))
+    user_id = await users.current_user_id(db, principal, request.app.state.identity_cache)
     request.state.user_id = str(user_id)
     return CurrentUser(user_id, principal)
 
 
-def identity_cache(request: Request) -> IdentityCache:
+async def identity_cache(request: Request) -> IdentityCache:
+    """Dependencies are `async def` throughout: FastAPI runs plain `def` ones in a thread pool."""
     cache: IdentityCache = request.app.state.identity_cache
     return cache
 
@@ -58,11 +59,11 @@ CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 IdentityCacheDep = Annotated[IdentityCache, Depends(identity_cache)]
 
 
-def todo_quota(request: Request, settings: SettingsDep) -> Quota:
+async def todo_quota(request: Request, settings: SettingsDep) -> Quota:
     return Quota(settings.max_todos_per_user, request.app.state.row_gauge)
 
 
-def list_quota(request: Request, settings: SettingsDep) -> Quota:
+async def list_quota(request: Request, settings: SettingsDep) -> Quota:
     return Quota(settings.max_lists_per_user, request.app.state.row_gauge)
 
 

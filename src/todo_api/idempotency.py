@@ -147,9 +147,11 @@ async def respond_created(
     async def effect() -> Response:
         created = await create()
         route_name, id_parameter = read_route
-        url = location(request, route_name, **{id_parameter: created.item.id})
-        return representation(created.item, created.etag, 201, url)
+        url = location(request, route_name, id_parameter, created.item.id)
+        return representation(created, 201, url)
 
+    if key is None:
+        return await effect()
     settings = request.app.state.settings
     retention = timedelta(hours=settings.idempotency_retention_hours)
     request_hash = fingerprint(f"{request.method} {request.url.path}", body)

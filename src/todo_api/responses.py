@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel
+from starlette.applications import Starlette
 
 from todo_api.conditional import Tagged, etag, if_none_match_hits
 
@@ -31,9 +33,16 @@ NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such resour
 CONFLICT: Responses = {409: {"model": ErrorBody, "description": "Conflicts with another resource of this user."}}
 
 
-def location(request: Request, route_name: str, **path_params: Any) -> str:
-    """Path of a resource, e.g. `/api/todos/{id}` (relative `Location`, RFC 9110 §10.2.2)."""
-    return str(request.app.url_path_for(route_name, **{k: str(v) for k, v in path_params.items()}))
+@functools.lru_cache(maxsize=64)
+def _path_template(app: Starlette, route_name: str, parameter: str) -> str:
+    return str(app.url_path_for(route_name, **{parameter: f"{{{parameter}}}"}))
+
+
+def location(request: Request, route_name: str, parameter: str, value: object) -> str:
+    """Path of a resource, e.g. `/api/todos/{id}` (relative `Location`, RFC 9110 §10.2.2).
+
+    The route's path is looked up once per app (a lookup walks every route)."""
+    return _path_template(request.app, route_name, parameter).replace(f"{{{parameter}}}", str(value))
 
 
 PRECONDITION: Responses = {
@@ -49,24 +58,28 @@ IDEMPOTENT: Responses = {
 NOT_MODIFIED: Responses = {304: {"description": "If-None-Match matched the current ETag."}}
 
 
-def representation(item: BaseModel, tag: str, status_code: int = 200, location: str | None = None) -> Response:
-    """A JSON representation with its strong ETag (and Location for 201), serialised once so an
-    idempotent replay can return the very same bytes."""
-    headers = {"ETag": etag(tag)}
-    if location is not None:
-        headers["Location"] = location
-    body = item.model_dump_json().encode()
+def json_response(item: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The model serialised once, by its own pydantic serializer.
+
+    Handlers return this instead of the model: FastAPI would validate a returned model against
+    the `response_model` again before serialising it, which for a page of todos costs more than
+    the query. The route still declares `response_model` so the OpenAPI document is unchanged.
+    """
+    body = item.__pydantic_serializer__.to_json(item)
     return Response(body, status_code=status_code, headers=headers, media_type="application/json")
 
 
-def tagged[T](response: Response, value: Tagged[T]) -> T:
-    """Set the ETag of a single-resource response and return its body model."""
-    response.headers["ETag"] = etag(value.etag)
-    return value.item
+def representation(value: Tagged[BaseModel], status_code: int = 200, location: str | None = None) -> Response:
+    """A single resource with its strong ETag (and Location for 201), serialised once so an
+    idempotent replay can return the very same bytes."""
+    headers = {"ETag": etag(value.etag)}
+    if location is not None:
+        headers["Location"] = location
+    return json_response(value.item, status_code, headers)
 
 
-def cached_or[T](value: Tagged[T], if_none_match: str | None, response: Response) -> T | Response:
+def cached_or(value: Tagged[BaseModel], if_none_match: str | None) -> Response:
     """GET: 304 when the client's copy is current, else the representation with its ETag."""
     if if_none_match_hits(if_none_match, value.etag):
         return Response(status_code=304, headers={"ETag": etag(value.etag)})
-    return tagged(response, value)
+    return representation(value)

@@ -19,7 +19,8 @@ from todo_api.responses import (
     NOT_MODIFIED,
     PRECONDITION,
     cached_or,
-    tagged,
+    json_response,
+    representation,
 )
 
 router = APIRouter(prefix="/lists", tags=["lists"])
@@ -39,10 +40,10 @@ async def create_list(
     return await respond_created(request, db, user.id, idempotency_key, body, create, ("read_list", "list_id"))
 
 
-@router.get("")
-async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, db: DbDep) -> Page[ListRead]:
+@router.get("", response_model=Page[ListRead])
+async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, db: DbDep) -> Response:
     """The user's lists with their todo counts, one keyset page at a time."""
-    return await service.list_lists(db, user.id, query)
+    return json_response(await service.list_lists(db, user.id, query))
 
 
 @router.get("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **NOT_MODIFIED})
@@ -50,37 +51,34 @@ async def read_list(
     list_id: uuid.UUID,
     user: CurrentUserDep,
     db: DbDep,
-    response: Response,
     if_none_match: IfNoneMatchHeader = None,
-) -> ListRead | Response:
+) -> Response:
     """One list with its todo counts and `ETag` (which changes when the counts change)."""
-    return cached_or(await service.get_list(db, user.id, list_id), if_none_match, response)
+    return cached_or(await service.get_list(db, user.id, list_id), if_none_match)
 
 
-@router.put("/{list_id}", responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
+@router.put("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
 async def replace_list(
     list_id: uuid.UUID,
     body: ListCreate,
     user: CurrentUserDep,
     db: DbDep,
-    response: Response,
     if_match: IfMatchDep,
-) -> ListRead:
+) -> Response:
     """Replace a list."""
-    return tagged(response, await service.update_list(db, user.id, list_id, body, if_match))
+    return representation(await service.update_list(db, user.id, list_id, body, if_match))
 
 
-@router.patch("/{list_id}", responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
+@router.patch("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
 async def update_list(
     list_id: uuid.UUID,
     body: ListUpdate,
     user: CurrentUserDep,
     db: DbDep,
-    response: Response,
     if_match: IfMatchDep,
-) -> ListRead:
+) -> Response:
     """Change only the fields sent."""
-    return tagged(response, await service.update_list(db, user.id, list_id, body, if_match))
+    return representation(await service.update_list(db, user.id, list_id, body, if_match))
 
 
 @router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})

@@ -96,6 +96,9 @@ _MINE = columns.user_id == bindparam("owner")
 _ONE = (columns.id == bindparam("target")) & _MINE
 _GET = select(todos_table).where(_ONE)
 _COUNT = select(func.count()).select_from(todos_table).where(_MINE)
+# Values come as execute() parameters: the statement (and its compiled form) is reused.
+_INSERT = insert(todos_table).returning(todos_table)
+_INSERT_COMPLETED = insert(todos_table).values(completed_at=func.now()).returning(todos_table)
 
 
 def _at(versions: frozenset[int] | None) -> list[ColumnElement[bool]]:
@@ -130,13 +133,8 @@ class TodoRepository:
         return int((await self.db.execute(_COUNT, self._owner)).scalar_one())
 
     async def create(self, values: dict[str, Any]) -> Row[Any]:
-        completed = bool(values.get("completed"))
-        statement = (
-            insert(todos_table)
-            .values(user_id=self.user_id, completed_at=func.now() if completed else None, **values)
-            .returning(todos_table)
-        )
-        row = await self._returning(statement, {})
+        statement = _INSERT_COMPLETED if values.get("completed") else _INSERT
+        row = await self._returning(statement, {**values, "user_id": self.user_id})
         if row is None:  # pragma: no cover - INSERT … RETURNING always returns its row
             raise RuntimeError("no row returned")
         return row

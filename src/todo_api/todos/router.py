@@ -10,7 +10,15 @@ from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
 from todo_api.deps import CurrentUserDep, DbDep, TodoQuotaDep
 from todo_api.idempotency import IdempotencyKeyHeader, respond_created
 from todo_api.pagination import Page
-from todo_api.responses import IDEMPOTENT, NOT_FOUND, NOT_MODIFIED, PRECONDITION, cached_or, tagged
+from todo_api.responses import (
+    IDEMPOTENT,
+    NOT_FOUND,
+    NOT_MODIFIED,
+    PRECONDITION,
+    cached_or,
+    json_response,
+    representation,
+)
 from todo_api.todos import service
 from todo_api.todos.schemas import TodoCreate, TodoQuery, TodoRead, TodoUpdate
 
@@ -31,10 +39,10 @@ async def create_todo(
     return await respond_created(request, db, user.id, idempotency_key, body, create, ("read_todo", "todo_id"))
 
 
-@router.get("")
-async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, db: DbDep) -> Page[TodoRead]:
+@router.get("", response_model=Page[TodoRead])
+async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, db: DbDep) -> Response:
     """The user's todos, filtered and sorted, one keyset page at a time (follow `next_cursor`)."""
-    return await service.list_todos(db, user.id, query)
+    return json_response(await service.list_todos(db, user.id, query))
 
 
 @router.get("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **NOT_MODIFIED})
@@ -42,37 +50,34 @@ async def read_todo(
     todo_id: uuid.UUID,
     user: CurrentUserDep,
     db: DbDep,
-    response: Response,
     if_none_match: IfNoneMatchHeader = None,
-) -> TodoRead | Response:
+) -> Response:
     """One todo, with its `ETag`; `If-None-Match` with that ETag → 304."""
-    return cached_or(await service.get_todo(db, user.id, todo_id), if_none_match, response)
+    return cached_or(await service.get_todo(db, user.id, todo_id), if_none_match)
 
 
-@router.put("/{todo_id}", responses={**NOT_FOUND, **PRECONDITION})
+@router.put("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **PRECONDITION})
 async def replace_todo(
     todo_id: uuid.UUID,
     body: TodoCreate,
     user: CurrentUserDep,
     db: DbDep,
-    response: Response,
     if_match: IfMatchDep,
-) -> TodoRead:
+) -> Response:
     """Replace a todo: fields left out are reset to their defaults."""
-    return tagged(response, await service.replace_todo(db, user.id, todo_id, body, if_match))
+    return representation(await service.replace_todo(db, user.id, todo_id, body, if_match))
 
 
-@router.patch("/{todo_id}", responses={**NOT_FOUND, **PRECONDITION})
+@router.patch("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **PRECONDITION})
 async def update_todo(
     todo_id: uuid.UUID,
     body: TodoUpdate,
     user: CurrentUserDep,
     db: DbDep,
-    response: Response,
     if_match: IfMatchDep,
-) -> TodoRead:
+) -> Response:
     """Change only the fields sent; `null` clears `due_at` or `list_id`."""
-    return tagged(response, await service.update_todo(db, user.id, todo_id, body, if_match))
+    return representation(await service.update_todo(db, user.id, todo_id, body, if_match))
 
 
 @router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
