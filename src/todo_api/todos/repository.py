@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from todo_api.errors import violated_constraint
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key, todos_table
 from todo_api.pagination import DATETIME, INTEGER, TEXT, KeyCodec, SortSpec
+from todo_api.todos.schemas import TodoRead
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 
@@ -94,11 +95,13 @@ def completed_at_for(completed: bool) -> ColumnElement[Any]:
 # owner's rows (`user_id = :user_id`).
 _MINE = columns.user_id == bindparam("owner")
 _ONE = (columns.id == bindparam("target")) & _MINE
-_GET = select(todos_table).where(_ONE)
+# What a todo's representation needs (and its version, for the ETag): not the owner, not tag_keys.
+_READ: list[ColumnElement[Any]] = [columns[name] for name in (*TodoRead.model_fields, "version")]
+_GET = select(*_READ).where(_ONE)
 _COUNT = select(func.count()).select_from(todos_table).where(_MINE)
 # Values come as execute() parameters: the statement (and its compiled form) is reused.
-_INSERT = insert(todos_table).returning(todos_table)
-_INSERT_COMPLETED = insert(todos_table).values(completed_at=func.now()).returning(todos_table)
+_INSERT = insert(todos_table).returning(*_READ)
+_INSERT_COMPLETED = insert(todos_table).values(completed_at=func.now()).returning(*_READ)
 
 
 def _at(versions: frozenset[int] | None) -> list[ColumnElement[bool]]:
@@ -123,11 +126,11 @@ class TodoRepository:
     ) -> Sequence[Row[Any]]:
         """Up to `limit` todos in `spec` order after the `after` position; each row ends with its
         cursor value (`sort_value`)."""
-        statement = select(todos_table, spec.cursor_value.label("sort_value")).where(_MINE, *conditions)
+        statement = select(*[*_READ, spec.cursor_value.label("sort_value")]).where(_MINE, *conditions).limit(limit)
         if after is not None:
             statement = statement.where(spec.after(*after))
-        statement = statement.order_by(*spec.order_by()).limit(limit)
-        return (await self.db.execute(statement, self._owner)).all()
+        rows = await self.db.execute(statement.order_by(*spec.order_by()), self._owner)
+        return rows.all()
 
     async def count(self) -> int:
         return int((await self.db.execute(_COUNT, self._owner)).scalar_one())
@@ -147,7 +150,7 @@ class TodoRepository:
         assignments: dict[str, Any] = {**values, "updated_at": func.now(), "version": columns.version + 1}
         if "completed" in values:
             assignments["completed_at"] = completed_at_for(values["completed"])
-        statement = update(todos_table).where(_ONE, *_at(versions)).values(**assignments).returning(todos_table)
+        statement = update(todos_table).where(_ONE, *_at(versions)).values(**assignments).returning(*_READ)
         return await self._returning(statement, {**self._owner, "target": todo_id})
 
     async def delete(self, todo_id: uuid.UUID, versions: frozenset[int] | None = None) -> bool:
