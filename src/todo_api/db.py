@@ -64,19 +64,23 @@ def _ping_and_bound_on_checkout(engine: AsyncEngine, timeout_ms: int) -> None:
     the request's transaction, and the timeout covers every statement in it. Per transaction, not
     per session: behind PgBouncer in transaction mode (Neon's pooler) a session setting would land
     on whichever server connection ran it, and startup parameters are refused there.
+
+    The driver's implicit `BEGIN` and the statement go out together in psycopg's pipeline mode:
+    one round trip instead of two.
     """
     statement = select(func.set_config("statement_timeout", str(timeout_ms), True))
     sql = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
 
+    async def begin_bounded(connection: psycopg.AsyncConnection[Any]) -> None:
+        async with connection.pipeline():
+            await connection.execute(sql.encode())
+
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(sql)
+            dbapi_connection.run_async(begin_bounded)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise DisconnectionError from exc  # the pool discards it and tries a fresh connection
-        finally:
-            cursor.close()
 
 
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
