@@ -20,6 +20,7 @@ from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, Settings, get_settings
 from todo_api.db import create_engine
 from todo_api.errors import register_error_handlers
+from todo_api.log import configure_logging
 from todo_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.quota import RowGauge
 from todo_api.ratelimit import build_rate_limiter
@@ -98,5 +99,12 @@ def add_cors(app: FastAPI, origins: list[str]) -> None:
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` worker processes."""
-    return create_app()
+    """Factory for `uvicorn --factory` worker processes.
+
+    With `--workers N` each worker is a freshly spawned interpreter: the logging set up by
+    `todo-api serve` in the parent does not reach it, so the worker sets up its own (otherwise
+    access lines are dropped and errors come out as plain text).
+    """
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -610,7 +610,9 @@ class ApiServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_api_server(env: Mapping[str, str], ready_headers: Mapping[str, str], timeout: float = 60) -> ApiServer:
+def start_api_server(
+    env: Mapping[str, str], ready_headers: Mapping[str, str], timeout: float = 60, workers: int = 1
+) -> ApiServer:
     """`python -m todo_api serve` on a free port; returns once `GET /api/users/me` answers 200.
 
     Runs in an empty working directory (no `.env` is read) with exactly the given environment.
@@ -622,7 +624,18 @@ def start_api_server(env: Mapping[str, str], ready_headers: Mapping[str, str], t
     full_env = {**base, "PYTHONUNBUFFERED": "1", **env}
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
-            [sys.executable, "-m", "todo_api", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            [
+                sys.executable,
+                "-m",
+                "todo_api",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             cwd=directory,
             env=full_env,
             stdin=subprocess.DEVNULL,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -168,3 +169,26 @@ async def test_a_request_outliving_the_grace_period_is_cut_off_and_the_process_s
     assert returncode in CLEAN_EXITS, server.log_text()[-3000:]
     assert title == "before shutdown"  # cut off before its commit: not applied
     assert not (isinstance(result, httpx.Response) and result.status_code < 300)
+
+
+async def test_every_worker_logs_json_access_lines_and_all_stop_on_sigterm(
+    database_url: str, service_env: dict[str, str], auth: Callable[..., dict[str, str]]
+) -> None:
+    """`--workers 2` spawns fresh interpreters: each must set up the JSON log itself."""
+    env = {**service_env, "DATABASE_URL": database_url, "LOG_LEVEL": "info", "LOG_FORMAT": "json"}
+    server = await asyncio.to_thread(start_api_server, env, auth("readiness"), workers=2)
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=HANG) as client:
+            for _ in range(20):  # new connections, so both workers are likely to answer some
+                response = await client.get("/api/users/me", headers={**auth(), "Connection": "close"})
+                assert response.status_code == 200, response.text
+        server.process.send_signal(signal.SIGTERM)
+        returncode = await asyncio.to_thread(server.process.wait, HANG)
+        log = server.log_text()
+    finally:
+        server.stop()  # removes the log with the working directory
+    access = [line for line in map(orjson.loads, log.splitlines()) if line.get("logger") == "todo_api.access"]
+    assert len(access) >= 20, log[-3000:]
+    assert {(line["route"], line["status"]) for line in access} == {("/api/users/me", 200)}
+    assert returncode in CLEAN_EXITS, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
