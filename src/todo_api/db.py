@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 from fastapi import Request
 from sqlalchemy import event, func, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -83,6 +85,38 @@ def _ping_and_bound_on_checkout(engine: AsyncEngine, timeout_ms: int) -> None:
             raise DisconnectionError from exc  # the pool discards it and tries a fresh connection
 
 
+class FairGate:
+    """First come, first served admission to the connection pool, one slot per pooled connection.
+
+    SQLAlchemy's asyncio pool hands a returned connection to whichever task asks next, and a
+    waiter that loses the race goes back to the end of the queue: under load a few requests wait
+    many times longer than the rest (p99 at 4-5x the median). Requests queue here instead, in
+    order, so the pool itself never has to wait. Waiting longer than the pool timeout is the same
+    failure as an exhausted pool (503 + Retry-After).
+    """
+
+    def __init__(self, slots: int, timeout_seconds: float) -> None:
+        self._slots = asyncio.Semaphore(slots)
+        self._timeout = timeout_seconds
+
+    async def __aenter__(self) -> None:
+        if not self._slots.locked():  # a slot is free and nobody is queued: no timer needed
+            await self._slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise sa_exc.TimeoutError(f"no database connection free within {self._timeout} s") from None
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._slots.release()
+
+
+def fair_gate(settings: Settings) -> FairGate:
+    return FairGate(settings.db_pool_size + settings.db_max_overflow, settings.db_pool_timeout_seconds)
+
+
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     """One connection and transaction per request: commit on success, roll back on any error.
 
@@ -90,7 +124,8 @@ async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     means the write is durable.
     """
     engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as connection:
+    gate: FairGate = request.app.state.db_gate
+    async with gate, engine.connect() as connection:
         try:
             yield connection
         except BaseException:
