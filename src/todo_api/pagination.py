@@ -76,8 +76,9 @@ class SortSpec:
             return self.key.desc(), self.id_column.desc()
         return self.key.asc(), self.id_column.asc()
 
-    def after(self, value: Any, last_id: uuid.UUID) -> ColumnElement[bool]:
-        """Rows strictly after (value, last_id) in this order: one row comparison, index-friendly."""
+    def after(self, value: Any, last_id: uuid.UUID | ColumnElement[Any]) -> ColumnElement[bool]:
+        """Rows strictly after (value, last_id) in this order: one row comparison, index-friendly.
+        Both may be values or bind parameters."""
         row = tuple_(self.key, self.id_column)
         position = tuple_(self.bound(value), last_id)
         return row < position if self.descending else row > position

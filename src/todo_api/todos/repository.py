@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Integer,
     Row,
+    Select,
     bindparam,
     case,
     delete,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -42,13 +45,14 @@ class ListReferenceError(Exception):
     """The database refused a `list_id` that is not one of the owner's lists."""
 
 
+# A sort's `bound` receives the cursor's bind parameter (see `_PAGES`) and gives it the key's type.
 def _typed(kind: Any) -> Any:
-    return lambda value: literal(value, type_=kind)
+    return lambda value: type_coerce(value, kind)
 
 
 def _due_bound(far_end: str) -> Any:
     sentinel: ColumnElement[Any] = literal_column(f"'{far_end}'::timestamp with time zone")
-    return lambda value: func.coalesce(literal(value, type_=DateTime(timezone=True)), sentinel)
+    return lambda value: func.coalesce(type_coerce(value, DateTime(timezone=True)), sentinel)
 
 
 def _spec(
@@ -100,6 +104,18 @@ _READ: list[ColumnElement[Any]] = [columns[name] for name in (*TodoRead.model_fi
 _GET = select(*_READ).where(_ONE)
 _COUNT = select(func.count()).select_from(todos_table).where(_MINE)
 # Values come as execute() parameters: the statement (and its compiled form) is reused.
+
+
+def _page(spec: SortSpec, after: bool) -> Select[*tuple[Any, ...]]:
+    """A page in `spec` order (after a cursor position, or from the start); every value is a
+    bind parameter, so the statement is built once per sort and filters are added on top."""
+    statement = select(*[*_READ, spec.cursor_value.label("sort_value")]).where(_MINE)
+    if after:
+        statement = statement.where(spec.after(bindparam("after_value"), bindparam("after_id", type_=columns.id.type)))
+    return statement.order_by(*spec.order_by()).limit(bindparam("limit", type_=Integer))
+
+
+_PAGES = {(name, after): _page(spec, after) for name, spec in SORTS.items() for after in (False, True)}
 _INSERT = insert(todos_table).returning(*_READ)
 _INSERT_COMPLETED = insert(todos_table).values(completed_at=func.now()).returning(*_READ)
 
@@ -126,11 +142,13 @@ class TodoRepository:
     ) -> Sequence[Row[Any]]:
         """Up to `limit` todos in `spec` order after the `after` position; each row ends with its
         cursor value (`sort_value`)."""
-        statement = select(*[*_READ, spec.cursor_value.label("sort_value")]).where(_MINE, *conditions).limit(limit)
+        params: dict[str, Any] = {**self._owner, "limit": limit}
         if after is not None:
-            statement = statement.where(spec.after(*after))
-        rows = await self.db.execute(statement.order_by(*spec.order_by()), self._owner)
-        return rows.all()
+            params.update(after_value=after[0], after_id=after[1])
+        statement = _PAGES[spec.name, after is not None]
+        if conditions:
+            statement = statement.where(*conditions)
+        return (await self.db.execute(statement, params)).all()
 
     async def count(self) -> int:
         return int((await self.db.execute(_COUNT, self._owner)).scalar_one())
