@@ -88,17 +88,23 @@ class RequestContextMiddleware:
                 response = unavailable_response(request_id) if status == 503 else internal_error_response(request_id)
                 await response(scope, receive, send_with_headers)
         finally:
-            logger.info(
-                "request",
-                extra={
-                    "method": scope.get("method"),
-                    "route": route_template(scope),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": request_id,
-                    "user_id": state.get("user_id"),
-                },
-            )
+            if logger.isEnabledFor(logging.INFO):
+                _log_access(scope, state, status, started)
+
+
+def _log_access(scope: Scope, state: dict[str, Any], status: int, started: float) -> None:
+    """One structured line per request (built only when INFO is on)."""
+    logger.info(
+        "request",
+        extra={
+            "method": scope.get("method"),
+            "route": route_template(scope),
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "request_id": state.get("request_id"),
+            "user_id": state.get("user_id"),
+        },
+    )
 
 
 class BodyTooLarge(HTTPException):

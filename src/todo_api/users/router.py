@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from todo_api.deps import CurrentUserDep, DbDep, IdentityCacheDep
+from todo_api.responses import json_response
 from todo_api.users import service
 from todo_api.users.schemas import UserRead
 
@@ -10,9 +11,9 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me", response_model=UserRead)
-async def read_me(user: CurrentUserDep, db: DbDep, cache: IdentityCacheDep) -> UserRead:
+async def read_me(user: CurrentUserDep, db: DbDep, cache: IdentityCacheDep) -> Response:
     """The authenticated user's account, created on the first request with a new token subject."""
-    return UserRead.model_validate(await service.read_account(db, user.principal, cache))
+    return json_response(UserRead.model_validate(await service.read_account(db, user.principal, cache)))
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
