@@ -1,0 +1,79 @@
+"""The app in this process against a prepared benchmark database: one request per scenario.
+
+Shared by `bench.explain` (which captures the SQL) and `bench.cpu` (which times the CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from bench import scenarios
+from bench.fixture import Prepared
+from bench.lua import CREATE_BODY
+from bench.session import SERVER_OVERRIDES
+from bench.tokens import AUDIENCE, ISSUER
+from todo_api.app import create_app
+from todo_api.config import Settings, load_settings
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    scenario: str
+    method: str
+    path: str
+    body: str | None
+    user: str
+
+
+def probes(names: Sequence[str], ready: Prepared, deep_path: str) -> list[Probe]:
+    some_id = str(ready.seed.user("user-1").todo_ids[1234 % len(ready.seed.user("user-1").todo_ids)])
+    catalogue = {
+        "me": Probe("me", "GET", "/api/users/me", None, "user-1"),
+        "list": Probe("list", "GET", scenarios.LIST_PATH, None, "user-1"),
+        "list-deep": Probe("list-deep", "GET", deep_path, None, "user-1"),
+        "filter": Probe("filter", "GET", scenarios.FILTER_PATH, None, "user-1"),
+        "get": Probe("get", "GET", f"/api/todos/{some_id}", None, "user-1"),
+        "create": Probe("create", "POST", "/api/todos", CREATE_BODY.replace("%d", "0"), "user-1"),
+        "patch": Probe("patch", "PATCH", f"/api/todos/{some_id}", '{"completed":true}', "user-1"),
+        "list-100k": Probe("list-100k", "GET", scenarios.LIST_PATH, None, scenarios.BIG_USER),
+        "list-1k": Probe("list-1k", "GET", scenarios.LIST_PATH, None, scenarios.SMALL_USER),
+    }
+    return [catalogue[name] for name in names if name in catalogue]
+
+
+def settings(ready: Prepared) -> Settings:
+    for name in Settings.model_fields:  # this process only: the developer's settings must not leak in
+        os.environ.pop(name.upper(), None)
+    return load_settings(
+        _env_file=None,
+        database_url=ready.database_url,
+        jwt_public_key=ready.signer.public_pem,
+        jwt_issuer=ISSUER,
+        jwt_audience=[AUDIENCE],
+        log_level="warning",
+        **SERVER_OVERRIDES,  # as `python -m bench` runs the server
+    )
+
+
+def deep_path(ready: Prepared) -> str:
+    app = create_app(settings(ready))
+
+    async def walk() -> str:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+                path = scenarios.LIST_PATH
+                for _ in range(scenarios.DEEP_PAGES):
+                    response = await client.get(path, headers={"Authorization": f"Bearer {ready.tokens['user-1']}"})
+                    cursor = response.json().get("next_cursor") if response.is_success else None
+                    if not cursor:
+                        break
+                    path = scenarios.page_path(cursor)
+                return path
+
+    return asyncio.run(walk())
