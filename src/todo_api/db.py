@@ -11,7 +11,6 @@ from fastapi import Request
 from sqlalchemy import event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from todo_api.config import Settings
@@ -82,7 +81,7 @@ def _ping_and_bound_on_checkout(engine: AsyncEngine, timeout_ms: int) -> None:
         try:
             dbapi_connection.run_async(begin_bounded)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise DisconnectionError from exc  # the pool discards it and tries a fresh connection
+            raise sa_exc.DisconnectionError from exc  # the pool discards it and tries a fresh connection
 
 
 class FairGate:

@@ -35,18 +35,27 @@ CLEAN_EXITS = {0}
 
 
 @pytest.fixture
-def server(database_url: str, service_env: dict[str, str], auth: Callable[..., dict[str, str]]) -> Iterator[ApiServer]:
-    env = {
-        **service_env,
-        "DATABASE_URL": database_url,
-        "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
-        "DB_STATEMENT_TIMEOUT_MS": "20000",  # the held lock must not time the request out
-        "LOG_LEVEL": "info",
-        "LOG_FORMAT": "text",
-    }
-    server = start_api_server(env, auth("readiness"))
-    yield server
-    server.stop()
+def serve(
+    database_url: str, service_env: dict[str, str], auth: Callable[..., dict[str, str]]
+) -> Iterator[Callable[..., ApiServer]]:
+    """`serve(workers=1, **env)`: `todo-api serve` on the test database (INFO, text log unless
+    overridden), running once it answers; stopped after the test."""
+    started: list[ApiServer] = []
+
+    def start(workers: int = 1, **env: str) -> ApiServer:
+        base = {**service_env, "DATABASE_URL": database_url, "LOG_LEVEL": "info", "LOG_FORMAT": "text"}
+        started.append(start_api_server({**base, **env}, auth("readiness"), workers=workers))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(serve: Callable[..., ApiServer]) -> ApiServer:
+    # The held lock must not time the request out.
+    return serve(SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS), DB_STATEMENT_TIMEOUT_MS="20000")
 
 
 async def test_sigterm_refuses_new_connections_and_finishes_the_request_in_flight(
@@ -107,20 +116,8 @@ SHORT_GRACE_SECONDS = 2
 
 
 @pytest.fixture
-def impatient_server(
-    database_url: str, service_env: dict[str, str], auth: Callable[..., dict[str, str]]
-) -> Iterator[ApiServer]:
-    env = {
-        **service_env,
-        "DATABASE_URL": database_url,
-        "SHUTDOWN_GRACE_SECONDS": str(SHORT_GRACE_SECONDS),
-        "DB_STATEMENT_TIMEOUT_MS": "60000",
-        "LOG_LEVEL": "info",
-        "LOG_FORMAT": "text",
-    }
-    server = start_api_server(env, auth("readiness"))
-    yield server
-    server.stop()
+def impatient_server(serve: Callable[..., ApiServer]) -> ApiServer:
+    return serve(SHUTDOWN_GRACE_SECONDS=str(SHORT_GRACE_SECONDS), DB_STATEMENT_TIMEOUT_MS="60000")
 
 
 async def test_a_request_outliving_the_grace_period_is_cut_off_and_the_process_still_exits(
@@ -171,22 +168,18 @@ async def test_a_request_outliving_the_grace_period_is_cut_off_and_the_process_s
     assert not (isinstance(result, httpx.Response) and result.status_code < 300)
 
 
-async def test_every_worker_logs_json_access_lines_and_all_stop_on_sigterm(
-    database_url: str, service_env: dict[str, str], auth: Callable[..., dict[str, str]]
+async def test_spawned_workers_log_json_access_lines_and_stop_on_sigterm(
+    serve: Callable[..., ApiServer], auth: Callable[..., dict[str, str]]
 ) -> None:
-    """`--workers 2` spawns fresh interpreters: each must set up the JSON log itself."""
-    env = {**service_env, "DATABASE_URL": database_url, "LOG_LEVEL": "info", "LOG_FORMAT": "json"}
-    server = await asyncio.to_thread(start_api_server, env, auth("readiness"), workers=2)
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=HANG) as client:
-            for _ in range(20):  # new connections, so both workers are likely to answer some
-                response = await client.get("/api/users/me", headers={**auth(), "Connection": "close"})
-                assert response.status_code == 200, response.text
-        server.process.send_signal(signal.SIGTERM)
-        returncode = await asyncio.to_thread(server.process.wait, HANG)
-        log = server.log_text()
-    finally:
-        server.stop()  # removes the log with the working directory
+    """`--workers 2` spawns fresh interpreters: the parent's logging setup does not reach them."""
+    server = await asyncio.to_thread(serve, workers=2, LOG_FORMAT="json")
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=HANG) as client:
+        for _ in range(20):  # new connections, so both workers are likely to answer some
+            response = await client.get("/api/users/me", headers={**auth(), "Connection": "close"})
+            assert response.status_code == 200, response.text
+    server.process.send_signal(signal.SIGTERM)
+    returncode = await asyncio.to_thread(server.process.wait, HANG)
+    log = server.log_text()
     access = [line for line in map(orjson.loads, log.splitlines()) if line.get("logger") == "todo_api.access"]
     assert len(access) >= 20, log[-3000:]
     assert {(line["route"], line["status"]) for line in access} == {("/api/users/me", 200)}

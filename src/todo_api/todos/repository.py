@@ -103,7 +103,6 @@ _ONE = (columns.id == bindparam("target")) & _MINE
 _READ: list[ColumnElement[Any]] = [columns[name] for name in (*TodoRead.model_fields, "version")]
 _GET = select(*_READ).where(_ONE)
 _COUNT = select(func.count()).select_from(todos_table).where(_MINE)
-# Values come as execute() parameters: the statement (and its compiled form) is reused.
 
 
 def _page(spec: SortSpec, after: bool) -> Select[*tuple[Any, ...]]:
@@ -116,6 +115,7 @@ def _page(spec: SortSpec, after: bool) -> Select[*tuple[Any, ...]]:
 
 
 _PAGES = {(name, after): _page(spec, after) for name, spec in SORTS.items() for after in (False, True)}
+# Values come as execute() parameters: the statement (and its compiled form) is reused.
 _INSERT = insert(todos_table).returning(*_READ)
 _INSERT_COMPLETED = insert(todos_table).values(completed_at=func.now()).returning(*_READ)
 
