@@ -53,7 +53,7 @@ INSERT_TODO = (
     " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at"
 )
 PRIORITIES = ("none", "low", "medium", "high")
-POOL_MIN, POOL_MAX = 10, 15  # the app's default pool: DB_POOL_SIZE 10 + DB_MAX_OVERFLOW 5
+POOL_MIN, POOL_MAX = 10, 15  # up to the app's default DB_POOL_SIZE (15); psycopg_pool keeps them
 JSON = (b"content-type", b"application/json")
 API_TODOS = "/api/todos"
 

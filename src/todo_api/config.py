@@ -63,8 +63,11 @@ class Settings(BaseSettings):
 
     # --- database -------------------------------------------------------------------------
     database_url: SecretStr | None = None
-    db_pool_size: int = Field(default=10, ge=1, le=1000)
-    db_max_overflow: int = Field(default=5, ge=0, le=1000)
+    # Connections opened on demand and kept. Overflow connections are closed as soon as they are
+    # returned while the pool is full (SQLAlchemy's QueuePool): under sustained load above the pool
+    # size that opens and closes a connection every few requests, so the default has none.
+    db_pool_size: int = Field(default=15, ge=1, le=1000)
+    db_max_overflow: int = Field(default=0, ge=0, le=1000)
     db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     db_pool_recycle_seconds: int = Field(default=300, ge=1)
     db_connect_timeout_seconds: int = Field(default=3, ge=1, le=60)
