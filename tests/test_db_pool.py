@@ -1,4 +1,4 @@
-"""The connection pool under sustained load: connections are opened once and kept."""
+"""The engine: every transaction is a real one with the statement timeout; the pool keeps its connections."""
 
 from __future__ import annotations
 
@@ -7,10 +7,31 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from todo_api.app import create_app
 from todo_api.config import load_settings
+from todo_api.db import create_engine
+
+
+async def test_every_transaction_of_a_checkout_is_begun_with_the_statement_timeout(
+    base_settings: dict[str, Any],
+) -> None:
+    """psycopg runs in autocommit mode and the engine sends `BEGIN` itself: at checkout, and again
+    for a second transaction on the same connection. Without that, the statements after the
+    first commit would each commit on their own, unbounded."""
+    engine = create_engine(load_settings(**base_settings, db_statement_timeout_ms=1234))
+    probe = select(func.current_setting("statement_timeout"), func.txid_current())
+    try:
+        async with engine.connect() as connection:
+            for _ in range(3):
+                timeout, first_txid = (await connection.execute(probe)).one()
+                again = (await connection.execute(probe)).one()
+                await connection.commit()
+                assert timeout == again[0] == "1234ms"
+                assert again[1] == first_txid  # the same transaction, not two autocommitted statements
+    finally:
+        await engine.dispose()
 
 
 async def test_sustained_load_above_the_pool_size_opens_no_new_connections(
