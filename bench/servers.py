@@ -91,8 +91,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def worker_pids(self) -> list[int]:
-        """uvicorn's worker processes (multiprocessing `spawn_main` children of the supervisor)."""
-        return [pid for pid in _children(self.process.pid) if "spawn_main" in _cmdline(pid)]
+        """uvicorn's worker processes (multiprocessing `spawn_main` children of the supervisor); with
+        `--workers 1` uvicorn serves from the process itself."""
+        spawned = [pid for pid in _children(self.process.pid) if "spawn_main" in _cmdline(pid)]
+        return spawned or [self.process.pid]
 
     def log_tail(self, lines: int = 30) -> str:
         try:
