@@ -124,3 +124,17 @@ def query_binding(user_id: uuid.UUID, parts: Sequence[Any]) -> str:
 class Page[T](BaseModel):
     items: list[T]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPage:
+    """A `Page` whose items are already JSON-ready documents, built straight from rows by the
+    resource (`todos.schemas.todo_document`). Serialised by orjson into the same JSON as the
+    `Page` of models, without a model per item: validating and serialising 50 `TodoRead`s costs
+    ~180 µs, building and dumping the documents ~45 µs (bench/README.md, "Pages as documents")."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"items": self.items, "next_cursor": self.next_cursor}, option=orjson.OPT_UTC_Z)

@@ -58,6 +58,11 @@ IDEMPOTENT: Responses = {
 NOT_MODIFIED: Responses = {304: {"description": "If-None-Match matched the current ETag."}}
 
 
+def json_bytes_response(body: bytes) -> Response:
+    """200 with a JSON body serialised elsewhere (e.g. `DocumentPage.to_json`)."""
+    return Response(body, media_type="application/json")
+
+
 def json_response(item: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """The model serialised once, by its own pydantic serializer.
 

@@ -16,7 +16,7 @@ from todo_api.responses import (
     NOT_MODIFIED,
     PRECONDITION,
     cached_or,
-    json_response,
+    json_bytes_response,
     representation,
 )
 from todo_api.todos import service
@@ -42,7 +42,7 @@ async def create_todo(
 @router.get("", response_model=Page[TodoRead])
 async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, db: DbDep) -> Response:
     """The user's todos, filtered and sorted, one keyset page at a time (follow `next_cursor`)."""
-    return json_response(await service.list_todos(db, user.id, query))
+    return json_bytes_response((await service.list_todos(db, user.id, query)).to_json())
 
 
 @router.get("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **NOT_MODIFIED})

@@ -104,6 +104,19 @@ class TodoRead(BaseModel):
         return Priority(value).name if isinstance(value, int) else value
 
 
+_READ_FIELDS = tuple(TodoRead.model_fields)
+_PRIORITY_NAMES = tuple(priority.name for priority in Priority)
+
+
+def todo_document(row: Any) -> dict[str, Any]:
+    """`TodoRead`'s JSON object straight from a row of its columns, for pages: the same document
+    `TodoRead.model_validate(row)` serialises to (tests/todos/test_documents.py compares them on
+    stored rows), without re-validating what the table's types and constraints guarantee."""
+    document = {name: getattr(row, name) for name in _READ_FIELDS}
+    document["priority"] = _PRIORITY_NAMES[document["priority"]]
+    return document
+
+
 TodoSort = Literal[
     "created_at",
     "-created_at",

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from todo_api.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
 from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
 from todo_api.lists import service as lists
-from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
+from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.quota import Quota
 from todo_api.todos.repository import SORTS, ListReferenceError, TodoRepository, columns, due_between, search
-from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key
+from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key, todo_document
 
 LIST_ID_LOC = ("body", "list_id")
 
@@ -126,14 +126,14 @@ def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
     return query_binding(user_id, [sorted(filters.items()), tags])
 
 
-async def list_todos(db: AsyncConnection, user_id: uuid.UUID, query: TodoQuery) -> Page[TodoRead]:
+async def list_todos(db: AsyncConnection, user_id: uuid.UUID, query: TodoQuery) -> DocumentPage:
     spec = SORTS[query.sort]
     binding = _binding(user_id, query)
     after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
     rows = await TodoRepository(db, user_id).page(_conditions(query), spec, after, query.limit + 1)
-    items = [_read(row) for row in rows[: query.limit]]
+    items = [todo_document(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
         next_cursor = encode_cursor(spec, last.sort_value, last.id, binding)
-    return Page[TodoRead](items=items, next_cursor=next_cursor)
+    return DocumentPage(items, next_cursor)
