@@ -20,10 +20,11 @@ class Run:
     round: int
     result: WrkResult
     load_1m: float  # 1-minute load average right after the run: other work on the machine skews it
+    cpu_us: float | None = None  # the server's workers' CPU time per completed request
 
     def as_json(self) -> dict[str, Any]:
         head = {"scenario": self.scenario, "server": self.server, "round": self.round, "load_1m": self.load_1m}
-        return head | self.result.as_json()
+        return head | {"cpu_us_per_request": self.cpu_us} | self.result.as_json()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +38,16 @@ class Row:
     errors: int  # socket errors (connect/read/write/timeout), summed over rounds
     non_2xx: int  # summed over rounds
     vs_floor: float | None  # todo-api req/s divided by floor req/s (todo-api rows only)
+    cpu_us: float | None = None  # median over rounds of the workers' CPU µs per request
 
 
 def summarize(runs: Sequence[Run]) -> list[Row]:
     groups: dict[tuple[str, str], list[WrkResult]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for run in runs:
         groups.setdefault((run.scenario, run.server), []).append(run.result)
+        if run.cpu_us is not None:
+            cpu.setdefault((run.scenario, run.server), []).append(run.cpu_us)
     medians = {key: statistics.median(r.rps for r in results) for key, results in groups.items()}
     rows = []
     for (scenario, server), results in groups.items():
@@ -58,6 +63,7 @@ def summarize(runs: Sequence[Run]) -> list[Row]:
                 errors=sum(r.socket_errors for r in results),
                 non_2xx=sum(r.non_2xx for r in results),
                 vs_floor=round(medians[scenario, server] / floor, 2) if server == APP and floor else None,
+                cpu_us=round(statistics.median(cpu[scenario, server])) if (scenario, server) in cpu else None,
             )
         )
     return rows
@@ -65,7 +71,7 @@ def summarize(runs: Sequence[Run]) -> list[Row]:
 
 def table(rows: Sequence[Row]) -> str:
     """A Markdown table: readable in a terminal, pasteable into the README."""
-    header = ("scenario", "server", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "vs floor")
+    header = ("scenario", "server", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "vs floor", "CPU µs/req")
     body = [
         (
             row.scenario,
@@ -76,6 +82,7 @@ def table(rows: Sequence[Row]) -> str:
             str(row.errors),
             str(row.non_2xx),
             "" if row.vs_floor is None else f"{row.vs_floor:.2f}x",
+            "" if row.cpu_us is None else f"{row.cpu_us:.0f}",
         )
         for row in rows
     ]

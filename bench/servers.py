@@ -65,6 +65,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time the processes have used so far (`/proc/<pid>/stat` utime, stime)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def memory_kib(pid: int) -> tuple[int, int] | None:
     """(VmRSS, VmHWM) of a process in KiB: current and peak resident set size."""
     try:

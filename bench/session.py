@@ -127,13 +127,17 @@ def measure(
                         problems[f"{scenario.name} ({name})"] = found
                 if options.warmup:
                     _wrk(options, wrk_path, script, server, options.warmup)
+                workers = server.worker_pids()
+                cpu_before = servers.cpu_seconds(workers)
                 result = _wrk(options, wrk_path, script, server, options.duration)
-                runs.append(report.Run(scenario.name, name, round_number, result, round(os.getloadavg()[0], 2)))
+                cpu_us = (servers.cpu_seconds(workers) - cpu_before) / max(result.requests, 1) * 1e6
+                load = round(os.getloadavg()[0], 2)
+                runs.append(report.Run(scenario.name, name, round_number, result, load, round(cpu_us)))
                 say(
                     f"  round {round_number} {scenario.name:<10} {name:<8} {result.rps:9.1f} req/s  "
                     f"p50 {result.latency_ms['p50']:7.2f} ms  p99 {result.latency_ms['p99']:8.2f} ms  "
-                    f"non-2xx {result.non_2xx}  errors {result.socket_errors}  load {os.getloadavg()[0]:.1f}  "
-                    f"statuses {result.statuses}"
+                    f"CPU {cpu_us:5.0f} µs/req  non-2xx {result.non_2xx}  errors {result.socket_errors}  "
+                    f"load {load:.1f}  statuses {result.statuses}"
                 )
     return runs, problems
 
