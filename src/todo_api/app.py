@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Parse the configured key now, so a bad key fails before serving. Without any key source the
     # app can still describe itself (`todo-api openapi`) but refuses to start serving.
     verifier = TokenVerifier(settings) if settings.has_key_source else None
+    activity = maintenance.Activity()  # requests served, so idle workers skip housekeeping
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_gate = fair_gate(settings)
         app.state.rate_limiter = build_rate_limiter(settings, engine)
         retention = timedelta(hours=settings.idempotency_retention_hours)
-        housekeeping = asyncio.create_task(maintenance.run_forever(engine, app.state.rate_limiter, retention))
+        housekeeping = asyncio.create_task(maintenance.run_forever(engine, app.state.rate_limiter, retention, activity))
         async with httpx.AsyncClient(timeout=settings.jwks_timeout_seconds) as http:
             if isinstance(verifier.keys, JwksKeySource):
                 verifier.keys.bind(http)
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first; requests pass (CORS →) request context → authentication → body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthenticationMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, activity=activity)
     if settings.cors_origins:
         add_cors(app, settings.cors_origins)
     return app

@@ -1,6 +1,9 @@
 """Periodic housekeeping in every worker: forget expired idempotency keys and rate-limit windows.
 
 Idempotent and cheap (indexed deletes), so running it in several workers or replicas is harmless.
+A round runs only if the worker served requests since the last one: an idle API sends no
+statement at all, so a database that scales to zero when idle (Neon: after 5 minutes without
+queries) can do so. Nothing piles up meanwhile: keys and windows only come from requests.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ logger = logging.getLogger("todo_api.maintenance")
 INTERVAL_SECONDS = 300.0
 
 
+class Activity:
+    """Requests this worker has started (counted by `RequestContextMiddleware`)."""
+
+    __slots__ = ("requests",)
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+
 async def purge_once(engine: AsyncEngine, limiter: RateLimiter, idempotency_retention: timedelta) -> None:
     async with engine.begin() as connection:
         await purge_expired(connection, idempotency_retention)
@@ -30,11 +42,18 @@ async def run_forever(
     engine: AsyncEngine,
     limiter: RateLimiter,
     idempotency_retention: timedelta,
+    activity: Activity,
     interval: float = INTERVAL_SECONDS,
 ) -> None:
+    purged_at = 0  # `activity.requests` when the last round succeeded
     while True:
+        await asyncio.sleep(interval)
+        seen = activity.requests
+        if seen == purged_at:
+            continue  # idle since the last round: leave the database alone
         try:
             await purge_once(engine, limiter, idempotency_retention)
         except Exception as exc:  # the database may be down; try again next round
             logger.warning("maintenance failed: %s", type(exc).__name__)
-        await asyncio.sleep(interval)
+        else:
+            purged_at = seen

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_api.errors import internal_error_response, is_database_unavailable, unavailable_response
+from todo_api.maintenance import Activity
 
 logger = logging.getLogger("todo_api.access")
 error_logger = logging.getLogger("todo_api.errors")
@@ -51,13 +52,15 @@ class RequestContextMiddleware:
     """Outermost app middleware: every response, errors included, gets `X-Request-ID`,
     `Cache-Control: no-store` and `nosniff`; each request logs one structured line."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, activity: Activity | None = None) -> None:
         self.app = app
+        self.activity = activity or Activity()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.activity.requests += 1
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
