@@ -80,6 +80,9 @@ def _begin_bounded_transactions(engine: AsyncEngine, timeout_ms: int) -> None:
     sql = "BEGIN; " + str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     begin_bounded = sql.encode()  # no parameters: one simple-protocol query, both statements
 
+    def begin(dbapi_connection: Any) -> None:
+        dbapi_connection.run_async(lambda connection: connection.execute(begin_bounded))
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.autocommit = True
@@ -87,7 +90,7 @@ def _begin_bounded_transactions(engine: AsyncEngine, timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         try:
-            dbapi_connection.run_async(lambda connection: connection.execute(begin_bounded))
+            begin(dbapi_connection)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise sa_exc.DisconnectionError from exc  # the pool discards it and tries a fresh connection
 
@@ -95,7 +98,7 @@ def _begin_bounded_transactions(engine: AsyncEngine, timeout_ms: int) -> None:
     def _on_begin(connection: Connection) -> None:
         dbapi_connection = connection.connection.dbapi_connection
         if dbapi_connection is not None and dbapi_connection.info.transaction_status == IDLE:
-            dbapi_connection.run_async(lambda connection: connection.execute(begin_bounded))
+            begin(dbapi_connection)
 
 
 class FairGate:

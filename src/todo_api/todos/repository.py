@@ -99,8 +99,10 @@ def completed_at_for(completed: bool) -> ColumnElement[Any]:
 # owner's rows (`user_id = :user_id`).
 _MINE = columns.user_id == bindparam("owner")
 _ONE = (columns.id == bindparam("target")) & _MINE
-# What a todo's representation needs (and its version, for the ETag): not the owner, not tag_keys.
-_READ: list[ColumnElement[Any]] = [columns[name] for name in (*TodoRead.model_fields, "version")]
+# What a todo's representation needs: not the owner, not tag_keys. Single todos add the version
+# (their ETag); pages have no ETags per item.
+_FIELDS: list[ColumnElement[Any]] = [columns[name] for name in TodoRead.model_fields]
+_READ = [*_FIELDS, columns.version]
 _GET = select(*_READ).where(_ONE)
 _COUNT = select(func.count()).select_from(todos_table).where(_MINE)
 
@@ -108,7 +110,7 @@ _COUNT = select(func.count()).select_from(todos_table).where(_MINE)
 def _page(spec: SortSpec, after: bool) -> Select[*tuple[Any, ...]]:
     """A page in `spec` order (after a cursor position, or from the start); every value is a
     bind parameter, so the statement is built once per sort and filters are added on top."""
-    statement = select(*[*_READ, spec.cursor_value.label("sort_value")]).where(_MINE)
+    statement = select(*_FIELDS, spec.cursor_value.label("sort_value")).where(_MINE)
     if after:
         statement = statement.where(spec.after(bindparam("after_value"), bindparam("after_id", type_=columns.id.type)))
     return statement.order_by(*spec.order_by()).limit(bindparam("limit", type_=Integer))
