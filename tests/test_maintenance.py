@@ -15,7 +15,7 @@ from tests.api import Api
 from todo_api import maintenance
 from todo_api.app import create_app
 from todo_api.config import load_settings
-from todo_api.db import create_engine
+from todo_api.db import create_engine, database
 from todo_api.models.idempotency import IdempotencyKey, idempotency_table
 from todo_api.ratelimit import Unlimited
 
@@ -39,9 +39,10 @@ async def test_a_round_deletes_keys_older_than_the_retention_and_keeps_the_rest(
             .where(IdempotencyKey.key == "old")  # type: ignore[arg-type]
             .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 25))
         )
-    engine = create_engine(load_settings(**base_settings))
+    settings = load_settings(**base_settings)
+    engine = create_engine(settings)
     try:
-        await maintenance.purge_once(engine, Unlimited(), RETENTION)
+        await maintenance.purge_once(database(settings, engine), Unlimited(), RETENTION)
     finally:
         await engine.dispose()
     assert await _stored_keys(db_engine) == {"fresh"}
@@ -50,12 +51,15 @@ async def test_a_round_deletes_keys_older_than_the_retention_and_keeps_the_rest(
 async def test_rounds_run_only_after_requests_so_an_idle_database_can_scale_to_zero(
     base_settings: dict[str, Any],
 ) -> None:
-    engine = create_engine(load_settings(**base_settings))
+    settings = load_settings(**base_settings)
+    engine = create_engine(settings)
     sent: list[str] = []
     event.listen(engine.sync_engine, "checkout", lambda *_: sent.append("checkout"))
     event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _cur, statement, *_: sent.append(statement))
     activity = maintenance.Activity()
-    loop = asyncio.create_task(maintenance.run_forever(engine, Unlimited(), RETENTION, activity, interval=0.02))
+    loop = asyncio.create_task(
+        maintenance.run_forever(database(settings, engine), Unlimited(), RETENTION, activity, interval=0.02)
+    )
     try:
         await asyncio.sleep(0.3)
         assert sent == []  # idle from the start: not even a connection

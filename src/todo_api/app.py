@@ -19,7 +19,7 @@ from todo_api.auth.http import AuthenticationMiddleware
 from todo_api.auth.keys import JwksKeySource
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, Settings, get_settings
-from todo_api.db import create_engine, fair_gate
+from todo_api.db import create_engine, database
 from todo_api.errors import register_error_handlers
 from todo_api.log import configure_logging
 from todo_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -44,10 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ConfigError(["set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET"])
         engine = create_engine(settings)
         app.state.engine = engine
-        app.state.db_gate = fair_gate(settings)
+        app.state.database = database(settings, engine)
         app.state.rate_limiter = build_rate_limiter(settings, engine)
         retention = timedelta(hours=settings.idempotency_retention_hours)
-        housekeeping = asyncio.create_task(maintenance.run_forever(engine, app.state.rate_limiter, retention, activity))
+        housekeeping = asyncio.create_task(
+            maintenance.run_forever(app.state.database, app.state.rate_limiter, retention, activity)
+        )
         async with httpx.AsyncClient(timeout=settings.jwks_timeout_seconds) as http:
             if isinstance(verifier.keys, JwksKeySource):
                 verifier.keys.bind(http)

@@ -7,7 +7,6 @@ UPDATE that checks the client's precondition, so check and write are one atomic 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Annotated, NoReturn
 
@@ -120,8 +119,9 @@ def ensure_matches[T](precondition: IfMatch | None, current: Tagged[T]) -> Tagge
     return current
 
 
-async def missing_or_stale(lookup: Awaitable[object]) -> NoReturn:
-    """A conditional write matched no row: 404 if the resource is gone, else 412 (it changed)."""
-    if await lookup is None:
+def missing_or_stale(current: object) -> NoReturn:
+    """A conditional write matched no row: 404 if the resource is gone (`current` is None), else
+    412 (it changed)."""
+    if current is None:
         raise NotFound
     raise PreconditionFailed

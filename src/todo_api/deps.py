@@ -1,4 +1,4 @@
-"""Dependency aliases for handlers: the request's database connection and the authenticated user."""
+"""Dependency aliases for handlers: the database and the authenticated user."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.auth.http import authenticate, bearer_scheme
 from todo_api.auth.principal import Principal
 from todo_api.config import Settings
-from todo_api.db import get_connection
+from todo_api.db import Database
 from todo_api.quota import Quota
 from todo_api.users import service as users
 from todo_api.users.cache import IdentityCache
 
-DbDep = Annotated[AsyncConnection, Depends(get_connection, scope="function")]
+
+async def get_database(request: Request) -> Database:
+    """Dependencies are `async def` throughout: FastAPI runs plain `def` ones in a thread pool."""
+    database: Database = request.app.state.database
+    return database
+
+
+DbDep = Annotated[Database, Depends(get_database)]
 
 
 async def get_settings_of_app(request: Request) -> Settings:
@@ -42,15 +48,18 @@ async def get_current_user(
     db: DbDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> CurrentUser:
-    """Applied to the whole `/api` router: verified token → provisioned user (cached per worker)."""
+    """Applied to the whole `/api` router: verified token → provisioned user (cached per worker,
+    so most requests reach the database only for their own work)."""
     principal = await authenticate(request)
-    user_id = await users.current_user_id(db, principal, request.app.state.identity_cache)
+    cache: IdentityCache = request.app.state.identity_cache
+    user_id = cache.get(principal)
+    if user_id is None:
+        user_id = await db.run(users.current_user_id, principal, cache)
     request.state.user_id = str(user_id)
     return CurrentUser(user_id, principal)
 
 
 async def identity_cache(request: Request) -> IdentityCache:
-    """Dependencies are `async def` throughout: FastAPI runs plain `def` ones in a thread pool."""
     cache: IdentityCache = request.app.state.identity_cache
     return cache
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -19,9 +19,10 @@ from fastapi import Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Row, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from todo_api.conditional import Tagged
+from todo_api.db import Database
 from todo_api.errors import Conflict, InvalidInput
 from todo_api.models.idempotency import idempotency_table
 from todo_api.responses import location, representation
@@ -64,25 +65,25 @@ def _replay(stored: Row[Any]) -> Response:
 
 
 class IdempotencyStore:
-    def __init__(self, db: AsyncConnection, user_id: uuid.UUID, retention: timedelta) -> None:
+    def __init__(self, db: Connection, user_id: uuid.UUID, retention: timedelta) -> None:
         self.db = db
         self.user_id = user_id
         self.retention = retention
 
-    async def lock(self, key: str) -> bool:
+    def lock(self, key: str) -> bool:
         """Try the (user, key) lock for the rest of this transaction; False if someone holds it."""
-        locked = await self.db.execute(select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key))))
+        locked = self.db.execute(select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key))))
         return bool(locked.scalar_one())
 
-    async def find(self, key: str) -> Row[Any] | None:
+    def find(self, key: str) -> Row[Any] | None:
         statement = select(idempotency_table).where(
             keys.user_id == self.user_id,
             keys.key == key,
             keys.created_at > func.now() - self.retention,
         )
-        return (await self.db.execute(statement)).first()
+        return self.db.execute(statement).first()
 
-    async def save(self, key: str, request_hash: str, response: Response) -> None:
+    def save(self, key: str, request_hash: str, response: Response) -> None:
         headers = {name: response.headers[name] for name in STORED_HEADERS if name in response.headers}
         values = {
             "user_id": self.user_id,
@@ -98,61 +99,59 @@ class IdempotencyStore:
             index_elements=[keys.user_id, keys.key],
             set_={**{k: v for k, v in values.items() if k not in {"user_id", "key"}}, "created_at": func.now()},
         )
-        await self.db.execute(statement)
+        self.db.execute(statement)
 
 
-async def execute_once(
-    db: AsyncConnection,
+def execute_once(
+    db: Connection,
     user_id: uuid.UUID,
-    key: str | None,
+    key: str,
     request_hash: str,
     retention: timedelta,
-    effect: Callable[[], Awaitable[Response]],
+    effect: Callable[[Connection], Response],
 ) -> Response:
-    """Run `effect` at most once per (user, key); without a key, just run it."""
-    if key is None:
-        return await effect()
+    """Run `effect` at most once per (user, key), in the caller's transaction."""
     store = IdempotencyStore(db, user_id, retention)
-    if not await store.lock(key):
+    if not store.lock(key):
         raise KeyInFlight
-    stored = await store.find(key)
+    stored = store.find(key)
     if stored is not None:
         if stored.request_hash != request_hash:
             raise InvalidInput(
                 ("header", "idempotency-key"), "Idempotency-Key was already used for a different request", key
             )
         return _replay(stored)
-    response = await effect()
-    await store.save(key, request_hash, response)
+    response = effect(db)
+    store.save(key, request_hash, response)
     return response
 
 
-async def purge_expired(db: AsyncConnection, retention: timedelta) -> None:
+def purge_expired(db: Connection, retention: timedelta) -> None:
     """Forget outcomes older than the retention period."""
-    await db.execute(delete(idempotency_table).where(keys.created_at < func.now() - retention))
+    db.execute(delete(idempotency_table).where(keys.created_at < func.now() - retention))
 
 
 async def respond_created(
     request: Request,
-    db: AsyncConnection,
+    db: Database,
     user_id: uuid.UUID,
     key: str | None,
     body: BaseModel,
-    create: Callable[[], Awaitable[Tagged[Any]]],
+    create: Callable[[Connection], Tagged[Any]],
     read_route: tuple[str, str],
 ) -> Response:
-    """201 with `Location` (`read_route`: route name, id parameter) and `ETag` for a created
-    resource, executed at most once per `Idempotency-Key`."""
+    """201 with `Location` (`read_route`: route name, id parameter) and `ETag` for a resource
+    that `create` makes, in one transaction, at most once per `Idempotency-Key`."""
 
-    async def effect() -> Response:
-        created = await create()
+    def effect(connection: Connection) -> Response:
+        created = create(connection)
         route_name, id_parameter = read_route
         url = location(request, route_name, id_parameter, created.item.id)
         return representation(created, 201, url)
 
     if key is None:
-        return await effect()
+        return await db.run(effect)
     settings = request.app.state.settings
     retention = timedelta(hours=settings.idempotency_retention_hours)
     request_hash = fingerprint(f"{request.method} {request.url.path}", body)
-    return await execute_once(db, user_id, key, request_hash, retention, effect)
+    return await db.run(execute_once, user_id, key, request_hash, retention, effect)

@@ -12,8 +12,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from todo_api.db import Database
 from todo_api.idempotency import purge_expired
 from todo_api.ratelimit import PostgresRateLimiter, RateLimiter
 
@@ -31,15 +30,14 @@ class Activity:
         self.requests = 0
 
 
-async def purge_once(engine: AsyncEngine, limiter: RateLimiter, idempotency_retention: timedelta) -> None:
-    async with engine.begin() as connection:
-        await purge_expired(connection, idempotency_retention)
+async def purge_once(database: Database, limiter: RateLimiter, idempotency_retention: timedelta) -> None:
+    await database.run(purge_expired, idempotency_retention)
     if isinstance(limiter, PostgresRateLimiter):
         await limiter.purge()
 
 
 async def run_forever(
-    engine: AsyncEngine,
+    database: Database,
     limiter: RateLimiter,
     idempotency_retention: timedelta,
     activity: Activity,
@@ -52,7 +50,7 @@ async def run_forever(
         if seen == purged_at:
             continue  # idle since the last round: leave the database alone
         try:
-            await purge_once(engine, limiter, idempotency_retention)
+            await purge_once(database, limiter, idempotency_retention)
         except Exception as exc:  # the database may be down; try again next round
             logger.warning("maintenance failed: %s", type(exc).__name__)
         else:

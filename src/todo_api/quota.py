@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 RECOUNT_SECONDS = 30.0
@@ -30,7 +30,7 @@ class RowGauge:
     def __init__(self) -> None:
         self._estimates: OrderedDict[tuple[str, uuid.UUID], _Estimate] = OrderedDict()
 
-    async def admits(self, kind: str, user_id: uuid.UUID, limit: int, count: Callable[[], Awaitable[int]]) -> bool:
+    def admits(self, kind: str, user_id: uuid.UUID, limit: int, count: Callable[[], int]) -> bool:
         """True if one more row of `kind` keeps the user within `limit` (0: unlimited)."""
         if limit == 0:
             return True
@@ -38,7 +38,7 @@ class RowGauge:
         now = time.monotonic()
         estimate = self._estimates.get(key)
         if estimate is None or now - estimate.counted_at > RECOUNT_SECONDS or estimate.rows >= limit * HEADROOM:
-            estimate = _Estimate(await count(), now)
+            estimate = _Estimate(count(), now)
             self._estimates[key] = estimate
             while len(self._estimates) > MAX_ENTRIES:
                 self._estimates.popitem(last=False)

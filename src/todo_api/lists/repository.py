@@ -25,8 +25,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.errors import violated_constraint
 from todo_api.models.todo import todos_table
@@ -97,36 +97,36 @@ _COUNT = select(func.count()).select_from(lists_table).where(_MINE)
 
 
 class ListRepository:
-    def __init__(self, db: AsyncConnection, user_id: uuid.UUID) -> None:
+    def __init__(self, db: Connection, user_id: uuid.UUID) -> None:
         self.db = db
         self.user_id = user_id
         self._owner = {"owner": user_id}
 
-    async def exists(self, list_id: uuid.UUID) -> bool:
-        return (await self.db.execute(_EXISTS, {**self._owner, "target": list_id})).first() is not None
+    def exists(self, list_id: uuid.UUID) -> bool:
+        return self.db.execute(_EXISTS, {**self._owner, "target": list_id}).first() is not None
 
-    async def get(self, list_id: uuid.UUID) -> Row[Any] | None:
-        return (await self.db.execute(_GET, {**self._owner, "target": list_id})).first()
+    def get(self, list_id: uuid.UUID) -> Row[Any] | None:
+        return self.db.execute(_GET, {**self._owner, "target": list_id}).first()
 
-    async def count(self) -> int:
-        return int((await self.db.execute(_COUNT, self._owner)).scalar_one())
+    def count(self) -> int:
+        return int(self.db.execute(_COUNT, self._owner).scalar_one())
 
-    async def page(self, spec: SortSpec, after: tuple[Any, uuid.UUID] | None, limit: int) -> Sequence[Row[Any]]:
+    def page(self, spec: SortSpec, after: tuple[Any, uuid.UUID] | None, limit: int) -> Sequence[Row[Any]]:
         """Rows with counts and the cursor value (`sort_value`), in `spec` order."""
         statement = select(*WITH_COUNTS, spec.cursor_value.label("sort_value")).where(_MINE)
         if after is not None:
             statement = statement.where(spec.after(*after))
         statement = statement.order_by(*spec.order_by()).limit(limit)
-        return (await self.db.execute(statement, self._owner)).all()
+        return self.db.execute(statement, self._owner).all()
 
-    async def create(self, name: str) -> Row[Any]:
+    def create(self, name: str) -> Row[Any]:
         statement = insert(lists_table).values(user_id=self.user_id, name=name).returning(*WITH_COUNTS)
-        row = await self._execute(statement, {})
+        row = self._execute(statement, {})
         if row is None:  # pragma: no cover - INSERT … RETURNING always returns its row
             raise RuntimeError("no row returned")
         return row
 
-    async def update(
+    def update(
         self, list_id: uuid.UUID, values: dict[str, Any], versions: frozenset[Version] | None = None
     ) -> Row[Any] | None:
         statement = (
@@ -135,16 +135,16 @@ class ListRepository:
             .values(**values, updated_at=func.now(), version=lists.version + 1)
             .returning(*WITH_COUNTS)
         )
-        return await self._execute(statement, {**self._owner, "target": list_id})
+        return self._execute(statement, {**self._owner, "target": list_id})
 
-    async def delete(self, list_id: uuid.UUID, versions: frozenset[Version] | None = None) -> bool:
+    def delete(self, list_id: uuid.UUID, versions: frozenset[Version] | None = None) -> bool:
         """Delete the list; its todos go with it (ON DELETE CASCADE)."""
         statement = delete(lists_table).where(_ONE, *_at(versions)).returning(lists.id)
-        return (await self.db.execute(statement, {**self._owner, "target": list_id})).first() is not None
+        return self.db.execute(statement, {**self._owner, "target": list_id}).first() is not None
 
-    async def _execute(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+    def _execute(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
         try:
-            return (await self.db.execute(statement, params)).first()
+            return self.db.execute(statement, params).first()
         except IntegrityError as exc:
             if violated_constraint(exc) == UNIQUE_NAME:
                 raise DuplicateNameError from None

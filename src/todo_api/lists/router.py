@@ -36,14 +36,14 @@ async def create_list(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a list. Names are unique per user (case-insensitively): a duplicate is 409."""
-    create = partial(service.create_list, db, user.id, body, quota)
+    create = partial(service.create_list, user_id=user.id, data=body, quota=quota)
     return await respond_created(request, db, user.id, idempotency_key, body, create, ("read_list", "list_id"))
 
 
 @router.get("", response_model=Page[ListRead])
 async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, db: DbDep) -> Response:
     """The user's lists with their todo counts, one keyset page at a time."""
-    return json_response(await service.list_lists(db, user.id, query))
+    return json_response(await db.run(service.list_lists, user.id, query))
 
 
 @router.get("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **NOT_MODIFIED})
@@ -54,7 +54,7 @@ async def read_list(
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """One list with its todo counts and `ETag` (which changes when the counts change)."""
-    return cached_or(await service.get_list(db, user.id, list_id), if_none_match)
+    return cached_or(await db.run(service.get_list, user.id, list_id), if_none_match)
 
 
 @router.put("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
@@ -66,7 +66,7 @@ async def replace_list(
     if_match: IfMatchDep,
 ) -> Response:
     """Replace a list."""
-    return representation(await service.update_list(db, user.id, list_id, body, if_match))
+    return representation(await db.run(service.update_list, user.id, list_id, body, if_match))
 
 
 @router.patch("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
@@ -78,10 +78,10 @@ async def update_list(
     if_match: IfMatchDep,
 ) -> Response:
     """Change only the fields sent."""
-    return representation(await service.update_list(db, user.id, list_id, body, if_match))
+    return representation(await db.run(service.update_list, user.id, list_id, body, if_match))
 
 
 @router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
 async def delete_list(list_id: uuid.UUID, user: CurrentUserDep, db: DbDep, if_match: IfMatchDep) -> None:
     """Delete a list **and every todo in it**."""
-    await service.delete_list(db, user.id, list_id, if_match)
+    await db.run(service.delete_list, user.id, list_id, if_match)

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from todo_api.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale
 from todo_api.errors import Conflict, NotFound, QuotaExceeded
@@ -36,31 +36,31 @@ def _versions(precondition: IfMatch | None) -> frozenset[Version] | None:
     return frozenset((int(m[1]), int(m[2]), int(m[3])) for m in states if m)
 
 
-async def is_owned(db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
-    return await ListRepository(db, user_id).exists(list_id)
+def is_owned(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
+    return ListRepository(db, user_id).exists(list_id)
 
 
-async def create_list(db: AsyncConnection, user_id: uuid.UUID, data: ListCreate, quota: Quota) -> Tagged[ListRead]:
+def create_list(db: Connection, user_id: uuid.UUID, data: ListCreate, quota: Quota) -> Tagged[ListRead]:
     """Create a list; at most `quota.limit` per user (0: unlimited)."""
     repository = ListRepository(db, user_id)
-    if not await quota.gauge.admits("lists", user_id, quota.limit, repository.count):
+    if not quota.gauge.admits("lists", user_id, quota.limit, repository.count):
         raise QuotaExceeded(f"List limit reached: at most {quota.limit} lists per user")
     try:
-        created = await repository.create(data.name)
+        created = repository.create(data.name)
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
     return _tagged(created)
 
 
-async def get_list(db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
-    row = await ListRepository(db, user_id).get(list_id)
+def get_list(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
+    row = ListRepository(db, user_id).get(list_id)
     if row is None:
         raise NotFound
     return _tagged(row)
 
 
-async def update_list(
-    db: AsyncConnection,
+def update_list(
+    db: Connection,
     user_id: uuid.UUID,
     list_id: uuid.UUID,
     data: ListCreate | ListUpdate,
@@ -70,30 +70,28 @@ async def update_list(
     in one statement."""
     changes = data.changes() if isinstance(data, ListUpdate) else data.model_dump()
     if not changes:
-        return ensure_matches(precondition, await get_list(db, user_id, list_id))
+        return ensure_matches(precondition, get_list(db, user_id, list_id))
     repository = ListRepository(db, user_id)
     try:
-        row = await repository.update(list_id, changes, _versions(precondition))
+        row = repository.update(list_id, changes, _versions(precondition))
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
     if row is None:
-        await missing_or_stale(repository.get(list_id))
+        missing_or_stale(repository.get(list_id))
     return _tagged(row)
 
 
-async def delete_list(
-    db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID, precondition: IfMatch | None
-) -> None:
+def delete_list(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID, precondition: IfMatch | None) -> None:
     repository = ListRepository(db, user_id)
-    if not await repository.delete(list_id, _versions(precondition)):
-        await missing_or_stale(repository.get(list_id))
+    if not repository.delete(list_id, _versions(precondition)):
+        missing_or_stale(repository.get(list_id))
 
 
-async def list_lists(db: AsyncConnection, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:
+def list_lists(db: Connection, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:
     spec = SORTS[query.sort]
     binding = query_binding(user_id, [query.sort])
     after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
-    rows = await ListRepository(db, user_id).page(spec, after, query.limit + 1)
+    rows = ListRepository(db, user_id).page(spec, after, query.limit + 1)
     items = [_read(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:

@@ -30,8 +30,8 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.errors import violated_constraint
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key, todos_table
@@ -127,15 +127,15 @@ def _at(versions: frozenset[int] | None) -> list[ColumnElement[bool]]:
 
 
 class TodoRepository:
-    def __init__(self, db: AsyncConnection, user_id: uuid.UUID) -> None:
+    def __init__(self, db: Connection, user_id: uuid.UUID) -> None:
         self.db = db
         self.user_id = user_id
         self._owner = {"owner": user_id}
 
-    async def get(self, todo_id: uuid.UUID) -> Row[Any] | None:
-        return (await self.db.execute(_GET, {**self._owner, "target": todo_id})).first()
+    def get(self, todo_id: uuid.UUID) -> Row[Any] | None:
+        return self.db.execute(_GET, {**self._owner, "target": todo_id}).first()
 
-    async def page(
+    def page(
         self,
         conditions: Sequence[ColumnElement[bool]],
         spec: SortSpec,
@@ -150,19 +150,19 @@ class TodoRepository:
         statement = _PAGES[spec.name, after is not None]
         if conditions:
             statement = statement.where(*conditions)
-        return (await self.db.execute(statement, params)).all()
+        return self.db.execute(statement, params).all()
 
-    async def count(self) -> int:
-        return int((await self.db.execute(_COUNT, self._owner)).scalar_one())
+    def count(self) -> int:
+        return int(self.db.execute(_COUNT, self._owner).scalar_one())
 
-    async def create(self, values: dict[str, Any]) -> Row[Any]:
+    def create(self, values: dict[str, Any]) -> Row[Any]:
         statement = _INSERT_COMPLETED if values.get("completed") else _INSERT
-        row = await self._returning(statement, {**values, "user_id": self.user_id})
+        row = self._returning(statement, {**values, "user_id": self.user_id})
         if row is None:  # pragma: no cover - INSERT … RETURNING always returns its row
             raise RuntimeError("no row returned")
         return row
 
-    async def update(
+    def update(
         self, todo_id: uuid.UUID, values: dict[str, Any], versions: frozenset[int] | None = None
     ) -> Row[Any] | None:
         """Apply `values` in one statement (no read-modify-write); None if not found or, when
@@ -171,15 +171,15 @@ class TodoRepository:
         if "completed" in values:
             assignments["completed_at"] = completed_at_for(values["completed"])
         statement = update(todos_table).where(_ONE, *_at(versions)).values(**assignments).returning(*_READ)
-        return await self._returning(statement, {**self._owner, "target": todo_id})
+        return self._returning(statement, {**self._owner, "target": todo_id})
 
-    async def delete(self, todo_id: uuid.UUID, versions: frozenset[int] | None = None) -> bool:
+    def delete(self, todo_id: uuid.UUID, versions: frozenset[int] | None = None) -> bool:
         statement = delete(todos_table).where(_ONE, *_at(versions)).returning(columns.id)
-        return (await self.db.execute(statement, {**self._owner, "target": todo_id})).first() is not None
+        return self.db.execute(statement, {**self._owner, "target": todo_id}).first() is not None
 
-    async def _returning(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+    def _returning(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
         try:
-            return (await self.db.execute(statement, params)).first()
+            return self.db.execute(statement, params).first()
         except IntegrityError as exc:
             if violated_constraint(exc) == FK_LIST:
                 raise ListReferenceError from None

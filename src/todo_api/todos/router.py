@@ -35,14 +35,14 @@ async def create_todo(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a todo. `Location` names it; send `Idempotency-Key` to retry safely."""
-    create = partial(service.create_todo, db, user.id, body, quota)
+    create = partial(service.create_todo, user_id=user.id, data=body, quota=quota)
     return await respond_created(request, db, user.id, idempotency_key, body, create, ("read_todo", "todo_id"))
 
 
 @router.get("", response_model=Page[TodoRead])
 async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, db: DbDep) -> Response:
     """The user's todos, filtered and sorted, one keyset page at a time (follow `next_cursor`)."""
-    return json_bytes_response((await service.list_todos(db, user.id, query)).to_json())
+    return json_bytes_response((await db.run(service.list_todos, user.id, query)).to_json())
 
 
 @router.get("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **NOT_MODIFIED})
@@ -53,7 +53,7 @@ async def read_todo(
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """One todo, with its `ETag`; `If-None-Match` with that ETag → 304."""
-    return cached_or(await service.get_todo(db, user.id, todo_id), if_none_match)
+    return cached_or(await db.run(service.get_todo, user.id, todo_id), if_none_match)
 
 
 @router.put("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **PRECONDITION})
@@ -65,7 +65,7 @@ async def replace_todo(
     if_match: IfMatchDep,
 ) -> Response:
     """Replace a todo: fields left out are reset to their defaults."""
-    return representation(await service.replace_todo(db, user.id, todo_id, body, if_match))
+    return representation(await db.run(service.replace_todo, user.id, todo_id, body, if_match))
 
 
 @router.patch("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **PRECONDITION})
@@ -77,10 +77,10 @@ async def update_todo(
     if_match: IfMatchDep,
 ) -> Response:
     """Change only the fields sent; `null` clears `due_at` or `list_id`."""
-    return representation(await service.update_todo(db, user.id, todo_id, body, if_match))
+    return representation(await db.run(service.update_todo, user.id, todo_id, body, if_match))
 
 
 @router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
 async def delete_todo(todo_id: uuid.UUID, user: CurrentUserDep, db: DbDep, if_match: IfMatchDep) -> None:
     """Delete a todo."""
-    await service.delete_todo(db, user.id, todo_id, if_match)
+    await db.run(service.delete_todo, user.id, todo_id, if_match)

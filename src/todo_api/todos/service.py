@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from todo_api.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
 from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
@@ -37,69 +37,67 @@ def _stored(fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-async def _check_list(db: AsyncConnection, user_id: uuid.UUID, list_id: uuid.UUID | None) -> None:
-    if list_id is not None and not await lists.is_owned(db, user_id, list_id):
+def _check_list(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID | None) -> None:
+    if list_id is not None and not lists.is_owned(db, user_id, list_id):
         raise InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
 
 
-async def create_todo(db: AsyncConnection, user_id: uuid.UUID, data: TodoCreate, quota: Quota) -> Tagged[TodoRead]:
+def create_todo(db: Connection, user_id: uuid.UUID, data: TodoCreate, quota: Quota) -> Tagged[TodoRead]:
     """Create a todo; at most `quota.limit` per user (0: unlimited)."""
     fields = data.model_dump()
-    await _check_list(db, user_id, fields["list_id"])
+    _check_list(db, user_id, fields["list_id"])
     repository = TodoRepository(db, user_id)
-    if not await quota.gauge.admits("todos", user_id, quota.limit, repository.count):
+    if not quota.gauge.admits("todos", user_id, quota.limit, repository.count):
         raise QuotaExceeded(f"Todo limit reached: at most {quota.limit} todos per user")
     try:
-        return _tagged(await repository.create(_stored(fields)))
+        return _tagged(repository.create(_stored(fields)))
     except ListReferenceError:  # the list vanished between the check and the write
         raise InvalidInput(LIST_ID_LOC, "List not found", str(fields["list_id"])) from None
 
 
-async def get_todo(db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
-    todo = await TodoRepository(db, user_id).get(todo_id)
+def get_todo(db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
+    todo = TodoRepository(db, user_id).get(todo_id)
     if todo is None:
         raise NotFound
     return _tagged(todo)
 
 
-async def _update(
-    db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID, fields: dict[str, Any], precondition: IfMatch | None
+def _update(
+    db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, fields: dict[str, Any], precondition: IfMatch | None
 ) -> Tagged[TodoRead]:
     """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
     repository = TodoRepository(db, user_id)
     if not fields:
-        return ensure_matches(precondition, await get_todo(db, user_id, todo_id))
+        return ensure_matches(precondition, get_todo(db, user_id, todo_id))
     if "list_id" in fields:
-        await _check_list(db, user_id, fields["list_id"])
+        _check_list(db, user_id, fields["list_id"])
     try:
-        todo = await repository.update(todo_id, _stored(fields), versions(precondition))
+        todo = repository.update(todo_id, _stored(fields), versions(precondition))
     except ListReferenceError:
         raise InvalidInput(LIST_ID_LOC, "List not found", str(fields.get("list_id"))) from None
     if todo is None:
-        await missing_or_stale(repository.get(todo_id))
+        missing_or_stale(repository.get(todo_id))
     return _tagged(todo)
 
 
-async def replace_todo(
-    db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: IfMatch | None
+def replace_todo(
+    db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: IfMatch | None
 ) -> Tagged[TodoRead]:
     """PUT: every field is set; fields the client left out take their defaults."""
-    return await _update(db, user_id, todo_id, data.model_dump(), precondition)
+    return _update(db, user_id, todo_id, data.model_dump(), precondition)
 
 
-async def update_todo(
-    db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: IfMatch | None
+def update_todo(
+    db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: IfMatch | None
 ) -> Tagged[TodoRead]:
     """PATCH: only the fields sent change."""
-    return await _update(db, user_id, todo_id, data.changes(), precondition)
+    return _update(db, user_id, todo_id, data.changes(), precondition)
 
 
-async def delete_todo(
-    db: AsyncConnection, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: IfMatch | None
-) -> None:
+def delete_todo(db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: IfMatch | None) -> None:
     repository = TodoRepository(db, user_id)
-    if not await repository.delete(todo_id, versions(precondition)):
-        await missing_or_stale(repository.get(todo_id))
+    if not repository.delete(todo_id, versions(precondition)):
+        missing_or_stale(repository.get(todo_id))
 
 
 def _conditions(query: TodoQuery) -> list[ColumnElement[bool]]:
@@ -126,11 +124,11 @@ def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
     return query_binding(user_id, [sorted(filters.items()), tags])
 
 
-async def list_todos(db: AsyncConnection, user_id: uuid.UUID, query: TodoQuery) -> DocumentPage:
+def list_todos(db: Connection, user_id: uuid.UUID, query: TodoQuery) -> DocumentPage:
     spec = SORTS[query.sort]
     binding = _binding(user_id, query)
     after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
-    rows = await TodoRepository(db, user_id).page(_conditions(query), spec, after, query.limit + 1)
+    rows = TodoRepository(db, user_id).page(_conditions(query), spec, after, query.limit + 1)
     items = [todo_document(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from todo_api.auth.principal import Principal
 from todo_api.models.user import users_table
@@ -19,13 +19,13 @@ _DELETE = delete(users_table).where(_IDENTITY)
 
 
 class UserRepository:
-    def __init__(self, db: AsyncConnection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
-    async def find_by_identity(self, issuer: str, subject: str) -> Row[Any] | None:
-        return (await self.db.execute(_FIND, {"issuer": issuer, "subject": subject})).first()
+    def find_by_identity(self, issuer: str, subject: str) -> Row[Any] | None:
+        return self.db.execute(_FIND, {"issuer": issuer, "subject": subject}).first()
 
-    async def upsert(self, principal: Principal) -> Row[Any]:
+    def upsert(self, principal: Principal) -> Row[Any]:
         """Create the user, or refresh email/name; safe under concurrent first requests."""
         values = insert(users_table).values(
             id=uuid.uuid4(),
@@ -42,9 +42,9 @@ class UserRepository:
                 "updated_at": func.now(),
             },
         ).returning(users_table)
-        row: Row[Any] = (await self.db.execute(statement)).one()
+        row: Row[Any] = self.db.execute(statement).one()
         return row
 
-    async def delete_identity(self, issuer: str, subject: str) -> None:
+    def delete_identity(self, issuer: str, subject: str) -> None:
         """Delete the user; lists and todos go with it (ON DELETE CASCADE)."""
-        await self.db.execute(_DELETE, {"issuer": issuer, "subject": subject})
+        self.db.execute(_DELETE, {"issuer": issuer, "subject": subject})

@@ -13,10 +13,10 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.get("/me", response_model=UserRead)
 async def read_me(user: CurrentUserDep, db: DbDep, cache: IdentityCacheDep) -> Response:
     """The authenticated user's account, created on the first request with a new token subject."""
-    return json_response(UserRead.model_validate(await service.read_account(db, user.principal, cache)))
+    return json_response(UserRead.model_validate(await db.run(service.read_account, user.principal, cache)))
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_me(user: CurrentUserDep, db: DbDep, cache: IdentityCacheDep) -> None:
     """Delete the account and everything it owns. A later request starts a fresh, empty account."""
-    await service.delete_account(db, user.principal, cache)
+    await db.run(service.delete_account, user.principal, cache)

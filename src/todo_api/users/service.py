@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from todo_api.auth.principal import Principal
 from todo_api.users.cache import IdentityCache
@@ -20,33 +20,31 @@ def _is_current(user: Row[Any], principal: Principal) -> bool:
     )
 
 
-async def _current_user(db: AsyncConnection, principal: Principal, cache: IdentityCache) -> Row[Any]:
+def _current_user(db: Connection, principal: Principal, cache: IdentityCache) -> Row[Any]:
     """The user for this token: created on first sight, profile refreshed when claims change.
 
     Only a row that was already committed goes into the cache: a row written by this request
     could still be rolled back with it (say the request then fails validation).
     """
     repository = UserRepository(db)
-    user = await repository.find_by_identity(principal.issuer, principal.subject)
+    user = repository.find_by_identity(principal.issuer, principal.subject)
     if user is not None and _is_current(user, principal):
         cache.put(user)
         return user
-    return await repository.upsert(principal)
+    return repository.upsert(principal)
 
 
-async def current_user_id(db: AsyncConnection, principal: Principal, cache: IdentityCache) -> uuid.UUID:
-    """The internal id for this token, from the cache when its claims are unchanged."""
-    user_id = cache.get(principal)
-    if user_id is None:
-        user_id = (await _current_user(db, principal, cache)).id
+def current_user_id(db: Connection, principal: Principal, cache: IdentityCache) -> uuid.UUID:
+    """The internal id for this token (the caller has already looked in the cache)."""
+    user_id: uuid.UUID = _current_user(db, principal, cache).id
     return user_id
 
 
-async def read_account(db: AsyncConnection, principal: Principal, cache: IdentityCache) -> Row[Any]:
-    return await _current_user(db, principal, cache)
+def read_account(db: Connection, principal: Principal, cache: IdentityCache) -> Row[Any]:
+    return _current_user(db, principal, cache)
 
 
-async def delete_account(db: AsyncConnection, principal: Principal, cache: IdentityCache) -> None:
+def delete_account(db: Connection, principal: Principal, cache: IdentityCache) -> None:
     """Delete the account and everything it owns (ON DELETE CASCADE)."""
     cache.forget(principal)
-    await UserRepository(db).delete_identity(principal.issuer, principal.subject)
+    UserRepository(db).delete_identity(principal.issuer, principal.subject)
