@@ -7,11 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from sqlalchemy import event, func, select
+import pytest
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.conftest import count_users
 from todo_api.app import create_app
 from todo_api.config import load_settings
-from todo_api.db import create_engine
+from todo_api.db import create_engine, database
+from todo_api.models.user import users_table
 
 
 async def test_every_transaction_of_a_checkout_is_begun_with_the_statement_timeout(
@@ -32,6 +37,53 @@ async def test_every_transaction_of_a_checkout_is_begun_with_the_statement_timeo
                 assert again[1] == first_txid  # the same transaction, not two autocommitted statements
     finally:
         await engine.dispose()
+
+
+async def test_each_unit_of_work_is_one_bounded_transaction_also_on_a_reused_connection(
+    base_settings: dict[str, Any],
+) -> None:
+    """`Database.run`: a pooled connection is begun by the pool's pre-ping, a fresh one when its
+    first statement runs; either way all statements of one run share one transaction with the
+    timeout, and the next run is a new transaction."""
+    settings = load_settings(**base_settings, db_statement_timeout_ms=1234, db_pool_size=1)
+    engine = create_engine(settings)
+    probe = select(func.current_setting("statement_timeout"), func.txid_current())
+
+    def work(connection: Connection) -> tuple[str, int]:
+        timeout, txid = connection.execute(probe).one()
+        assert connection.execute(probe).one() == (timeout, txid)
+        return timeout, txid
+
+    try:
+        db = database(settings, engine)
+        runs = [await db.run(work) for _ in range(3)]
+    finally:
+        await engine.dispose()
+    assert [timeout for timeout, _ in runs] == ["1234ms"] * 3
+    assert len({txid for _, txid in runs}) == 3
+
+
+async def test_a_unit_of_work_commits_when_it_returns_and_leaves_nothing_when_it_raises(
+    base_settings: dict[str, Any], db_engine: AsyncEngine
+) -> None:
+    settings = load_settings(**base_settings)
+    engine = create_engine(settings)
+
+    def add_user(connection: Connection, subject: str, fail: bool = False) -> None:
+        connection.execute(insert(users_table).values(issuer="unit-of-work", subject=subject))
+        if fail:
+            raise LookupError("after the write")
+
+    try:
+        db = database(settings, engine)
+        await db.run(add_user, "kept")
+        with pytest.raises(LookupError):
+            await db.run(add_user, "rolled back", fail=True)
+        await db.run(add_user, "after the failure")  # the connection came back clean
+    finally:
+        await engine.dispose()
+    assert await count_users(db_engine, issuer="unit-of-work") == 2
+    assert await count_users(db_engine, subject="rolled back") == 0
 
 
 async def test_sustained_load_above_the_pool_size_opens_no_new_connections(
