@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials
 
 from todo_api.auth.http import authenticate, bearer_scheme
 from todo_api.auth.principal import Principal
@@ -46,7 +45,7 @@ class CurrentUser:
 async def get_current_user(
     request: Request,
     db: DbDep,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    _scheme: Annotated[None, Security(bearer_scheme)],
 ) -> CurrentUser:
     """Applied to the whole `/api` router: verified token → provisioned user (cached per worker,
     so most requests reach the database only for their own work)."""
