@@ -122,3 +122,6 @@ async def test_expired_keys_are_forgotten(api: Api, db_engine: AsyncEngine) -> N
     assert second.status_code == 201
     assert second.json()["id"] != first.json()["id"]
     assert "idempotent-replayed" not in second.headers
+    third = await api.request("POST", "/api/todos", json={"title": "t"}, headers=key)  # the record was replaced
+    assert (third.json()["id"], third.headers["location"]) == (second.json()["id"], second.headers["location"])
+    assert third.headers["idempotent-replayed"] == "true"

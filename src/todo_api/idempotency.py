@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import BigInteger, Interval, Row, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
@@ -64,6 +64,20 @@ def _replay(stored: Row[Any]) -> Response:
     return Response(stored.body, status_code=stored.status_code, headers=headers, media_type="application/json")
 
 
+# Built once, values as bind parameters (see todos.repository).
+_LOCK = select(func.pg_try_advisory_xact_lock(bindparam("lock_id", type_=BigInteger)))
+_RETAINED = keys.created_at > func.now() - bindparam("retention", type_=Interval)
+_FIND = select(idempotency_table).where(keys.user_id == bindparam("owner"), keys.key == bindparam("key"), _RETAINED)
+_NEW = insert(idempotency_table)
+# An expired record under the same key is simply replaced.
+_SAVE = _NEW.on_conflict_do_update(
+    index_elements=[keys.user_id, keys.key],
+    set_={name: _NEW.excluded[name] for name in ("request_hash", "status_code", "headers", "body")}
+    | {"created_at": func.now()},
+)
+_PURGE = delete(idempotency_table).where(keys.created_at < func.now() - bindparam("retention", type_=Interval))
+
+
 class IdempotencyStore:
     def __init__(self, db: Connection, user_id: uuid.UUID, retention: timedelta) -> None:
         self.db = db
@@ -72,16 +86,11 @@ class IdempotencyStore:
 
     def lock(self, key: str) -> bool:
         """Try the (user, key) lock for the rest of this transaction; False if someone holds it."""
-        locked = self.db.execute(select(func.pg_try_advisory_xact_lock(_lock_id(self.user_id, key))))
+        locked = self.db.execute(_LOCK, {"lock_id": _lock_id(self.user_id, key)})
         return bool(locked.scalar_one())
 
     def find(self, key: str) -> Row[Any] | None:
-        statement = select(idempotency_table).where(
-            keys.user_id == self.user_id,
-            keys.key == key,
-            keys.created_at > func.now() - self.retention,
-        )
-        return self.db.execute(statement).first()
+        return self.db.execute(_FIND, {"owner": self.user_id, "key": key, "retention": self.retention}).first()
 
     def save(self, key: str, request_hash: str, response: Response) -> None:
         headers = {name: response.headers[name] for name in STORED_HEADERS if name in response.headers}
@@ -93,13 +102,7 @@ class IdempotencyStore:
             "headers": headers,
             "body": bytes(response.body),
         }
-        statement = insert(idempotency_table).values(**values)
-        # An expired record under the same key is simply replaced.
-        statement = statement.on_conflict_do_update(
-            index_elements=[keys.user_id, keys.key],
-            set_={**{k: v for k, v in values.items() if k not in {"user_id", "key"}}, "created_at": func.now()},
-        )
-        self.db.execute(statement)
+        self.db.execute(_SAVE, values)
 
 
 def execute_once(
@@ -128,7 +131,7 @@ def execute_once(
 
 def purge_expired(db: Connection, retention: timedelta) -> None:
     """Forget outcomes older than the retention period."""
-    db.execute(delete(idempotency_table).where(keys.created_at < func.now() - retention))
+    db.execute(_PURGE, {"retention": retention})
 
 
 async def respond_created(

@@ -6,6 +6,7 @@ Rows carry the list's columns plus `todo_count` and `open_count`.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -13,20 +14,23 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Integer,
     Row,
+    Select,
     Text,
     bindparam,
     delete,
     false,
     func,
     insert,
-    literal,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import Executable
 
 from todo_api.errors import violated_constraint
 from todo_api.models.todo import todos_table
@@ -55,15 +59,30 @@ WITH_COUNTS = (lists_table, ALL_TODOS.label("todo_count"), OPEN_TODOS.label("ope
 type Version = tuple[int, int, int]  # (version, todo_count, open_count): what a list's ETag names
 
 
-def _at(versions: frozenset[Version] | None) -> list[ColumnElement[bool]]:
-    """The row is in one of these states (the counts are part of the representation)."""
-    if versions is None:
+def _at(states: int) -> list[ColumnElement[bool]]:
+    """The row is in one of `states` states given as bind parameters (`version_<i>`,
+    `todo_count_<i>`, `open_count_<i>`): the counts are part of the representation. -1: any state."""
+    if states < 0:
         return []
-    states = [
-        (lists.version == version) & (todo_count == ALL_TODOS) & (open_count == OPEN_TODOS)
-        for version, todo_count, open_count in sorted(versions)
+    conditions = [
+        (lists.version == bindparam(f"version_{i}", type_=Integer))
+        & (bindparam(f"todo_count_{i}", type_=Integer) == ALL_TODOS)
+        & (bindparam(f"open_count_{i}", type_=Integer) == OPEN_TODOS)
+        for i in range(states)
     ]
-    return [or_(false(), *states)]
+    return [or_(false(), *conditions)]
+
+
+def _state_params(versions: frozenset[Version] | None) -> dict[str, int]:
+    params: dict[str, int] = {}
+    for i, (version, todo_count, open_count) in enumerate(sorted(versions or ())):
+        params |= {f"version_{i}": version, f"todo_count_{i}": todo_count, f"open_count_{i}": open_count}
+    return params
+
+
+def _states(versions: frozenset[Version] | None) -> int:
+    """How many states a conditional write accepts; -1 for an unconditional one."""
+    return -1 if versions is None else len(versions)
 
 
 def _spec(name: str, key: ColumnElement[Any], kind: Any) -> SortSpec:
@@ -75,7 +94,7 @@ def _spec(name: str, key: ColumnElement[Any], kind: Any) -> SortSpec:
         id_column=lists.id,
         cursor_value=key,
         codec=codec,
-        bound=lambda value: literal(value, type_=kind),
+        bound=lambda value: type_coerce(value, kind),
     )
 
 
@@ -89,11 +108,35 @@ SORTS: dict[str, SortSpec] = {
     )
 }
 
+# Built once per shape, values as bind parameters (see todos.repository).
 _MINE = lists.user_id == bindparam("owner")
 _ONE = (lists.id == bindparam("target")) & _MINE
 _EXISTS = select(lists.id).where(_ONE)
 _GET = select(*WITH_COUNTS).where(_ONE)
 _COUNT = select(func.count()).select_from(lists_table).where(_MINE)
+_INSERT = insert(lists_table).returning(*WITH_COUNTS)
+
+
+def _page(spec: SortSpec, after: bool) -> Select[*tuple[Any, ...]]:
+    statement = select(*WITH_COUNTS, spec.cursor_value.label("sort_value")).where(_MINE)
+    if after:
+        statement = statement.where(spec.after(bindparam("after_value"), bindparam("after_id", type_=lists.id.type)))
+    return statement.order_by(*spec.order_by()).limit(bindparam("limit", type_=Integer))
+
+
+_PAGES = {(name, after): _page(spec, after) for name, spec in SORTS.items() for after in (False, True)}
+
+
+@functools.lru_cache(maxsize=64)
+def _update(fields: frozenset[str], states: int) -> Executable:
+    assignments: dict[str, Any] = {name: bindparam(f"new_{name}", type_=lists[name].type) for name in fields}
+    assignments |= {"updated_at": func.now(), "version": lists.version + 1}
+    return update(lists_table).where(_ONE, *_at(states)).values(assignments).returning(*WITH_COUNTS)
+
+
+@functools.lru_cache(maxsize=64)
+def _delete(states: int) -> Executable:
+    return delete(lists_table).where(_ONE, *_at(states)).returning(lists.id)
 
 
 class ListRepository:
@@ -113,15 +156,13 @@ class ListRepository:
 
     def page(self, spec: SortSpec, after: tuple[Any, uuid.UUID] | None, limit: int) -> Sequence[Row[Any]]:
         """Rows with counts and the cursor value (`sort_value`), in `spec` order."""
-        statement = select(*WITH_COUNTS, spec.cursor_value.label("sort_value")).where(_MINE)
+        params: dict[str, Any] = {**self._owner, "limit": limit}
         if after is not None:
-            statement = statement.where(spec.after(*after))
-        statement = statement.order_by(*spec.order_by()).limit(limit)
-        return self.db.execute(statement, self._owner).all()
+            params.update(after_value=after[0], after_id=after[1])
+        return self.db.execute(_PAGES[spec.name, after is not None], params).all()
 
     def create(self, name: str) -> Row[Any]:
-        statement = insert(lists_table).values(user_id=self.user_id, name=name).returning(*WITH_COUNTS)
-        row = self._execute(statement, {})
+        row = self._execute(_INSERT, {"user_id": self.user_id, "name": name})
         if row is None:  # pragma: no cover - INSERT … RETURNING always returns its row
             raise RuntimeError("no row returned")
         return row
@@ -129,18 +170,14 @@ class ListRepository:
     def update(
         self, list_id: uuid.UUID, values: dict[str, Any], versions: frozenset[Version] | None = None
     ) -> Row[Any] | None:
-        statement = (
-            update(lists_table)
-            .where(_ONE, *_at(versions))
-            .values(**values, updated_at=func.now(), version=lists.version + 1)
-            .returning(*WITH_COUNTS)
-        )
-        return self._execute(statement, {**self._owner, "target": list_id})
+        statement = _update(frozenset(values), _states(versions))
+        params = {f"new_{name}": value for name, value in values.items()}
+        return self._execute(statement, {**params, **self._owner, "target": list_id, **_state_params(versions)})
 
     def delete(self, list_id: uuid.UUID, versions: frozenset[Version] | None = None) -> bool:
         """Delete the list; its todos go with it (ON DELETE CASCADE)."""
-        statement = delete(lists_table).where(_ONE, *_at(versions)).returning(lists.id)
-        return self.db.execute(statement, {**self._owner, "target": list_id}).first() is not None
+        params = {**self._owner, "target": list_id, **_state_params(versions)}
+        return self.db.execute(_delete(_states(versions)), params).first() is not None
 
     def _execute(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
         try:

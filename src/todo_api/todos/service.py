@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row
+from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
 from todo_api.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
@@ -13,7 +13,7 @@ from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
 from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.quota import Quota
-from todo_api.todos.repository import SORTS, ListReferenceError, TodoRepository, columns, due_between, search
+from todo_api.todos.repository import SORTS, ListReferenceError, TodoRepository, like_pattern
 from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key, todo_document
 
 LIST_ID_LOC = ("body", "list_id")
@@ -100,22 +100,26 @@ def delete_todo(db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, precondi
         missing_or_stale(repository.get(todo_id))
 
 
-def _conditions(query: TodoQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
+def _filters(query: TodoQuery) -> dict[str, Any]:
+    """The query's filters as the repository names them (`FILTERS`), with their values."""
+    filters: dict[str, Any] = {}
     if query.completed is not None:
-        conditions.append(columns.completed == query.completed)
+        filters["completed"] = query.completed
     if query.list_id == "none":
-        conditions.append(columns.list_id.is_(None))
+        filters["no_list"] = None
     elif query.list_id is not None:
-        conditions.append(columns.list_id == query.list_id)
+        filters["list_id"] = query.list_id
     if query.priority is not None:
-        conditions.append(columns.priority == Priority.of(query.priority).value)
+        filters["priority"] = Priority.of(query.priority).value
     if query.tag:
-        conditions.append(columns.tag_keys.contains(sorted({tag_key(tag) for tag in query.tag})))
-    conditions.extend(due_between(query.due_before, query.due_after))
+        filters["tag_keys"] = sorted({tag_key(tag) for tag in query.tag})
+    if query.due_before is not None:
+        filters["due_before"] = query.due_before
+    if query.due_after is not None:
+        filters["due_after"] = query.due_after
     if query.q:
-        conditions.append(search(query.q))
-    return conditions
+        filters["q"] = like_pattern(query.q)
+    return filters
 
 
 def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
@@ -128,7 +132,7 @@ def list_todos(db: Connection, user_id: uuid.UUID, query: TodoQuery) -> Document
     spec = SORTS[query.sort]
     binding = _binding(user_id, query)
     after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
-    rows = TodoRepository(db, user_id).page(_conditions(query), spec, after, query.limit + 1)
+    rows = TodoRepository(db, user_id).page(_filters(query), spec, after, query.limit + 1)
     items = [todo_document(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
