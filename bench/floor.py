@@ -1,11 +1,13 @@
-"""The floor: the least a server can do for `get`, `list` and `create` with the same work per request.
+"""The floor: the least a server can do for each scenario's requests with the same work per request.
 
 A raw ASGI app (no framework, no ORM, no validation library) doing what todo-api does on each
 request: verify the Ed25519 JWT with PyJWT (algorithm allowlist, issuer, audience, exp, sub), look
 the user up by (issuer, subject), run the same SQL shape in one transaction per request on a
 psycopg 3 async pool (`prepare_threshold=None`, like the app), and answer with orjson using the
-app's JSON field names. It is the measuring stick, not a second implementation: input checks are
-minimal and unknown routes are plain 404s.
+app's JSON field names. It serves `me`, `get`, `list` (the first page, and the `filter` scenario's
+`completed` / `tag` / `sort=due_at` page), `create` and `patch`, so `mixed` too. It is the
+measuring stick, not a second implementation: input checks are minimal, other query parameters
+(cursors among them) are ignored and unknown routes are plain 404s.
 
 Served by `uvicorn bench.floor:app --workers 2 --loop uvloop --http httptools --no-access-log`;
 configured by DATABASE_URL, JWT_PUBLIC_KEY, JWT_ISSUER, JWT_AUDIENCE.
@@ -44,8 +46,18 @@ SELECT_TODO = (
     " FROM todos WHERE id = %s AND user_id = %s"
 )
 SELECT_PAGE = (
-    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at"
-    " FROM todos WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s"
+    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " created_at AS sort_value FROM todos WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s"
+)
+SELECT_FILTERED = (
+    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " due_at AS sort_value FROM todos WHERE user_id = %s AND completed = %s AND tag_keys @> %s"
+    " ORDER BY coalesce(due_at, 'infinity'::timestamptz), id LIMIT %s"
+)
+UPDATE_COMPLETED = (
+    "UPDATE todos SET completed = %s, completed_at = CASE WHEN %s THEN coalesce(completed_at, now()) END,"
+    " updated_at = now(), version = version + 1 WHERE id = %s AND user_id = %s RETURNING"
+    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at, version"
 )
 INSERT_TODO = (
     "INSERT INTO todos (id, user_id, title, description, priority, tags, tag_keys)"
@@ -72,7 +84,7 @@ def _todo(row: DictRow) -> DictRow:
 
 
 def _cursor(row: DictRow) -> str:
-    payload = orjson.dumps([row["created_at"], row["id"]], option=orjson.OPT_UTC_Z)
+    payload = orjson.dumps([row["sort_value"], row["id"]], option=orjson.OPT_UTC_Z)
     return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
 
 
@@ -84,12 +96,28 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-def _limit(scope: Scope) -> int:
-    values = parse_qs(scope["query_string"].decode("latin-1")).get("limit", ["50"])
+def _limit(query: dict[str, list[str]]) -> int:
     try:
-        return min(max(int(values[0]), 1), 200)
+        return min(max(int(query.get("limit", ["50"])[0]), 1), 200)
     except ValueError:
         return 50
+
+
+def _filtered(query: dict[str, list[str]]) -> tuple[bool, list[str]] | None:
+    """(completed, tag keys) for the `filter` scenario's query; None for a plain first page."""
+    if "completed" not in query and "tag" not in query:
+        return None
+    completed = query.get("completed", ["false"])[0] == "true"
+    return completed, sorted({tag.casefold() for tag in query.get("tag", [])})
+
+
+def _completed(body: bytes) -> bool | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    value = data.get("completed") if isinstance(data, dict) else None
+    return value if isinstance(value, bool) else None
 
 
 def _new_todo(body: bytes) -> dict[str, Any] | None:
@@ -185,7 +213,7 @@ class Floor:
             return _error(401, "Not authenticated")
         method: str = scope["method"]
         path: str = scope["path"]
-        body = await _body(receive) if method == "POST" else b""
+        body = await _body(receive) if method in {"POST", "PATCH"} else b""
         assert self.pool is not None
         async with self.pool.connection() as connection:
             user = await (await connection.execute(SELECT_USER, identity)).fetchone()
@@ -194,11 +222,13 @@ class Floor:
             if path == "/api/users/me" and method == "GET":
                 return _json(200, user)
             if path == API_TODOS and method == "GET":
-                return await _list(connection, user["id"], _limit(scope))
+                return await _list(connection, user["id"], parse_qs(scope["query_string"].decode("latin-1")))
             if path == API_TODOS and method == "POST":
                 return await _create(connection, user["id"], body)
             if path.startswith(API_TODOS + "/") and method == "GET":
                 return await _get(connection, user["id"], path.removeprefix(API_TODOS + "/"))
+            if path.startswith(API_TODOS + "/") and method == "PATCH":
+                return await _patch(connection, user["id"], path.removeprefix(API_TODOS + "/"), body)
         return _error(404, "Not found")
 
 
@@ -211,10 +241,17 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _list(connection: AsyncConnection[DictRow], user_id: uuid.UUID, limit: int) -> Response:
-    rows = await (await connection.execute(SELECT_PAGE, (user_id, limit + 1))).fetchall()
-    items = [_todo(row) for row in rows[:limit]]
+async def _list(connection: AsyncConnection[DictRow], user_id: uuid.UUID, query: dict[str, list[str]]) -> Response:
+    limit, filtered = _limit(query), _filtered(query)
+    if filtered is None:
+        cursor = await connection.execute(SELECT_PAGE, (user_id, limit + 1))
+    else:
+        cursor = await connection.execute(SELECT_FILTERED, (user_id, *filtered, limit + 1))
+    rows = await cursor.fetchall()
     next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
+    items = [_todo(row) for row in rows[:limit]]
+    for item in items:
+        del item["sort_value"]
     return _json(200, {"items": items, "next_cursor": next_cursor})
 
 
@@ -225,6 +262,22 @@ async def _get(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id:
         return _error(404, "Not found")
     row = await (await connection.execute(SELECT_TODO, (todo_id, user_id))).fetchone()
     return _error(404, "Not found") if row is None else _json(200, _todo(row))
+
+
+async def _patch(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str, body: bytes) -> Response:
+    completed = _completed(body)
+    if completed is None:
+        return _error(422, "Invalid body")
+    try:
+        todo_id = uuid.UUID(raw_id)
+    except ValueError:
+        return _error(404, "Not found")
+    statement = UPDATE_COMPLETED
+    row = await (await connection.execute(statement, (completed, completed, todo_id, user_id))).fetchone()
+    if row is None:
+        return _error(404, "Not found")
+    etag = f'"{row.pop("version")}"'.encode()
+    return _json(200, _todo(row), (b"etag", etag))
 
 
 async def _create(connection: AsyncConnection[DictRow], user_id: uuid.UUID, body: bytes) -> Response:
