@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results = asyncio.run(_capture(ready, probes(names, ready, deep)))
         for probe, status, statements in results:
             print(f"### {probe.scenario}: `{probe.method} {probe.path[:100]}` -> {status}\n")
-            print(f"{len(statements)} statement(s) per request (plus the pool's pre-ping, if enabled).\n")
+            print(f"{len(statements)} statement(s) per request, after the bounded BEGIN (the pre-ping).\n")
             for number, captured in enumerate(statements, 1):
                 print(f"{number}. `{' '.join(captured.statement.split())}`\n")
                 print(f"   parameters: `{captured.parameters}`\n")
