@@ -135,7 +135,6 @@ _FILTERS: dict[str, ColumnElement[bool]] = {
         columns.description.icontains(bindparam("q", type_=Text), escape=LIKE_ESCAPE),
     ),
 }
-FILTERS = frozenset(_FILTERS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -183,7 +182,7 @@ class TodoRepository:
         after: tuple[Any, uuid.UUID] | None,
         limit: int,
     ) -> Sequence[Row[Any]]:
-        """Up to `limit` todos matching every filter (names from `FILTERS`, with their values), in
+        """Up to `limit` todos matching every filter (named as in `_FILTERS`, with their values), in
         `spec` order after the `after` position; each row ends with its cursor value
         (`sort_value`)."""
         params: dict[str, Any] = {**filters, **self._owner, "limit": limit}

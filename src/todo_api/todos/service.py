@@ -101,7 +101,7 @@ def delete_todo(db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, precondi
 
 
 def _filters(query: TodoQuery) -> dict[str, Any]:
-    """The query's filters as the repository names them (`FILTERS`), with their values."""
+    """The query's filters as the repository names them, with their values."""
     filters: dict[str, Any] = {}
     if query.completed is not None:
         filters["completed"] = query.completed

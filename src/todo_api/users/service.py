@@ -23,8 +23,8 @@ def _is_current(user: Row[Any], principal: Principal) -> bool:
 def _current_user(db: Connection, principal: Principal, cache: IdentityCache) -> Row[Any]:
     """The user for this token: created on first sight, profile refreshed when claims change.
 
-    Only a row that was already committed goes into the cache: a row written by this request
-    could still be rolled back with it (say the request then fails validation).
+    Only a row that was already committed goes into the cache: one written here is not yet (its
+    transaction may still fail to commit); the next request finds it and caches it.
     """
     repository = UserRepository(db)
     user = repository.find_by_identity(principal.issuer, principal.subject)
