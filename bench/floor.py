@@ -272,8 +272,7 @@ async def _patch(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_i
         todo_id = uuid.UUID(raw_id)
     except ValueError:
         return _error(404, "Not found")
-    statement = UPDATE_COMPLETED
-    row = await (await connection.execute(statement, (completed, completed, todo_id, user_id))).fetchone()
+    row = await (await connection.execute(UPDATE_COMPLETED, (completed, completed, todo_id, user_id))).fetchone()
     if row is None:
         return _error(404, "Not found")
     etag = f'"{row.pop("version")}"'.encode()

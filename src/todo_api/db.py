@@ -161,7 +161,6 @@ class Database:
     """
 
     def __init__(self, engine: AsyncEngine, gate: FairGate) -> None:
-        self.engine = engine
         self._sync_engine = engine.sync_engine
         self._gate = gate
 

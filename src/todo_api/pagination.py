@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, select, tuple_
 
 from todo_api.errors import InvalidInput
 
@@ -76,12 +76,33 @@ class SortSpec:
             return self.key.desc(), self.id_column.desc()
         return self.key.asc(), self.id_column.asc()
 
+    def pages(self, columns: Sequence[Any], owned: ColumnElement[bool]) -> dict[bool, Select[Any]]:
+        """Page statements in this order, from the start (False) and after a cursor position (True):
+        `columns` then `sort_value`, rows where `owned`, every value a bind parameter (`page_params`),
+        so each is built once and filters can be added on top."""
+        first = select(*columns, self.cursor_value.label("sort_value")).where(owned)
+        position = self.after(bindparam("after_value"), bindparam("after_id", type_=self.id_column.type))
+        return {
+            after: (first.where(position) if after else first)
+            .order_by(*self.order_by())
+            .limit(bindparam("limit", type_=Integer))
+            for after in (False, True)
+        }
+
     def after(self, value: Any, last_id: uuid.UUID | ColumnElement[Any]) -> ColumnElement[bool]:
         """Rows strictly after (value, last_id) in this order: one row comparison, index-friendly.
         Both may be values or bind parameters."""
         row = tuple_(self.key, self.id_column)
         position = tuple_(self.bound(value), last_id)
         return row < position if self.descending else row > position
+
+
+def page_params(after: tuple[Any, uuid.UUID] | None, limit: int) -> dict[str, Any]:
+    """Bind parameters of a `SortSpec.pages` statement (the owner's come from the repository)."""
+    params: dict[str, Any] = {"limit": limit}
+    if after is not None:
+        params.update(after_value=after[0], after_id=after[1])
+    return params
 
 
 def _sign(payload: bytes, binding: str) -> bytes:

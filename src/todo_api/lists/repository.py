@@ -16,7 +16,6 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Row,
-    Select,
     Text,
     bindparam,
     delete,
@@ -33,9 +32,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
 from todo_api.errors import violated_constraint
+from todo_api.models.base import new_values, versioned_changes
 from todo_api.models.todo import todos_table
 from todo_api.models.todo_list import lists_table, name_key
-from todo_api.pagination import DATETIME, TEXT, SortSpec
+from todo_api.pagination import DATETIME, TEXT, SortSpec, page_params
 
 UNIQUE_NAME = "uq_lists_user_id_lower_name"
 lists = lists_table.c
@@ -59,10 +59,10 @@ WITH_COUNTS = (lists_table, ALL_TODOS.label("todo_count"), OPEN_TODOS.label("ope
 type Version = tuple[int, int, int]  # (version, todo_count, open_count): what a list's ETag names
 
 
-def _at(states: int) -> list[ColumnElement[bool]]:
+def _at(states: int | None) -> list[ColumnElement[bool]]:
     """The row is in one of `states` states given as bind parameters (`version_<i>`,
-    `todo_count_<i>`, `open_count_<i>`): the counts are part of the representation. -1: any state."""
-    if states < 0:
+    `todo_count_<i>`, `open_count_<i>`): the counts are part of the representation. None: any."""
+    if states is None:
         return []
     conditions = [
         (lists.version == bindparam(f"version_{i}", type_=Integer))
@@ -80,9 +80,9 @@ def _state_params(versions: frozenset[Version] | None) -> dict[str, int]:
     return params
 
 
-def _states(versions: frozenset[Version] | None) -> int:
-    """How many states a conditional write accepts; -1 for an unconditional one."""
-    return -1 if versions is None else len(versions)
+def _states(versions: frozenset[Version] | None) -> int | None:
+    """How many states a conditional write accepts; None for an unconditional one."""
+    return None if versions is None else len(versions)
 
 
 def _spec(name: str, key: ColumnElement[Any], kind: Any) -> SortSpec:
@@ -117,25 +117,17 @@ _COUNT = select(func.count()).select_from(lists_table).where(_MINE)
 _INSERT = insert(lists_table).returning(*WITH_COUNTS)
 
 
-def _page(spec: SortSpec, after: bool) -> Select[*tuple[Any, ...]]:
-    statement = select(*WITH_COUNTS, spec.cursor_value.label("sort_value")).where(_MINE)
-    if after:
-        statement = statement.where(spec.after(bindparam("after_value"), bindparam("after_id", type_=lists.id.type)))
-    return statement.order_by(*spec.order_by()).limit(bindparam("limit", type_=Integer))
-
-
-_PAGES = {(name, after): _page(spec, after) for name, spec in SORTS.items() for after in (False, True)}
+_PAGES = {name: spec.pages(WITH_COUNTS, _MINE) for name, spec in SORTS.items()}
 
 
 @functools.lru_cache(maxsize=64)
-def _update(fields: frozenset[str], states: int) -> Executable:
-    assignments: dict[str, Any] = {name: bindparam(f"new_{name}", type_=lists[name].type) for name in fields}
-    assignments |= {"updated_at": func.now(), "version": lists.version + 1}
-    return update(lists_table).where(_ONE, *_at(states)).values(assignments).returning(*WITH_COUNTS)
+def _update(fields: frozenset[str], states: int | None) -> Executable:
+    changes = versioned_changes(lists_table, fields)
+    return update(lists_table).where(_ONE, *_at(states)).values(changes).returning(*WITH_COUNTS)
 
 
 @functools.lru_cache(maxsize=64)
-def _delete(states: int) -> Executable:
+def _delete(states: int | None) -> Executable:
     return delete(lists_table).where(_ONE, *_at(states)).returning(lists.id)
 
 
@@ -156,10 +148,7 @@ class ListRepository:
 
     def page(self, spec: SortSpec, after: tuple[Any, uuid.UUID] | None, limit: int) -> Sequence[Row[Any]]:
         """Rows with counts and the cursor value (`sort_value`), in `spec` order."""
-        params: dict[str, Any] = {**self._owner, "limit": limit}
-        if after is not None:
-            params.update(after_value=after[0], after_id=after[1])
-        return self.db.execute(_PAGES[spec.name, after is not None], params).all()
+        return self.db.execute(_PAGES[spec.name][after is not None], {**self._owner, **page_params(after, limit)}).all()
 
     def create(self, name: str) -> Row[Any]:
         row = self._execute(_INSERT, {"user_id": self.user_id, "name": name})
@@ -170,9 +159,8 @@ class ListRepository:
     def update(
         self, list_id: uuid.UUID, values: dict[str, Any], versions: frozenset[Version] | None = None
     ) -> Row[Any] | None:
-        statement = _update(frozenset(values), _states(versions))
-        params = {f"new_{name}": value for name, value in values.items()}
-        return self._execute(statement, {**params, **self._owner, "target": list_id, **_state_params(versions)})
+        params = {**new_values(values), **self._owner, "target": list_id, **_state_params(versions)}
+        return self._execute(_update(frozenset(values), _states(versions)), params)
 
     def delete(self, list_id: uuid.UUID, versions: frozenset[Version] | None = None) -> bool:
         """Delete the list; its todos go with it (ON DELETE CASCADE)."""

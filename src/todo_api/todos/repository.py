@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
-    Integer,
     Row,
     Select,
     Text,
@@ -35,8 +34,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
 from todo_api.errors import violated_constraint
+from todo_api.models.base import new_values, versioned_changes
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key, todos_table
-from todo_api.pagination import DATETIME, INTEGER, TEXT, KeyCodec, SortSpec
+from todo_api.pagination import DATETIME, INTEGER, TEXT, KeyCodec, SortSpec, page_params
 from todo_api.todos.schemas import TodoRead
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
@@ -110,16 +110,7 @@ _GET = select(*_READ).where(_ONE)
 _COUNT = select(func.count()).select_from(todos_table).where(_MINE)
 
 
-def _page(spec: SortSpec, after: bool) -> Select[*tuple[Any, ...]]:
-    """A page in `spec` order (after a cursor position, or from the start); every value is a
-    bind parameter, so the statement is built once per sort and filters are added on top."""
-    statement = select(*_FIELDS, spec.cursor_value.label("sort_value")).where(_MINE)
-    if after:
-        statement = statement.where(spec.after(bindparam("after_value"), bindparam("after_id", type_=columns.id.type)))
-    return statement.order_by(*spec.order_by()).limit(bindparam("limit", type_=Integer))
-
-
-_PAGES = {(name, after): _page(spec, after) for name, spec in SORTS.items() for after in (False, True)}
+_PAGES = {name: spec.pages(_FIELDS, _MINE) for name, spec in SORTS.items()}
 # Filters a page can add, each on a bind parameter of the same name (`no_list` takes none).
 _FILTERS: dict[str, ColumnElement[bool]] = {
     "completed": columns.completed == bindparam("completed", type_=columns.completed.type),
@@ -139,7 +130,7 @@ _FILTERS: dict[str, ColumnElement[bool]] = {
 
 @functools.lru_cache(maxsize=256)
 def _filtered_page(sort: str, after: bool, filters: frozenset[str]) -> Select[*tuple[Any, ...]]:
-    return _PAGES[sort, after].where(*(_FILTERS[name] for name in sorted(filters)))
+    return _PAGES[sort][after].where(*(_FILTERS[name] for name in sorted(filters)))
 
 
 _INSERT = insert(todos_table).returning(*_READ)
@@ -154,8 +145,7 @@ _DELETE = {
 @functools.lru_cache(maxsize=256)
 def _update(fields: frozenset[str], conditional: bool) -> Executable:
     """SET each of `fields` from `:new_<field>` (and the completion time with `completed`)."""
-    assignments: dict[str, Any] = {name: bindparam(f"new_{name}", type_=columns[name].type) for name in fields}
-    assignments |= {"updated_at": func.now(), "version": columns.version + 1}
+    assignments = versioned_changes(todos_table, fields)
     if "completed" in fields:
         assignments["completed_at"] = completed_at_for(assignments["completed"])
     where = [_ONE, _IF_VERSION] if conditional else [_ONE]
@@ -185,9 +175,7 @@ class TodoRepository:
         """Up to `limit` todos matching every filter (named as in `_FILTERS`, with their values), in
         `spec` order after the `after` position; each row ends with its cursor value
         (`sort_value`)."""
-        params: dict[str, Any] = {**filters, **self._owner, "limit": limit}
-        if after is not None:
-            params.update(after_value=after[0], after_id=after[1])
+        params = {**filters, **self._owner, **page_params(after, limit)}
         statement = _filtered_page(spec.name, after is not None, frozenset(filters))
         return self.db.execute(statement, params).all()
 
@@ -206,9 +194,8 @@ class TodoRepository:
     ) -> Row[Any] | None:
         """Apply `values` in one statement (no read-modify-write); None if not found or, when
         `versions` is given, if the row's version is not one of them."""
-        statement = _update(frozenset(values), versions is not None)
-        params = {f"new_{name}": value for name, value in values.items()}
-        return self._returning(statement, {**params, **self._owner, "target": todo_id, **_versions(versions)})
+        params = {**new_values(values), **self._owner, "target": todo_id, **_versions(versions)}
+        return self._returning(_update(frozenset(values), versions is not None), params)
 
     def delete(self, todo_id: uuid.UUID, versions: frozenset[int] | None = None) -> bool:
         statement = _DELETE[versions is not None]
