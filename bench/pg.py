@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from todo_api import embedded
-from todo_api.db import driver_url
+from todo_api.storage import embedded
+from todo_api.storage.database import driver_url
 
 
 def libpq_url(url: str) -> str:

@@ -20,8 +20,8 @@ from sqlalchemy import Table, create_engine, insert
 from sqlalchemy.engine import Connection
 
 from bench.tokens import ISSUER
-from todo_api.db import driver_url
 from todo_api.models import Todo, TodoList, User
+from todo_api.storage.database import driver_url
 
 TODOS: Table = Todo.__table__  # type: ignore[attr-defined]
 # Every column the seed writes; the rest (version) take their server defaults.

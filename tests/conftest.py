@@ -25,11 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.api import Api
 from tests.keys import AUDIENCE, ISSUER, Signer, new_key, public_pem
-from todo_api import embedded, migrate
 from todo_api.app import create_app
 from todo_api.config import Settings, load_settings
-from todo_api.db import driver_url
 from todo_api.models import User
+from todo_api.storage import embedded, migrate
+from todo_api.storage.database import driver_url
 
 _SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
 

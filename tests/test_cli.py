@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.commands import run_cli
 from tests.conftest import AppClientFactory
 from tests.keys import AUDIENCE, ISSUER, new_key, public_pem
-from todo_api import migrate
+from todo_api.storage import migrate
 
 SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:1/x"

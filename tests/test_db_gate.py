@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from todo_api.db import FairGate
+from todo_api.storage.database import FairGate
 
 
 async def test_waiters_get_slots_in_arrival_order_even_when_a_newcomer_races_a_release() -> None:

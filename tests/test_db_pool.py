@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.conftest import count_users
 from todo_api.app import create_app
 from todo_api.config import load_settings
-from todo_api.db import create_engine, database
 from todo_api.models.user import users_table
+from todo_api.storage.database import create_engine, database
 
 
 async def test_every_transaction_of_a_checkout_is_begun_with_the_statement_timeout(

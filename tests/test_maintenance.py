@@ -15,9 +15,9 @@ from tests.api import Api
 from todo_api import maintenance
 from todo_api.app import create_app
 from todo_api.config import load_settings
-from todo_api.db import create_engine, database
 from todo_api.models.idempotency import IdempotencyKey, idempotency_table
 from todo_api.ratelimit import Unlimited
+from todo_api.storage.database import create_engine, database
 
 RETENTION = timedelta(hours=24)
 

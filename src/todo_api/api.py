@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from todo_api.deps import get_current_user
+from todo_api.http.responses import COMMON
 from todo_api.lists.router import router as lists_router
-from todo_api.responses import COMMON
 from todo_api.todos.router import router as todos_router
 from todo_api.users.router import router as users_router
 

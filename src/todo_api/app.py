@@ -11,21 +11,20 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy.exc import IntegrityError
 
-from todo_api import __version__, http_errors, maintenance
+from todo_api import __version__, maintenance
 from todo_api.api import api_router
 from todo_api.auth.http import AuthenticationMiddleware
 from todo_api.auth.keys import JwksKeySource
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, Settings, get_settings
-from todo_api.db import create_engine, database
-from todo_api.errors import register_error_handlers
+from todo_api.http import errors as http_errors
+from todo_api.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.log import configure_logging
-from todo_api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.quota import RowGauge
 from todo_api.ratelimit import build_rate_limiter
-from todo_api.users.cache import IdentityCache, stale_account_handler
+from todo_api.storage.database import create_engine, database
+from todo_api.users.cache import IdentityCache
 
 DESCRIPTION = """A multi-user Todo REST API. Every route needs a JWT from your identity provider
 (`Authorization: Bearer <token>`); every resource belongs to the token's subject."""
@@ -80,9 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.identity_cache = IdentityCache()
     app.state.row_gauge = RowGauge()
     app.include_router(api_router)
-    register_error_handlers(app)
     http_errors.register(app)
-    app.add_exception_handler(IntegrityError, stale_account_handler)
     # Added innermost first; requests pass (CORS →) request context → authentication → body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthenticationMiddleware)

@@ -15,13 +15,13 @@ import orjson
 import uvicorn
 from sqlalchemy import literal, select
 
-from todo_api import embedded, migrate
 from todo_api.app import create_app
 from todo_api.auth.dev import mint_token, with_dev_key
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, LogFormat, Settings, load_settings
-from todo_api.db import create_engine
 from todo_api.log import configure_logging
+from todo_api.storage import embedded, migrate
+from todo_api.storage.database import create_engine
 
 DEFAULT_SCOPE = "todos:read todos:write"
 

@@ -11,8 +11,8 @@ from fastapi import Depends, Request, Security
 from todo_api.auth.http import authenticate, bearer_scheme
 from todo_api.auth.principal import Principal
 from todo_api.config import Settings
-from todo_api.db import Database
 from todo_api.quota import Quota
+from todo_api.storage.database import Database
 from todo_api.users import service as users
 from todo_api.users.cache import IdentityCache
 

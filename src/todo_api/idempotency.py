@@ -21,11 +21,11 @@ from sqlalchemy import BigInteger, Interval, Row, bindparam, delete, func, selec
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from todo_api.conditional import Tagged
-from todo_api.db import Database
 from todo_api.errors import Conflict, InvalidInput
+from todo_api.http.conditional import Tagged
+from todo_api.http.responses import location, representation
 from todo_api.models.idempotency import idempotency_table
-from todo_api.responses import location, representation
+from todo_api.storage.database import Database
 
 keys = idempotency_table.c
 

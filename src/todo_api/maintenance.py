@@ -12,9 +12,9 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from todo_api.db import Database
 from todo_api.idempotency import purge_expired
 from todo_api.ratelimit import PostgresRateLimiter, RateLimiter
+from todo_api.storage.database import Database
 
 logger = logging.getLogger("todo_api.maintenance")
 

@@ -31,7 +31,7 @@ from tests.faults.servers import (
     start_api_server,
     wait_for_lock_waiters,
 )
-from todo_api import migrate
+from todo_api.storage import migrate
 
 FORBIDDEN_IN_BODIES = ("psycopg", "SQL", "Traceback", "sqlalchemy", "postgres", "127.0.0.1", "Error")
 

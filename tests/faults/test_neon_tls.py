@@ -30,7 +30,7 @@ from sqlalchemy import text
 from tests.faults.conftest import RunningAppFactory
 from tests.faults.servers import TLS_BIN_ENV, PostgresInstance, TcpRelay, give_to_service_user, tls_binaries
 from tests.keys import self_signed_certificate
-from todo_api import migrate
+from todo_api.storage import migrate
 
 ROLE = "neondb_owner"
 DATABASE = "neondb"

@@ -34,7 +34,7 @@ from tests.faults.servers import (
     run_checked,
     start_pgbouncer,
 )
-from todo_api import migrate
+from todo_api.storage import migrate
 
 DATABASE = "todo"
 SERVER_POOL_SIZE = 5

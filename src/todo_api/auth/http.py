@@ -8,9 +8,10 @@ from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api import ratelimit
-from todo_api.auth.principal import Principal, required_scope
+from todo_api.auth.principal import PRINCIPAL_KEY, Principal, required_scope
 from todo_api.auth.verifier import TokenVerifier
-from todo_api.errors import AppError, InsufficientScope, NotAuthenticated, TooManyRequests, app_error_response
+from todo_api.errors import AppError, InsufficientScope, NotAuthenticated, TooManyRequests
+from todo_api.http.errors import app_error_response
 
 
 class DocumentedBearer(HTTPBearer):
@@ -24,8 +25,6 @@ class DocumentedBearer(HTTPBearer):
 bearer_scheme = DocumentedBearer(
     auto_error=False, scheme_name="HTTPBearer", description="A JWT from your identity provider."
 )
-
-PRINCIPAL_KEY = "principal"
 
 
 def bearer_token(request: Request) -> str:

@@ -16,6 +16,10 @@ MAX_EMAIL_CHARS = 320
 MAX_NAME_CHARS = 500
 
 
+# Where the request scope's state keeps the verified principal (set by `auth.http.authenticate`).
+PRINCIPAL_KEY = "principal"
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     issuer: str

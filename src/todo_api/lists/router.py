@@ -6,13 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
 from todo_api.deps import CurrentUserDep, DbDep, ListQuotaDep
-from todo_api.idempotency import IdempotencyKeyHeader, respond_created
-from todo_api.lists import service
-from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
-from todo_api.pagination import Page
-from todo_api.responses import (
+from todo_api.http.conditional import IfMatchDep, IfNoneMatchHeader
+from todo_api.http.responses import (
     CONFLICT,
     IDEMPOTENT,
     NOT_FOUND,
@@ -22,6 +18,10 @@ from todo_api.responses import (
     json_response,
     representation,
 )
+from todo_api.idempotency import IdempotencyKeyHeader, respond_created
+from todo_api.lists import service
+from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
+from todo_api.pagination import Page
 
 router = APIRouter(prefix="/lists", tags=["lists"])
 

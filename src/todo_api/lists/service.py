@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
-from todo_api.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale
 from todo_api.errors import Conflict, NotFound, QuotaExceeded
+from todo_api.http.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale
 from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository, Version
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding

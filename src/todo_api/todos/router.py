@@ -6,11 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from todo_api.conditional import IfMatchDep, IfNoneMatchHeader
 from todo_api.deps import CurrentUserDep, DbDep, TodoQuotaDep
-from todo_api.idempotency import IdempotencyKeyHeader, respond_created
-from todo_api.pagination import Page
-from todo_api.responses import (
+from todo_api.http.conditional import IfMatchDep, IfNoneMatchHeader
+from todo_api.http.responses import (
     IDEMPOTENT,
     NOT_FOUND,
     NOT_MODIFIED,
@@ -19,6 +17,8 @@ from todo_api.responses import (
     json_bytes_response,
     representation,
 )
+from todo_api.idempotency import IdempotencyKeyHeader, respond_created
+from todo_api.pagination import Page
 from todo_api.todos import service
 from todo_api.todos.schemas import TodoCreate, TodoQuery, TodoRead, TodoUpdate
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
-from todo_api.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
 from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
+from todo_api.http.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
 from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.quota import Quota

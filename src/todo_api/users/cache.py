@@ -15,12 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request, Response
-from sqlalchemy.exc import IntegrityError
-
-from todo_api.auth.http import PRINCIPAL_KEY
 from todo_api.auth.principal import Principal
-from todo_api.errors import unavailable_response, violated_constraint
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +57,3 @@ class IdentityCache:
 
     def forget(self, principal: Principal) -> None:
         self._entries.pop((principal.issuer, principal.subject), None)
-
-
-async def stale_account_handler(request: Request, exc: Exception) -> Response:
-    """A write referenced a user row that no longer exists (account deleted via another worker):
-    forget the cached id and ask the client to retry, which provisions a fresh account."""
-    if not isinstance(exc, IntegrityError) or not (violated_constraint(exc) or "").endswith("_user_id_users"):
-        raise exc
-    principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
-    if isinstance(principal, Principal):
-        request.app.state.identity_cache.forget(principal)
-    return unavailable_response(request.scope.get("state", {}).get("request_id"), retry_after=1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from todo_api.deps import CurrentUserDep, DbDep, IdentityCacheDep
-from todo_api.responses import json_response
+from todo_api.http.responses import json_response
 from todo_api.users import service
 from todo_api.users.schemas import UserRead
 

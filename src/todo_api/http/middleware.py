@@ -13,7 +13,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.errors import internal_error_response, is_database_unavailable, unavailable_response
+from todo_api.http.errors import internal_error_response, is_database_unavailable, unavailable_response
 from todo_api.maintenance import Activity
 
 logger = logging.getLogger("todo_api.access")

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from todo_api.config import load_settings
-from todo_api.db import connect_args, driver_url
 from todo_api.models import metadata
+from todo_api.storage.database import connect_args, driver_url
 
 config = context.config
 

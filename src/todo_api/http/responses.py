@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 from starlette.applications import Starlette
 
-from todo_api.conditional import Tagged, etag, if_none_match_hits
+from todo_api.http.conditional import Tagged, etag, if_none_match_hits
 
 
 class ErrorBody(BaseModel):

@@ -1,0 +1,144 @@
+"""The one place that turns errors into HTTP responses: application errors (`todo_api.errors`),
+request validation, database outages, framework HTTP errors (a complete `Allow` on 405, an
+undecodable JSON body reported as the 422 FastAPI gives any other malformed JSON), a write for an
+account deleted through another worker, and the last-resort 500 of the request middleware."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from todo_api.auth.principal import PRINCIPAL_KEY, Principal
+from todo_api.errors import RETRY_AFTER_SECONDS, AppError, ServiceUnavailable, violated_constraint
+
+logger = logging.getLogger("todo_api.errors")
+
+UNPARSABLE_BODY = "There was an error parsing the body"
+_PARAMETER = re.compile(r"\{[^}]+\}")
+
+
+@cache
+def _route_methods(app: FastAPI) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(path pattern, `Allow` value) for every documented path, from the app's own OpenAPI."""
+    routes = []
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.compile(
+            "^" + _PARAMETER.sub("[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}")) + "$"
+        )
+        routes.append((pattern, ", ".join(sorted(method.upper() for method in operations))))
+    return tuple(routes)
+
+
+def allowed_methods(app: FastAPI, path: str) -> str | None:
+    return next((allow for pattern, allow in _route_methods(app) if pattern.match(path)), None)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
+    if exc.status_code == 405:
+        allow = allowed_methods(request.app, request.url.path)
+        headers = {"Allow": allow} if allow else dict(exc.headers or {})
+        return JSONResponse({"detail": exc.detail}, status_code=405, headers=headers)
+    if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+        error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {}}
+        return JSONResponse({"detail": [error]}, status_code=422)
+    return await http_exception_handler(request, exc)
+
+
+def _request_id(request: Request) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def error_response(status_code: int, detail: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=dict(headers or {}))
+
+
+def unavailable_response(request_id: str | None, retry_after: int = RETRY_AFTER_SECONDS) -> JSONResponse:
+    body = {"detail": ServiceUnavailable.detail, "request_id": request_id}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
+
+
+def internal_error_response(request_id: str | None) -> JSONResponse:
+    return JSONResponse({"detail": AppError.detail, "request_id": request_id}, status_code=500)
+
+
+def app_error_response(request: Request, exc: AppError) -> JSONResponse:
+    if isinstance(exc, ServiceUnavailable):
+        return unavailable_response(_request_id(request), int(exc.headers.get("Retry-After", RETRY_AFTER_SECONDS)))
+    return error_response(exc.status_code, exc.detail, exc.headers)
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, AppError):  # registered for AppError only
+        raise exc
+    return app_error_response(request, exc)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Connection loss, refused connections, pool exhaustion and statement timeouts."""
+    if isinstance(exc, sa_exc.TimeoutError):  # pool wait timed out
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, sa_exc.InterfaceError, OSError))
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": _request_id(request)})
+        return unavailable_response(_request_id(request))
+    raise exc
+
+
+def _json_safe(value: Any) -> Any:
+    """Lone surrogates (valid in JSON escapes, invalid in UTF-8) become U+FFFD when echoed back."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
+    return value
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's structured 422 (`{"detail": [{type, loc, msg, input, ctx}]}`), safe to encode."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(errors))}, status_code=422)
+
+
+async def stale_account_handler(request: Request, exc: Exception) -> Response:
+    """A write referenced a user row that no longer exists (account deleted via another worker):
+    forget the cached id and ask the client to retry, which provisions a fresh account."""
+    if not isinstance(exc, sa_exc.IntegrityError) or not (violated_constraint(exc) or "").endswith("_user_id_users"):
+        raise exc
+    principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+    if isinstance(principal, Principal):
+        request.app.state.identity_cache.forget(principal)
+    return unavailable_response(_request_id(request), retry_after=1)
+
+
+def register(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
+    app.add_exception_handler(psycopg.OperationalError, _database_error)
+    app.add_exception_handler(sa_exc.IntegrityError, stale_account_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error)
