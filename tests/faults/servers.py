@@ -380,6 +380,46 @@ class PostgresInstance:
         except OSError:
             return ""
 
+    def pids(self) -> list[int]:
+        """The postmaster, then every process it forked (backends, checkpointer, walwriter …)."""
+        postmaster = _read_pid(self.data / "postmaster.pid")
+        if postmaster is None:
+            return []
+        children = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # /proc/<pid>/stat: "pid (comm) state ppid …"; comm may contain spaces or parentheses
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(entry.name))
+        return [postmaster, *children]
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP the whole server (the postmaster first, so it forks nothing new), SIGCONT on exit.
+
+        Each PostgreSQL child is its own process group leader, so the processes are signalled one
+        by one. The kernel still completes TCP handshakes and acknowledges data: to a client this
+        looks exactly like a server that stopped answering.
+        """
+        stopped: list[int] = []
+
+        def stop(pids: list[int]) -> None:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+
+        try:
+            stop(self.pids()[:1])
+            stop(self.pids()[1:])  # listed once the postmaster is stopped: no child is missed
+            yield
+        finally:
+            for pid in reversed(stopped):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
     def socket_url(self, database: str = "postgres") -> str:
         """Superuser over the Unix socket (trust), for setup and inspection."""
         return f"postgresql://postgres@/{database}?host={quote(str(self.root))}&port={self.port}"

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
+import socket
 from collections.abc import Callable
 from typing import Any, Concatenate
 
+import psycopg
 from psycopg.pq import TransactionStatus
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
@@ -13,12 +18,31 @@ from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from todo_api.config import Settings
 
+logger = logging.getLogger("todo_api.database")
+
 DRIVER = "postgresql+psycopg"
 IDLE = TransactionStatus.IDLE
+# Beyond its statement timeout, a transaction gets this long before the client gives up on the server.
+DEADLINE_GRACE_SECONDS = 1.0
+# A transaction the server aborted (it rolled everything back) and that may well succeed if run again.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE PostgreSQL sent with an error (None for the driver's own errors, e.g. a lost connection)."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        exc = exc.orig if exc.orig is not None else exc
+    state = getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
+    return state if isinstance(state, str) else None
+
+
+class DatabaseDeadline(sa_exc.TimeoutError):
+    """The database did not answer a transaction within its deadline (503, like an exhausted pool)."""
 
 
 def driver_url(url: str) -> URL:
@@ -53,6 +77,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_pre_ping=True,  # the ping is `BEGIN; SELECT set_config(…)`: see BoundedPsycopgDialect
+        hide_parameters=True,  # an error's text never carries a bound value (titles, emails) into logs
         connect_args=connect_args(settings, parsed),
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
@@ -87,6 +112,8 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
         statement = select(func.set_config("statement_timeout", str(statement_timeout_ms), True))
         compiled = statement.compile(dialect=self, compile_kwargs={"literal_binds": True})
         self._begin_bounded = ("BEGIN; " + str(compiled)).encode()  # no parameters: one simple query
+        seconds = statement_timeout_ms / 1000 + DEADLINE_GRACE_SECONDS if statement_timeout_ms else None
+        self.deadlines = TransactionDeadlines(seconds)
 
     @classmethod
     def get_async_dialect_cls(cls, url: URL) -> type[BoundedPsycopgDialect]:
@@ -104,15 +131,85 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
     def begin_bounded(self, dbapi_connection: Any) -> None:
         """Send the bounded BEGIN on an adapted (greenlet-bridged) psycopg connection."""
         statement = self._begin_bounded
+        self.deadlines.arm(dbapi_connection)
         dbapi_connection.run_async(lambda connection: connection.execute(statement))
 
     def do_ping(self, dbapi_connection: Any) -> bool:
-        self.begin_bounded(dbapi_connection)
+        try:
+            self.begin_bounded(dbapi_connection)
+        except psycopg.Error:
+            if self.deadlines.expired(dbapi_connection):
+                # Not a disconnect, so the pool does not try a new connection to a server that just
+                # failed to answer: the connection is discarded and the request gets its 503 now.
+                raise DatabaseDeadline(f"database did not answer within {self.deadlines.seconds:g} s") from None
+            raise
         return True
 
     def do_begin(self, dbapi_connection: Any) -> None:
         if dbapi_connection.driver_connection.pgconn.transaction_status == IDLE:
             self.begin_bounded(dbapi_connection.dbapi_connection)
+
+    # The transaction's deadline ends with it (COMMIT, ROLLBACK), or with its connection.
+    def do_commit(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
+        finally:
+            self.deadlines.disarm(dbapi_connection)
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
+        finally:
+            self.deadlines.disarm(dbapi_connection)
+
+    def do_close(self, dbapi_connection: Any) -> None:
+        self.deadlines.disarm(dbapi_connection)
+        super().do_close(dbapi_connection)  # type: ignore[no-untyped-call]
+
+    def do_terminate(self, dbapi_connection: Any) -> None:
+        self.deadlines.disarm(dbapi_connection)
+        super().do_terminate(dbapi_connection)  # type: ignore[no-untyped-call]
+
+
+class TransactionDeadlines:
+    """A client-side bound on every transaction: its statement timeout plus a grace second.
+
+    The statement timeout is enforced by the server, so it never fires when the server cannot
+    answer at all (frozen, partitioned, overloaded past accepting work): the driver then waits
+    forever. A timer armed at BEGIN and disarmed at COMMIT/ROLLBACK shuts the connection's socket
+    down when it fires. The waiting call fails at once as a lost connection, so SQLAlchemy
+    invalidates the connection (never reused) and closing it sends nothing. Cancelling the task
+    instead would make psycopg send a cancel request to the unresponsive server and wait for it.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds  # None: no statement timeout, no deadline
+        self._timers: dict[Any, asyncio.TimerHandle | None] = {}  # adapted connection → timer, None once fired
+
+    def arm(self, dbapi_connection: Any) -> None:
+        self.disarm(dbapi_connection)
+        if self.seconds is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[dbapi_connection] = loop.call_later(self.seconds, self._expire, dbapi_connection)
+
+    def disarm(self, dbapi_connection: Any) -> None:
+        if isinstance(dbapi_connection, PoolProxiedConnection):
+            dbapi_connection = dbapi_connection.dbapi_connection
+        timer = self._timers.pop(dbapi_connection, None)
+        if timer is not None:
+            timer.cancel()
+
+    def expired(self, dbapi_connection: Any) -> bool:
+        return dbapi_connection in self._timers and self._timers[dbapi_connection] is None
+
+    def _expire(self, dbapi_connection: Any) -> None:
+        self._timers[dbapi_connection] = None
+        logger.warning("database did not answer within %g s: dropping the connection", self.seconds)
+        driver: psycopg.AsyncConnection[Any] = dbapi_connection.driver_connection
+        # Shut down a duplicate of the socket: psycopg keeps (and later closes) its own descriptor.
+        with contextlib.suppress(psycopg.Error, OSError), socket.socket(fileno=os.dup(driver.fileno())) as duplicate:
+            duplicate.shutdown(socket.SHUT_RDWR)
 
 
 BOUNDED_DRIVER = "postgresql+psycopg_bounded"
@@ -166,8 +263,20 @@ class Database:
 
     async def run[**P, T](self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         async with self._gate:
-            result: T = await greenlet_spawn(self._transaction, lambda connection: work(connection, *args, **kwargs))
+            result: T = await greenlet_spawn(self._retried, lambda connection: work(connection, *args, **kwargs))
             return result
+
+    def _retried[T](self, work: Callable[[Connection], T]) -> T:
+        """Run the transaction again, once, when PostgreSQL aborted it as a serialization failure or
+        a deadlock victim: the server rolled all of it back and nothing has reached the client yet
+        (`work` only builds the response), so a second run is safe and usually succeeds."""
+        try:
+            return self._transaction(work)
+        except sa_exc.DBAPIError as exc:
+            if sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                raise
+            logger.info("transaction retried after SQLSTATE %s", sqlstate(exc))
+        return self._transaction(work)
 
     def _transaction[T](self, work: Callable[[Connection], T]) -> T:
         with self._sync_engine.connect() as connection:  # closing rolls back what was not committed
