@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_api.auth.principal import PRINCIPAL_KEY, Principal
 from todo_api.errors import RETRY_AFTER_SECONDS, AppError, ServiceUnavailable, violated_constraint
-from todo_api.storage.database import sqlstate
+from todo_api.storage.database import is_unreachable, sqlstate
 
 logger = logging.getLogger("todo_api.errors")
 
@@ -121,16 +121,12 @@ def is_unavailable_sqlstate(state: str) -> bool:
 def is_database_unavailable(exc: BaseException) -> bool:
     """Pool exhaustion, a transaction deadline, connection loss (also when connecting), and the
     SQLSTATEs above. Any other error PostgreSQL reports is a bug to fix, not to retry: 500."""
-    if isinstance(exc, sa_exc.TimeoutError):  # pool wait or transaction deadline
-        return True
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+    if is_unreachable(exc):
         return True
     state = sqlstate(exc)
     if state is not None:
         return is_unavailable_sqlstate(state)
-    if isinstance(exc, sa_exc.DBAPIError):
-        exc = exc.orig if exc.orig is not None else exc
-    # No SQLSTATE: the driver's own errors (connection refused or lost, connect timeout).
+    # The driver's own errors, unwrapped (connection refused or lost, connect timeout).
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, sa_exc.InterfaceError, OSError))
 
 

@@ -41,6 +41,17 @@ def sqlstate(exc: BaseException) -> str | None:
     return state if isinstance(state, str) else None
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """No connection in time, none could be opened, or it broke: the database itself failed, not a
+    statement, so any other transaction would fail the same way now."""
+    if isinstance(exc, sa_exc.TimeoutError):  # pool wait or transaction deadline
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    lost = isinstance(exc.orig, (psycopg.OperationalError, psycopg.InterfaceError)) and sqlstate(exc) is None
+    return exc.connection_invalidated or lost
+
+
 class DatabaseDeadline(sa_exc.TimeoutError):
     """The database did not answer a transaction within its deadline (503, like an exhausted pool)."""
 
