@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -476,7 +476,7 @@ class TcpRelay:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
-    async def __aenter__(self) -> TcpRelay:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
         return self
 
@@ -511,6 +511,59 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
     finally:
         writer.close()
+
+
+COMMIT_MESSAGE = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # a simple-protocol Query message, as psycopg sends COMMIT
+
+
+@dataclass
+class CommitCutter(TcpRelay):
+    """A relay that, once armed, lets the next COMMIT through, waits for the server's answer to
+    it, and then drops the connection instead of passing the answer on. The transaction is
+    committed, but the client only sees its connection break while COMMIT was in flight."""
+
+    armed: bool = False
+    cuts: int = 0
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._writers.append(client_writer)
+        try:
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            client_writer.close()
+            return
+        self._writers.append(server_writer)
+        commit_sent = asyncio.Event()
+
+        async def to_server() -> None:
+            try:
+                while data := await client_reader.read(65536):
+                    if self.armed and COMMIT_MESSAGE in data:
+                        self.armed = False
+                        commit_sent.set()
+                    server_writer.write(data)
+                    await server_writer.drain()
+            except OSError:
+                pass
+            finally:
+                server_writer.close()
+
+        async def to_client() -> None:
+            try:
+                while data := await server_reader.read(65536):
+                    if commit_sent.is_set():  # the answer to COMMIT: the client never gets it
+                        self.cuts += 1
+                        client_writer.transport.abort()
+                        server_writer.transport.abort()
+                        return
+                    client_writer.write(data)
+                    await client_writer.drain()
+            except OSError:
+                pass
+            finally:
+                client_writer.close()
+
+        await asyncio.gather(to_server(), to_client())
 
 
 # --- PgBouncer --------------------------------------------------------------------------------
