@@ -26,7 +26,7 @@ from sqlmodel import col, delete
 from todo_api.auth.principal import Principal
 from todo_api.config import Settings
 from todo_api.models import RateLimitWindow
-from todo_api.storage.database import is_unreachable
+from todo_api.storage.faults import is_unreachable
 
 logger = logging.getLogger("todo_api.ratelimit")
 

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_api.auth.principal import PRINCIPAL_KEY, Principal
 from todo_api.errors import RETRY_AFTER_SECONDS, AppError, ServiceUnavailable, violated_constraint
-from todo_api.storage.database import is_unreachable, sqlstate
+from todo_api.storage.faults import is_unreachable, sqlstate
 
 logger = logging.getLogger("todo_api.errors")
 
