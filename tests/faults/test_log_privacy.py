@@ -1,6 +1,6 @@
 """Logs hold no user data: an unexpected error's log line has the request id and the traceback, but
 no value a user sent (titles, descriptions) or a token carried (the token itself, subject, email,
-name), at INFO and at DEBUG, in JSON and in text.
+name), at INFO and at DEBUG, in JSON and in text, in one worker and in two.
 
 The errors are real and unexpected to the app: constraints and a trigger added to a PostgreSQL of
 the test's own make the server refuse rows and quote their values back, in the message
@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from tests.faults.conftest import todo_database
 from tests.faults.servers import HANG, ApiServer, PostgresInstance, start_api_server
 from tests.keys import Signer
-from todo_api.storage import migrate
+
+pytestmark = pytest.mark.slow
 
 REFUSE_CANARIES = r"""
 ALTER TABLE users ADD CONSTRAINT canary_email CHECK (email NOT LIKE '%email-canary%');
@@ -36,13 +38,10 @@ CREATE TRIGGER refuse_canary BEFORE INSERT ON todos FOR EACH ROW EXECUTE FUNCTIO
 """
 
 
-@pytest.fixture
-def canary_database(new_postgres: Callable[..., PostgresInstance]) -> PostgresInstance:
-    instance = new_postgres(prefix="logs-")
-    instance.admin("CREATE DATABASE todo")
-    migrate.upgrade(instance.tcp_url("todo"))
-    instance.admin(REFUSE_CANARIES, database="todo")
-    return instance
+@pytest.fixture(scope="module")
+def canary_database() -> Iterator[PostgresInstance]:
+    with todo_database("logs-", setup=REFUSE_CANARIES) as instance:
+        yield instance
 
 
 @dataclass(frozen=True)
@@ -76,16 +75,19 @@ class Secrets:
         return f"dup-canary-{self.tag}"
 
 
-@pytest.fixture(params=[("info", "json"), ("debug", "json"), ("debug", "text")], ids=lambda p: "-".join(p))
+@pytest.fixture(
+    params=[("info", "json", 1), ("debug", "json", 2), ("debug", "text", 1)],
+    ids=lambda p: f"{p[0]}-{p[1]}-{p[2]}-workers",
+)
 def logged_server(
     request: pytest.FixtureRequest,
     canary_database: PostgresInstance,
     service_env: dict[str, str],
     auth: Callable[..., dict[str, str]],
 ) -> Iterator[ApiServer]:
-    level, fmt = request.param
+    level, fmt, workers = request.param
     env = {**service_env, "DATABASE_URL": canary_database.tcp_url("todo"), "LOG_LEVEL": level, "LOG_FORMAT": fmt}
-    server = start_api_server(env, auth("readiness"))
+    server = start_api_server(env, auth("readiness"), workers=workers)
     yield server
     server.stop()
 

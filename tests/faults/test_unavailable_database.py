@@ -22,11 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.faults.conftest import RunningApp, RunningAppFactory
-from tests.faults.servers import HANG, PostgresInstance, embedded_binaries, wait_until
+from tests.faults.conftest import RunningApp, RunningAppFactory, todo_database
+from tests.faults.servers import HANG, PostgresInstance, wait_until
 from tests.faults.test_database_faults import assert_unavailable
 from tests.keys import Signer
-from todo_api.storage import migrate
 
 MAX_CONNECTIONS = 20
 # Inserting a todo titled "raise <SQLSTATE>" makes the server raise that SQLSTATE; every attempt
@@ -90,15 +89,8 @@ def target() -> Iterator[PostgresInstance]:
         "superuser_reserved_connections": "0",
         "reserved_connections": "0",
     }
-    instance = PostgresInstance.create(embedded_binaries(), settings=settings, prefix="unavailable-")
-    try:
-        instance.start()
-        instance.admin("CREATE DATABASE todo")
-        migrate.upgrade(instance.tcp_url("todo"))
-        instance.admin(RAISE_ON_REQUEST, database="todo")
+    with todo_database("unavailable-", settings, RAISE_ON_REQUEST) as instance:
         yield instance
-    finally:
-        instance.destroy()
 
 
 @pytest.fixture(scope="module")
