@@ -4,10 +4,10 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from todo_api.deps import CurrentUserDep, DbDep, ListQuotaDep
-from todo_api.http.conditional import IfMatchDep, IfNoneMatchHeader
+from todo_api.http.conditional import IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
     CONFLICT,
     IDEMPOTENT,
@@ -20,10 +20,12 @@ from todo_api.http.responses import (
 )
 from todo_api.idempotency import IdempotencyKeyHeader, respond_created
 from todo_api.lists import service
+from todo_api.lists.repository import Version
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page
 
 router = APIRouter(prefix="/lists", tags=["lists"])
+IfMatchDep = Annotated[Precondition[Version] | None, Depends(service.ETAG.if_match)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ListRead, responses={**CONFLICT, **IDEMPOTENT})

@@ -4,10 +4,10 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from todo_api.deps import CurrentUserDep, DbDep, TodoQuotaDep
-from todo_api.http.conditional import IfMatchDep, IfNoneMatchHeader
+from todo_api.http.conditional import IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
     IDEMPOTENT,
     NOT_FOUND,
@@ -23,6 +23,7 @@ from todo_api.todos import service
 from todo_api.todos.schemas import TodoCreate, TodoQuery, TodoRead, TodoUpdate
 
 router = APIRouter(prefix="/todos", tags=["todos"])
+IfMatchDep = Annotated[Precondition[int] | None, Depends(service.ETAG.if_match)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TodoRead, responses=IDEMPOTENT)
