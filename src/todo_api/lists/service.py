@@ -14,6 +14,7 @@ from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository,
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
 from todo_api.quota import Quota
+from todo_api.sealed import Sealer
 
 DUPLICATE_NAME = "A list with this name already exists"
 
@@ -107,14 +108,14 @@ def delete_list(
         missing_or_stale(repository.get(list_id))
 
 
-def list_lists(db: Connection, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:
+def list_lists(db: Connection, user_id: uuid.UUID, query: ListQuery, cursors: Sealer) -> Page[ListRead]:
     spec = SORTS[query.sort]
     binding = query_binding(user_id, [query.sort])
-    after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
+    after = decode_cursor(cursors, query.cursor, spec, binding) if query.cursor else None
     rows = ListRepository(db, user_id).page(spec, after, query.limit + 1)
     items = [_read(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
-        next_cursor = encode_cursor(spec, last.sort_value, last.id, binding)
+        next_cursor = encode_cursor(cursors, spec, last.sort_value, last.id, binding)
     return Page[ListRead](items=items, next_cursor=next_cursor)

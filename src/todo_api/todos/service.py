@@ -20,6 +20,7 @@ from todo_api.http.conditional import (
 from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.quota import Quota
+from todo_api.sealed import Sealer
 from todo_api.todos.repository import SORTS, ListReferenceError, TodoRepository, like_pattern
 from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key, todo_document
 
@@ -146,14 +147,14 @@ def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
     return query_binding(user_id, [sorted(filters.items()), tags])
 
 
-def list_todos(db: Connection, user_id: uuid.UUID, query: TodoQuery) -> DocumentPage:
+def list_todos(db: Connection, user_id: uuid.UUID, query: TodoQuery, cursors: Sealer) -> DocumentPage:
     spec = SORTS[query.sort]
     binding = _binding(user_id, query)
-    after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
+    after = decode_cursor(cursors, query.cursor, spec, binding) if query.cursor else None
     rows = TodoRepository(db, user_id).page(_filters(query), spec, after, query.limit + 1)
     items = [todo_document(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
-        next_cursor = encode_cursor(spec, last.sort_value, last.id, binding)
+        next_cursor = encode_cursor(cursors, spec, last.sort_value, last.id, binding)
     return DocumentPage(items, next_cursor)
