@@ -45,14 +45,16 @@ class KeyCodec(ABC):
 
 @dataclass(frozen=True, slots=True)
 class DatetimeKey(KeyCodec):
-    """Aware datetimes (None for a null key), back in UTC. Python's range (years 1-9999) lies
+    """Aware datetimes, back in UTC (None too if `nullable`). Python's range (years 1-9999) lies
     within PostgreSQL's timestamptz range."""
+
+    nullable: bool = False
 
     def encode(self, value: Any) -> bytes:
         return b"" if value is None else value.isoformat().encode("ascii")
 
     def decode(self, data: bytes) -> Any:
-        if not data:
+        if not data and self.nullable:
             return None
         parsed = datetime.fromisoformat(data.decode("ascii"))
         if parsed.tzinfo is None:
@@ -96,6 +98,7 @@ class TextKey(KeyCodec):
 
 
 DATETIME = DatetimeKey()
+NULLABLE_DATETIME = DatetimeKey(nullable=True)
 INTEGER = IntegerKey()
 TEXT = TextKey()
 
