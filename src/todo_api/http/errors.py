@@ -107,9 +107,11 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
-# Bounds for echoing a value back: nesting depth, and integers (str() refuses > 4300 digits).
+# Bounds for echoing a value back: nesting depth; integers beyond 64 bits as text (what JSON
+# parsers read exactly), beyond ~300 digits only their size (`str()` refuses > 4300 digits).
 _MAX_DEPTH = 32
-_MAX_INT_BITS = 256
+_INT64 = range(-(2**63), 2**64)
+_MAX_INT_BITS = 1000
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
@@ -129,7 +131,9 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return _scrubbed(value)
     if isinstance(value, int):
-        return value if value.bit_length() <= _MAX_INT_BITS else f"<integer of {value.bit_length()} bits>"
+        if value in _INT64:
+            return value
+        return str(value) if value.bit_length() <= _MAX_INT_BITS else f"<integer of {value.bit_length()} bits>"
     if isinstance(value, float):
         return value if math.isfinite(value) else _NON_FINITE.get(value, "NaN")
     if isinstance(value, bytes | bytearray | memoryview):
