@@ -11,6 +11,7 @@ import itertools
 import re
 import sys
 import urllib.parse
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterator
 from dataclasses import dataclass, field
@@ -171,15 +172,21 @@ def hostile_cases() -> Iterator[Counter[str]]:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-@pytest.fixture
-async def attack(
-    base_settings: dict[str, Any], db_engine: Any, signer: Signer, hostile_cases: Counter[str]
-) -> AsyncIterator[Attack]:
-    """The app (no quotas: creates must keep succeeding) behind the raw-query shim, three users."""
+@pytest.fixture(scope="package")
+async def hostile_client(base_settings: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """One app for the suite (no quotas: creates must keep succeeding), behind the raw-query shim."""
     quotas = {"max_todos_per_user": 0, "max_lists_per_user": 0}
     app = create_app(load_settings(**{**base_settings, **quotas}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=RawQuery(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            tokens = {name: signer.token(f"hostile|{name}") for name in ("user", "other", "leaver")}
-            yield Attack(client, tokens, hostile_cases)
+            yield client
+
+
+@pytest.fixture
+def attack(hostile_client: httpx.AsyncClient, db_engine: Any, signer: Signer, hostile_cases: Counter[str]) -> Attack:
+    """Three users of their own for each test (the database is emptied after each test, so users
+    are never reused: the app's per-worker identity cache never names a deleted one)."""
+    run = uuid.uuid4().hex
+    tokens = {name: signer.token(f"hostile|{name}|{run}") for name in ("user", "other", "leaver")}
+    return Attack(hostile_client, tokens, hostile_cases)
