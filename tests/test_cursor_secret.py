@@ -10,6 +10,7 @@ import pytest
 
 from tests.commands import run_cli
 from tests.keys import CURSOR_SECRET
+from todo_api import cli
 from todo_api.app import create_app
 from todo_api.auth.dev import DEV_CURSOR_SECRET_FILE, with_dev_cursor_secret
 from todo_api.config import ConfigError, load_settings
@@ -68,3 +69,14 @@ def test_dev_keeps_a_configured_secret(tmp_path: Path) -> None:
     )
     assert with_dev_cursor_secret(settings) is settings
     assert not (tmp_path / DEV_CURSOR_SECRET_FILE).exists()
+
+
+def test_dev_settings_carry_the_kept_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> None:
+    """`todo-api dev` with a database of its own (no embedded PostgreSQL needed for this check)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    settings = cli._dev_settings()
+    assert settings.cursor_secret is not None
+    kept = (tmp_path / "data" / DEV_CURSOR_SECRET_FILE).read_text().strip()
+    assert settings.cursor_secret.get_secret_value() == kept
