@@ -121,11 +121,15 @@ async def test_unicode_digits_non_ascii_and_controls_in_headers_get_the_document
 
 @pytest.mark.parametrize("operation", [op for op in OPERATIONS if op.body is not None], ids=label)
 @HYPOTHESIS
-@given(digits=st.text("0123456789", min_size=19, max_size=6000).map(lambda d: "9" + d))
+@given(
+    digits=st.tuples(st.integers(0, 6000), st.text("0123456789", min_size=19, max_size=6000)).map(
+        lambda t: "0" * t[0] + "9" + t[1]  # leading zeros count towards `int()`'s 4300-digit limit
+    )
+)
 async def test_content_length_of_ascii_digits_beyond_any_limit_is_413(
     attack: Attack, operation: Operation, digits: str
 ) -> None:
-    """Even past Python's 4300-digit `int()` limit."""
+    """Even past Python's 4300-digit `int()` limit, leading zeros or not."""
     request = await attack.valid(operation, fresh=False)
     request.headers["content-length"] = digits.encode()
     response = await attack.send(operation, request)

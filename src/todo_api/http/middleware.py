@@ -158,7 +158,9 @@ class BodyLimitMiddleware:
             return None
         if not _CONTENT_LENGTH.fullmatch(declared):
             return 400, "Bad Content-Length"
-        # Long digit strings are over any cap; `int()` of more than 4300 digits would raise.
-        if len(declared.lstrip("0")) > _MAX_DIGITS or int(declared) > self.max_bytes:
+        # Long digit strings are over any cap; `int()` of more than 4300 digits (leading zeros
+        # included) would raise.
+        significant = declared.lstrip("0") or "0"
+        if len(significant) > _MAX_DIGITS or int(significant) > self.max_bytes:
             return 413, BodyTooLarge(self.max_bytes).detail
         return None
