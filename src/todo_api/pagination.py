@@ -67,6 +67,8 @@ class DatetimeKey(KeyCodec):
 
 @dataclass(frozen=True, slots=True)
 class IntegerKey(KeyCodec):
+    """Integers within [low, high] (by default smallint's range), as 8 bytes."""
+
     low: int = SMALLINT[0]
     high: int = SMALLINT[1]
 
