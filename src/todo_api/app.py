@@ -21,6 +21,7 @@ from todo_api.config import ConfigError, Settings, get_settings
 from todo_api.http import errors as http_errors
 from todo_api.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.log import configure_logging
+from todo_api.pagination import cursor_sealer
 from todo_api.quota import RowGauge
 from todo_api.ratelimit import build_rate_limiter
 from todo_api.storage.database import create_engine, database
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if verifier is None:
             raise ConfigError(["set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET"])
+        app.state.cursor_sealer = cursor_sealer(settings)
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.database = database(settings, engine)

@@ -12,6 +12,7 @@ from todo_api.auth.http import authenticate, bearer_scheme
 from todo_api.auth.principal import Principal
 from todo_api.config import Settings
 from todo_api.quota import Quota
+from todo_api.sealed import Sealer
 from todo_api.storage.database import Database
 from todo_api.users import service as users
 from todo_api.users.cache import IdentityCache
@@ -75,5 +76,11 @@ async def list_quota(request: Request, settings: SettingsDep) -> Quota:
     return Quota(settings.max_lists_per_user, request.app.state.row_gauge)
 
 
+async def cursor_sealer(request: Request) -> Sealer:
+    sealer: Sealer = request.app.state.cursor_sealer
+    return sealer
+
+
+CursorSealerDep = Annotated[Sealer, Depends(cursor_sealer)]
 TodoQuotaDep = Annotated[Quota, Depends(todo_quota)]
 ListQuotaDep = Annotated[Quota, Depends(list_quota)]

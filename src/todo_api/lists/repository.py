@@ -35,7 +35,7 @@ from todo_api.errors import violated_constraint
 from todo_api.models.base import new_values, versioned_changes
 from todo_api.models.todo import todos_table
 from todo_api.models.todo_list import lists_table, name_key
-from todo_api.pagination import DATETIME, TEXT, SortSpec, page_params
+from todo_api.pagination import DATETIME, SortSpec, TextKey, page_params
 
 UNIQUE_NAME = "uq_lists_user_id_lower_name"
 lists = lists_table.c
@@ -86,7 +86,7 @@ def _states(versions: frozenset[Version] | None) -> int | None:
 
 
 def _spec(name: str, key: ColumnElement[Any], kind: Any) -> SortSpec:
-    codec = DATETIME if isinstance(kind, DateTime) else TEXT
+    codec = DATETIME if isinstance(kind, DateTime) else TextKey(max_length=100)  # a list name
     return SortSpec(
         name=name,
         descending=name.startswith("-"),

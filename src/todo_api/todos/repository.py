@@ -36,8 +36,8 @@ from sqlalchemy.sql import Executable
 from todo_api.errors import violated_constraint
 from todo_api.models.base import new_values, versioned_changes
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key, todos_table
-from todo_api.pagination import DATETIME, INTEGER, TEXT, KeyCodec, SortSpec, page_params
-from todo_api.todos.schemas import TodoRead
+from todo_api.pagination import DATETIME, NULLABLE_DATETIME, IntegerKey, KeyCodec, SortSpec, TextKey, page_params
+from todo_api.todos.schemas import Priority, TodoRead
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 LIKE_ESCAPE = "/"
@@ -78,16 +78,19 @@ def _both_directions(name: str, key: ColumnElement[Any], codec: KeyCodec, bound:
 
 columns = todos_table.c
 TIMESTAMP = DateTime(timezone=True)
+# What a cursor may carry back for these keys (checked before it reaches SQL).
+PRIORITY_KEY = IntegerKey(min(Priority), max(Priority))
+TITLE_KEY = TextKey(max_length=500)
 SORTS: dict[str, SortSpec] = {
     spec.name: spec
     for spec in [
         *_both_directions("created_at", columns.created_at, DATETIME, _typed(TIMESTAMP)),
         *_both_directions("updated_at", columns.updated_at, DATETIME, _typed(TIMESTAMP)),
-        *_both_directions("priority", columns.priority, INTEGER, _typed(columns.priority.type)),
-        *_both_directions("title", title_key, TEXT, _typed(columns.title.type)),
+        *_both_directions("priority", columns.priority, PRIORITY_KEY, _typed(columns.priority.type)),
+        *_both_directions("title", title_key, TITLE_KEY, _typed(columns.title.type)),
         # Nulls last in both directions: each direction has its own key (see models.todo).
-        _spec("due_at", due_at_asc_key, DATETIME, _due_bound("infinity"), columns.due_at),
-        _spec("-due_at", due_at_desc_key, DATETIME, _due_bound("-infinity"), columns.due_at),
+        _spec("due_at", due_at_asc_key, NULLABLE_DATETIME, _due_bound("infinity"), columns.due_at),
+        _spec("-due_at", due_at_desc_key, NULLABLE_DATETIME, _due_bound("-infinity"), columns.due_at),
     ]
 }
 

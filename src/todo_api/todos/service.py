@@ -9,14 +9,23 @@ from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
 from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
-from todo_api.http.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
+from todo_api.http.conditional import (
+    Precondition,
+    RowVersionETag,
+    Tagged,
+    accepted,
+    ensure_matches,
+    missing_or_stale,
+)
 from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.quota import Quota
+from todo_api.sealed import Sealer
 from todo_api.todos.repository import SORTS, ListReferenceError, TodoRepository, like_pattern
 from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key, todo_document
 
 LIST_ID_LOC = ("body", "list_id")
+ETAG = RowVersionETag()  # a todo's ETag is its row version
 
 
 def _read(row: Row[Any]) -> TodoRead:
@@ -24,7 +33,7 @@ def _read(row: Row[Any]) -> TodoRead:
 
 
 def _tagged(row: Row[Any]) -> Tagged[TodoRead]:
-    return Tagged(_read(row), str(row.version))
+    return ETAG.tagged(_read(row), row.version)
 
 
 def _stored(fields: dict[str, Any]) -> dict[str, Any]:
@@ -55,24 +64,34 @@ def create_todo(db: Connection, user_id: uuid.UUID, data: TodoCreate, quota: Quo
         raise InvalidInput(LIST_ID_LOC, "List not found", str(fields["list_id"])) from None
 
 
-def get_todo(db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
-    todo = TodoRepository(db, user_id).get(todo_id)
+def _get(repository: TodoRepository, todo_id: uuid.UUID) -> Row[Any]:
+    todo = repository.get(todo_id)
     if todo is None:
         raise NotFound
-    return _tagged(todo)
+    return todo
+
+
+def get_todo(db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
+    return _tagged(_get(TodoRepository(db, user_id), todo_id))
 
 
 def _update(
-    db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, fields: dict[str, Any], precondition: IfMatch | None
+    db: Connection,
+    user_id: uuid.UUID,
+    todo_id: uuid.UUID,
+    fields: dict[str, Any],
+    precondition: Precondition[int] | None,
 ) -> Tagged[TodoRead]:
     """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
     repository = TodoRepository(db, user_id)
     if not fields:
-        return ensure_matches(precondition, get_todo(db, user_id, todo_id))
+        current = _get(repository, todo_id)
+        ensure_matches(precondition, current.version)
+        return _tagged(current)
     if "list_id" in fields:
         _check_list(db, user_id, fields["list_id"])
     try:
-        todo = repository.update(todo_id, _stored(fields), versions(precondition))
+        todo = repository.update(todo_id, _stored(fields), accepted(precondition))
     except ListReferenceError:
         raise InvalidInput(LIST_ID_LOC, "List not found", str(fields.get("list_id"))) from None
     if todo is None:
@@ -81,22 +100,22 @@ def _update(
 
 
 def replace_todo(
-    db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: IfMatch | None
+    db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: Precondition[int] | None
 ) -> Tagged[TodoRead]:
     """PUT: every field is set; fields the client left out take their defaults."""
     return _update(db, user_id, todo_id, data.model_dump(), precondition)
 
 
 def update_todo(
-    db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: IfMatch | None
+    db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: Precondition[int] | None
 ) -> Tagged[TodoRead]:
     """PATCH: only the fields sent change."""
     return _update(db, user_id, todo_id, data.changes(), precondition)
 
 
-def delete_todo(db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: IfMatch | None) -> None:
+def delete_todo(db: Connection, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: Precondition[int] | None) -> None:
     repository = TodoRepository(db, user_id)
-    if not repository.delete(todo_id, versions(precondition)):
+    if not repository.delete(todo_id, accepted(precondition)):
         missing_or_stale(repository.get(todo_id))
 
 
@@ -128,14 +147,14 @@ def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
     return query_binding(user_id, [sorted(filters.items()), tags])
 
 
-def list_todos(db: Connection, user_id: uuid.UUID, query: TodoQuery) -> DocumentPage:
+def list_todos(db: Connection, user_id: uuid.UUID, query: TodoQuery, cursors: Sealer) -> DocumentPage:
     spec = SORTS[query.sort]
     binding = _binding(user_id, query)
-    after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
+    after = decode_cursor(cursors, query.cursor, spec, binding) if query.cursor else None
     rows = TodoRepository(db, user_id).page(_filters(query), spec, after, query.limit + 1)
     items = [todo_document(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
-        next_cursor = encode_cursor(spec, last.sort_value, last.id, binding)
+        next_cursor = encode_cursor(cursors, spec, last.sort_value, last.id, binding)
     return DocumentPage(items, next_cursor)
