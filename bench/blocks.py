@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import httpx
 
 from bench import REPO_ROOT, lua, scenarios, servers, wrk
 from bench.cli import Options
-from bench.configs import APP, FLOOR_LIKE, Config, Secrets, server_env
+from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN, Config, Secrets, server_env
 from bench.fixture import Prepared, say
 from bench.limits import rate_limit_peak
 from bench.logs import digest
@@ -25,6 +26,7 @@ from bench.remote import Relay, per_request
 from bench.report import Run
 
 FLOOR_MODE_HEADER = "X-Bench-Floor"
+WARM_REQUESTS = 5  # before the counted ones: the worker's token and identity caches hold the user
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +49,12 @@ class Session:
     not_run: dict[str, dict[str, str]] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=dict)
     runs: list[Run] = field(default_factory=list)
-    counted: list[Run] = field(default_factory=list)
+    round_trips: list[dict[str, Any]] = field(default_factory=list)  # the counting pass, per request
     rss: dict[str, float] = field(default_factory=dict)
     logs: dict[str, dict[str, Any]] = field(default_factory=dict)
     rate_limit_peaks: dict[str, int | None] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
+    failed_blocks: dict[str, str] = field(default_factory=dict)
     _requests: dict[str, int] = field(default_factory=dict)
     _preflighted: set[tuple[str, ...]] = field(default_factory=set)
 
@@ -69,12 +72,24 @@ class Session:
     def block(self, config: Config, round_number: int, *, counting: bool = False) -> None:
         tag = f"{'count' if counting else f'r{round_number}'}-{config.name}"
         say(f"{tag}: {config.description}")
+        try:
+            self._block(config, tag, round_number, counting)
+        except servers.StartFailed as exc:  # one server that would not start must not void the whole run
+            self.failed_blocks[tag] = str(exc)
+            say(f"  {tag} skipped: {exc}")
+
+    def _block(self, config: Config, tag: str, round_number: int, counting: bool) -> None:
         with self._servers(config, tag) as targets, servers.RssSampler([t.server for t in targets.values()]) as rss:
             for name in self.plan(config):
                 scenario = self._scenario(name, targets[APP])
                 for target in targets.values():
-                    if scenario is not None and (target.name == APP or scenario.floor):
-                        self._measure(config, scenario, target, round_number, counting)
+                    if scenario is None or (target.name != APP and not scenario.floor):
+                        continue
+                    self._preflight(config, scenario, target)
+                    if counting:
+                        self._count(config, scenario, target)
+                    else:
+                        self._measure(config, scenario, target, round_number)
         if not counting:
             for process, peaks in rss.peak_mib().items():
                 kind = process.split("-", 2)[-1]  # "<tag>-todo-api" -> "todo-api"
@@ -152,12 +167,17 @@ class Session:
             path.write_text(lua.script(scenario.name, scenario.identities, scenario.mix, target.headers))
         return path
 
+    def _sent(self, target: Target, requests: int) -> None:
+        """Requests that write an access line (the plain floor writes none)."""
+        if target.name != FLOOR_PLAIN:
+            self._requests[target.server.name] = self._requests.get(target.server.name, 0) + requests
+
     def _wrk(self, script: Path, target: Target, seconds: int) -> wrk.WrkResult:
         o = self.options
         result = wrk.run(
             self.wrk_path, script, target.server.base_url, threads=o.threads, connections=o.connections, seconds=seconds
         )
-        self._requests[target.server.name] = self._requests.get(target.server.name, 0) + result.requests
+        self._sent(target, result.requests)
         return result
 
     def _preflight(self, config: Config, scenario: scenarios.Scenario, target: Target) -> None:
@@ -165,37 +185,58 @@ class Session:
         if key in self._preflighted:
             return
         self._preflighted.add(key)
-        with httpx.Client(base_url=target.server.base_url, timeout=30) as client:
-            found = scenarios.preflight(client, scenario, target.headers)
-        self._requests[target.server.name] = self._requests.get(target.server.name, 0) + len(scenario.mix)
+        with httpx.Client(base_url=target.server.base_url, headers=target.headers, timeout=30) as client:
+            found = scenarios.preflight(client, scenario)
+        self._sent(target, len(scenario.mix))
         for line in found:
             say(f"  preflight {scenario.name} on {config.name} {target.name}: {line}")
         if found:
             self.problems[f"{scenario.name} ({config.name} {target.name})"] = found
 
-    def _measure(
-        self, config: Config, scenario: scenarios.Scenario, target: Target, round_number: int, counting: bool
-    ) -> None:
+    def _count(self, config: Config, scenario: scenarios.Scenario, target: Target) -> None:
+        """Round trips per request with warm caches: one user, one keep-alive connection (so one
+        worker), `WARM_REQUESTS` first, then `rt_requests` counted in the scenario's proportions."""
+        assert target.relay is not None
+        identity, count = scenario.identities[0], self.options.rt_requests
+        statuses: Counter[int] = Counter()
+        with httpx.Client(base_url=target.server.base_url, headers=target.headers, timeout=30) as client:
+            for n, action in enumerate(scenarios.actions(scenario, WARM_REQUESTS)):
+                scenarios.send(client, identity, scenarios.request_for(action, identity, n))
+            before = target.relay.counters()
+            for n, action in enumerate(scenarios.actions(scenario, count), start=WARM_REQUESTS):
+                statuses[scenarios.send(client, identity, scenarios.request_for(action, identity, n)).status_code] += 1
+            counted = per_request(before, target.relay.counters(), count)
+        self._sent(target, WARM_REQUESTS + count)
+        key = {"scenario": scenario.name, "config": config.name, "server": target.name}
+        self.round_trips.append(key | counted | {"statuses": {str(k): v for k, v in statuses.items()}})
+        say(
+            f"  {scenario.name:<10} {target.name:<11} {counted['round_trips']:5.2f} round trips per request"
+            f"  (turns {counted['turns']:.2f}, messages {counted['messages']}, statuses {dict(statuses)})"
+        )
+
+    def _measure(self, config: Config, scenario: scenarios.Scenario, target: Target, round_number: int) -> None:
         o = self.options
-        warmup, duration = (o.rt_warmup, o.rt_seconds) if counting else (o.warmup, o.duration)
-        self._preflight(config, scenario, target)
         script = self._script(scenario, target)
-        if warmup:
-            self._wrk(script, target, warmup)
+        if o.warmup:
+            self._wrk(script, target, o.warmup)
         workers = target.server.worker_pids()
         cpu_before = servers.cpu_seconds(workers)
         relay_before = target.relay.counters() if target.relay else None
-        result = self._wrk(script, target, duration)
-        cpu_us = (servers.cpu_seconds(workers) - cpu_before) / max(result.requests, 1) * 1e6
+        result = self._wrk(script, target, o.duration)
+        cpu_us: float | None = (servers.cpu_seconds(workers) - cpu_before) / max(result.requests, 1) * 1e6
+        restarted = set(workers) != set(target.server.worker_pids())
+        if restarted:  # uvicorn replaced a worker that missed its health check: the CPU figure is void
+            cpu_us = None
+            say(f"  WORKER RESTARTED during {scenario.name} on {config.name} {target.name}")
         relay = None
         if target.relay is not None and relay_before is not None:
             relay = per_request(relay_before, target.relay.counters(), result.requests)
         load = round(os.getloadavg()[0], 2)
-        run = Run(scenario.name, config.name, target.name, round_number, result, load, round(cpu_us), relay)
-        (self.counted if counting else self.runs).append(run)
+        run = Run(scenario.name, config.name, target.name, round_number, result, load, cpu_us, relay, restarted)
+        self.runs.append(run)
         trips = f"  PG round trips {relay['round_trips']:.2f}" if relay else ""
         say(
             f"  {scenario.name:<10} {target.name:<11} {result.rps:8.1f} req/s  p50 {result.latency_ms['p50']:7.2f} ms"
-            f"  p99 {result.latency_ms['p99']:8.2f} ms  CPU {cpu_us:5.0f} µs/req{trips}  non-2xx {result.non_2xx}"
+            f"  p99 {result.latency_ms['p99']:8.2f} ms  CPU {cpu_us or 0:5.0f} µs/req{trips}  non-2xx {result.non_2xx}"
             f"  errors {result.socket_errors}  load {load:.1f}  statuses {result.statuses}"
         )

@@ -27,8 +27,7 @@ class Options:
     configs: tuple[str, ...]
     floor: bool
     round_trips: bool
-    rt_seconds: int
-    rt_warmup: int
+    rt_requests: int
     database_url: str | None
     redis_url: str
     remote_delay_ms: float
@@ -85,8 +84,7 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     )
     add("--no-floor", dest="floor", action="store_false", help="skip the floors")
     add("--no-round-trips", dest="round_trips", action="store_false", help="skip the round-trip counting pass")
-    add("--rt-seconds", type=int, default=3, help="measured seconds per run of the round-trip pass (3)")
-    add("--rt-warmup", type=int, default=2, help="warm-up seconds per run of the round-trip pass (2)")
+    add("--rt-requests", type=int, default=20, help="requests counted per scenario in the round-trip pass (20)")
     add(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL") or None,
@@ -108,8 +106,8 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     if args.duration < 1 or args.warmup < 0 or args.rounds < 1 or args.connections < args.threads:
         parser.error("need --duration >= 1, --warmup >= 0, --rounds >= 1 and --connections >= --threads")
-    if args.users < 4 or args.rt_seconds < 1 or args.remote_delay_ms < 0:
-        parser.error("need --users >= 4, --rt-seconds >= 1 and --remote-delay-ms >= 0")
+    if args.users < 4 or args.rt_requests < 1 or args.remote_delay_ms < 0:
+        parser.error("need --users >= 4, --rt-requests >= 1 and --remote-delay-ms >= 0")
     return Options(**vars(args))
 
 

@@ -26,8 +26,8 @@ def _kind(line: bytes) -> str:
         if isinstance(entry, dict):
             if entry.get("logger") in ACCESS_LOGGERS:
                 return "access"
-            if entry.get("level") in QUIET_LEVELS:
-                return "quiet"
+            if entry.get("level") in QUIET_LEVELS and "died" not in str(entry.get("msg")):
+                return "quiet"  # but uvicorn's "Child process [n] died" (a worker replaced) is kept
     elif line.startswith(b"INFO:"):  # uvicorn's own plain-text startup lines
         return "quiet"
     return "keep"

@@ -29,10 +29,12 @@ class Run:
     load_1m: float  # 1-minute load average right after the run: other work on the machine skews it
     cpu_us: float | None = None  # the server's workers' CPU time per completed request
     relay: dict[str, Any] | None = None  # round trips etc. per request, when PostgreSQL is behind the relay
+    worker_restarted: bool = False  # uvicorn replaced a worker during the run
 
     def as_json(self) -> dict[str, Any]:
         head = {"scenario": self.scenario, "config": self.config, "server": self.server, "round": self.round}
         extra = {"load_1m": self.load_1m, "cpu_us_per_request": self.cpu_us, "relay": self.relay}
+        extra["worker_restarted"] = self.worker_restarted
         return head | extra | self.result.as_json()
 
 
@@ -48,7 +50,9 @@ class Row:
     errors: int  # socket errors (connect/read/write/timeout), summed over rounds
     non_2xx: int  # summed over rounds
     cpu_us: float | None = None  # median over rounds of the workers' CPU µs per request
-    round_trips: float | None = None  # PostgreSQL round trips per request (from the relay)
+    round_trips: float | None = None  # PostgreSQL round trips per request under load (behind the relay)
+    round_trips_warm: float | None = None  # the counting pass: one user, warm caches
+    worker_restarts: int = 0
     relay_cpu_us: float | None = None  # the relay's own CPU per request (remote configuration)
     compared: dict[str, float] = field(default_factory=dict)  # ratios, see `compare`
 
@@ -87,6 +91,7 @@ def summarize(runs: Sequence[Run]) -> list[Row]:
                 cpu_us=None if cpu is None else round(cpu),
                 round_trips=None if trips is None else round(trips, 2),
                 relay_cpu_us=None if relay_cpu is None else round(relay_cpu),
+                worker_restarts=sum(run.worker_restarted for run in group),
             )
         )
     return rows
@@ -96,8 +101,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def compare(rows: Sequence[Row], counted: Sequence[Row] = ()) -> None:
-    """Fill each row's `compared` (and, from the round-trip pass, `round_trips` where the row has none):
+def compare(rows: Sequence[Row], counted: Sequence[dict[str, Any]] = ()) -> None:
+    """Fill each row's `round_trips_warm` from the counting pass (the remote configuration's rows take
+    the production server's), and its `compared`:
 
     - `rps_vs_like` / `rps_vs_plain`: req/s ÷ the like-for-like / plain floor's (todo-api rows);
     - `cpu_vs_like`, `p50_vs_like`, `p99_vs_like`: CPU per request and latency ÷ the like-for-like floor's;
@@ -105,10 +111,10 @@ def compare(rows: Sequence[Row], counted: Sequence[Row] = ()) -> None:
       limiting and the access log leave of the throughput).
     """
     by_key = {row.key: row for row in rows}
-    trips = {row.key: row.round_trips for row in counted}
+    trips = {(c["scenario"], c["config"], c["server"]): c["round_trips"] for c in counted}
     for row in rows:
-        if row.round_trips is None:
-            row.round_trips = trips.get(row.key)
+        config = "production" if row.config == "remote" else row.config
+        row.round_trips_warm = trips.get((row.scenario, config, row.server))
         if row.server != APP:
             continue
         home = FLOOR_HOME.get(row.config, row.config)

@@ -135,26 +135,45 @@ def build(name: str, seed: Seed, tokens: Mapping[str, str], app: httpx.Client) -
     return Scenario(name, description, mix, tuple(identities), floor, crowd=is_crowd(name))
 
 
-def preflight(client: httpx.Client, scenario: Scenario, headers: Mapping[str, str]) -> list[str]:
+type Request = tuple[str, str, str | None]  # method, path, JSON body
+
+
+def request_for(action: Action, identity: Identity, n: int = 0) -> Request:
+    """The request an action sends as `identity` (`n` varies the todo id and the created title)."""
+    some_id = identity.ids[n % len(identity.ids)] if identity.ids else "none"
+    return {
+        "me": ("GET", "/api/users/me", None),
+        "list": ("GET", identity.list_path, None),
+        "get": ("GET", f"/api/todos/{some_id}", None),
+        "create": ("POST", "/api/todos", CREATE_BODY.replace("%d", str(n))),
+        "patch": ("PATCH", f"/api/todos/{some_id}", '{"completed":true}' if n % 2 else '{"completed":false}'),
+    }[action]
+
+
+def send(client: httpx.Client, identity: Identity, request: Request) -> httpx.Response:
+    method, path, body = request
+    headers = {"Authorization": f"Bearer {identity.token}"} | ({"Content-Type": "application/json"} if body else {})
+    return client.request(method, path, headers=headers, content=body)
+
+
+def preflight(client: httpx.Client, scenario: Scenario) -> list[str]:
     """One request per action as the first identity; a line for each response that is not 2xx."""
     identity = scenario.identities[0]
-    auth = {"Authorization": f"Bearer {identity.token}", **headers}
     problems = []
     for action, _ in scenario.mix:
-        some_id = identity.ids[len(identity.ids) // 2] if identity.ids else "none"
-        request = {
-            "me": ("GET", "/api/users/me", None),
-            "list": ("GET", identity.list_path, None),
-            "get": ("GET", f"/api/todos/{some_id}", None),
-            "create": ("POST", "/api/todos", CREATE_BODY.replace("%d", "0")),
-            "patch": ("PATCH", f"/api/todos/{some_id}", '{"completed":true}'),
-        }[action]
-        method, path, body = request
-        sent = auth | ({"Content-Type": "application/json"} if body else {})
-        response = client.request(method, path, headers=sent, content=body)
+        request = request_for(action, identity, len(identity.ids) // 2)
+        method, path = request[0], request[1]
+        response = send(client, identity, request)
         if not response.is_success:
             problems.append(f"{action}: {method} {path[:80]} -> {response.status_code} {response.text[:200]}")
     return problems
+
+
+def actions(scenario: Scenario, count: int) -> list[Action]:
+    """`count` actions in the scenario's proportions (mixed, 20: 8 get, 8 list, 2 create, 2 patch)."""
+    weighted = [action for action, weight in scenario.mix for _ in range(weight)]
+    step = max(1, len(weighted) // count) if len(weighted) > count else 1
+    return [weighted[(i * step) % len(weighted)] for i in range(count)]
 
 
 def users_per_scenario(scenarios: Sequence[Scenario]) -> dict[str, int]:

@@ -16,7 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import REPO_ROOT, RESULTS_DIR, configs, pg, report, scenarios, tables, wrk
+from bench import REPO_ROOT, RESULTS_DIR, configs, pg, report, scenarios, servers, tables, wrk
 from bench.blocks import Session
 from bench.cli import Options
 from bench.fixture import prepared, say
@@ -67,9 +67,9 @@ def estimate_minutes(options: Options, chosen: list[configs.Config]) -> float:
 
     measured = sum(runs(c) for c in chosen) * (options.warmup + options.duration + SECONDS_PER_RUN) * options.rounds
     counting = [c for c in chosen if c.delay_ms is None] if options.round_trips else []
-    counted = sum(runs(c) for c in counting) * (options.rt_warmup + options.rt_seconds + SECONDS_PER_RUN)
+    counted = sum(runs(c) for c in counting) * SECONDS_PER_RUN
     blocks = len(chosen) * options.rounds + len(counting)
-    return (measured + counted + blocks * SECONDS_PER_BLOCK) / 60
+    return float(measured + counted + blocks * SECONDS_PER_BLOCK) / 60
 
 
 def _exit_on_sigterm() -> None:
@@ -83,6 +83,7 @@ def run(options: Options) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = options.output or RESULTS_DIR / f"{stamp}.json"
     chosen, dropped = chosen_configs(options)
+    servers.compile_bytecode()
     say(f"about {estimate_minutes(options, chosen):.0f} minutes of measuring after the seed")
     plan = scenarios.population(
         options.users, options.crowd_todos, options.todos, options.big_todos, options.small_todos
@@ -100,7 +101,7 @@ def run(options: Options) -> Path:
             for config in chosen:
                 session.block(config, round_number)
         settings = {c.name: configs.record(c, ready.database_url, secrets) for c in chosen}
-    rows, counted = report.summarize(session.runs), report.summarize(session.counted)
+    rows, counted = report.summarize(session.runs), session.round_trips
     report.compare(rows, counted)
     record = {
         "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(),
@@ -124,14 +125,14 @@ def run(options: Options) -> Path:
         "skipped": session.skipped,
         "not_run": session.not_run,
         "preflight_problems": session.problems,
+        "failed_blocks": session.failed_blocks,
         "summary": [asdict(row) for row in rows],
-        "round_trips": [asdict(row) for row in counted],
+        "round_trips_warm": counted,
         "list_scaling": report.list_scaling(rows),
         "rate_limit_peak_per_user_window": session.rate_limit_peaks,
         "peak_rss_mib_per_worker": session.rss,
         "server_logs": session.logs,
         "runs": [r.as_json() for r in session.runs],
-        "round_trip_runs": [r.as_json() for r in session.counted],
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(record, indent=2) + "\n")
@@ -140,7 +141,7 @@ def run(options: Options) -> Path:
 
 
 def _print_summary(
-    options: Options, rows: list[report.Row], counted: list[report.Row], record: dict[str, Any], output: Path
+    options: Options, rows: list[report.Row], counted: list[dict[str, Any]], record: dict[str, Any], output: Path
 ) -> None:
     print(
         f"\n{options.workers} workers per server, wrk -t{options.threads} -c{options.connections}, "
@@ -156,7 +157,7 @@ def _print_summary(
         if any(row.config in names for row in rows):
             print(f"## {title}\n\n{render(rows)}\n")
     if counted:
-        print(f"## PostgreSQL round trips per request (counting pass)\n\n{tables.round_trips(counted)}\n")
+        print(f"## PostgreSQL round trips per request (one user, warm caches)\n\n{tables.round_trips(counted)}\n")
     scaling = record["list_scaling"]
     if scaling is not None:
         verdict = "within" if scaling["within_target"] else "NOT within"
@@ -172,7 +173,7 @@ def _print_summary(
     for name, summary in record["server_logs"].items():
         if summary.get("kept"):
             print(f"{name} logged warnings or errors: {summary['kept']}")
-    for key in ("configurations_dropped", "skipped", "preflight_problems"):
+    for key in ("configurations_dropped", "failed_blocks", "skipped", "preflight_problems"):
         for name, detail in record[key].items():
             print(f"{key.replace('_', ' ')}: {name}: {detail}")
     print(f"\nresults: {output}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN
 from bench.report import Row
@@ -18,6 +19,8 @@ SERVER_LABELS = {
     ("remote", FLOOR_PLAIN): "floor, plain",
 }
 COMMON = ("scenario", "server", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "CPU µs/req", "PG round trips")
+# "PG round trips": per request, one user with warm caches (the counting pass); the remote table
+# adds the figure measured under load (cache misses, new connections and housekeeping included).
 
 
 def render(header: Sequence[str], body: Sequence[Sequence[str]], left: int = 2) -> str:
@@ -48,8 +51,8 @@ def _common(row: Row) -> list[str]:
         f"{row.p99_ms:.2f}",
         str(row.errors),
         str(row.non_2xx),
-        _n(row.cpu_us),
-        _n(row.round_trips, 2),
+        _n(row.cpu_us) + (" (restart)" if row.worker_restarts else ""),
+        _n(row.round_trips_warm, 2),
     ]
 
 
@@ -94,10 +97,18 @@ def capacity(rows: Sequence[Row]) -> str:
 
 
 def remote(rows: Sequence[Row]) -> str:
-    header = (*COMMON, "relay CPU µs/req", "p50 ÷ like-for-like", "p99 ÷ like-for-like", "req/s ÷ like-for-like")
+    header = (
+        *COMMON,
+        "PG round trips under load",
+        "relay CPU µs/req",
+        "p50 ÷ like-for-like",
+        "p99 ÷ like-for-like",
+        "req/s ÷ like-for-like",
+    )
     body = [
         [
             *_common(r),
+            _n(r.round_trips, 2),
             _n(r.relay_cpu_us),
             _x(r.compared.get("p50_vs_like")),
             _x(r.compared.get("p99_vs_like")),
@@ -108,11 +119,12 @@ def remote(rows: Sequence[Row]) -> str:
     return render(header, body)
 
 
-def round_trips(counted: Sequence[Row]) -> str:
+def round_trips(counted: Sequence[dict[str, Any]]) -> str:
     """Round trips per request from the counting pass: one column per (configuration, server)."""
-    columns = [key for key in SERVER_LABELS if key[0] != "remote" and any((r.config, r.server) == key for r in counted)]
-    values = {(r.scenario, r.config, r.server): r.round_trips for r in counted}
-    scenarios = list(dict.fromkeys(r.scenario for r in counted))
+    present = {(c["config"], c["server"]) for c in counted}
+    columns = [key for key in SERVER_LABELS if key in present]
+    values = {(c["scenario"], c["config"], c["server"]): c["round_trips"] for c in counted}
+    scenarios = list(dict.fromkeys(c["scenario"] for c in counted))
     header = ("scenario", *(SERVER_LABELS[key] for key in columns))
     body = [[name, *(_n(values.get((name, *key)), 2) for key in columns)] for name in scenarios]
     return render(header, body, left=1)
