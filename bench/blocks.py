@@ -220,6 +220,7 @@ class Session:
         if o.warmup:
             self._wrk(script, target, o.warmup)
         workers = target.server.worker_pids()
+        servers.wait_idle(workers)
         cpu_before = servers.cpu_seconds(workers)
         relay_before = target.relay.counters() if target.relay else None
         result = self._wrk(script, target, o.duration)

@@ -66,7 +66,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     scenarios, configs = _names(tuple(CATALOGUE), "scenario(s)"), _names(tuple(configurations("")), "config(s)")
     add("--duration", type=int, default=_env_int("BENCH_DURATION", 10), help="measured seconds per run (10)")
     add("--warmup", type=int, default=_env_int("BENCH_WARMUP", 3), help="warm-up seconds before each run (3)")
-    add("--rounds", type=int, default=_env_int("BENCH_ROUNDS", 2), help="rounds over every configuration; medians (2)")
+    add(
+        "--rounds",
+        type=int,
+        default=_env_int("BENCH_ROUNDS", 2),
+        help="rounds over every configuration; medians (2; 0: only the round-trip pass)",
+    )
     add("--connections", type=int, default=_env_int("BENCH_CONNECTIONS", 64), help="wrk -c (64)")
     add("--threads", type=int, default=_env_int("BENCH_THREADS", 2), help="wrk -t (2)")
     add("--workers", type=int, default=_env_int("BENCH_WORKERS", 2), help="server worker processes (2)")
@@ -104,8 +109,10 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     add("--small-todos", type=int, default=1_000, help="todos of the list-1k user (1000)")
     add("--output", type=Path, default=None, help="JSON result file (default: bench/results/<UTC time>.json)")
     args = parser.parse_args(argv)
-    if args.duration < 1 or args.warmup < 0 or args.rounds < 1 or args.connections < args.threads:
-        parser.error("need --duration >= 1, --warmup >= 0, --rounds >= 1 and --connections >= --threads")
+    if args.duration < 1 or args.warmup < 0 or args.rounds < 0 or args.connections < args.threads:
+        parser.error("need --duration >= 1, --warmup >= 0, --rounds >= 0 and --connections >= --threads")
+    if args.rounds == 0 and not args.round_trips:
+        parser.error("--rounds 0 runs only the round-trip pass: do not combine it with --no-round-trips")
     if args.users < 4 or args.rt_requests < 1 or args.remote_delay_ms < 0:
         parser.error("need --users >= 4, --rt-requests >= 1 and --remote-delay-ms >= 0")
     return Options(**vars(args))

@@ -22,6 +22,7 @@ from todo_api.config import Settings
 READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
 SAMPLE_INTERVAL_SECONDS = 0.5
+IDLE_WINDOW_SECONDS, IDLE_SHARE = 0.3, 0.05
 
 
 class StartFailed(RuntimeError):
@@ -96,6 +97,22 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(pids: Sequence[int], timeout: float = 60.0) -> float:
+    """Wait until the processes have stopped working (less than `IDLE_SHARE` of a core over
+    `IDLE_WINDOW_SECONDS`); the seconds waited. wrk abandons its connections at the end of a run with
+    requests still queued in the server, which then serves them: without this, the next run's CPU
+    and round trips would include that backlog (at 64 connections and 50 req/s, more than its own)."""
+    started = time.monotonic()
+    before = cpu_seconds(pids)
+    while time.monotonic() - started < timeout:
+        time.sleep(IDLE_WINDOW_SECONDS)
+        now = cpu_seconds(pids)
+        if now - before < IDLE_SHARE * IDLE_WINDOW_SECONDS:
+            break
+        before = now
+    return time.monotonic() - started
 
 
 def memory_kib(pid: int) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -130,6 +131,7 @@ def run(options: Options) -> Path:
         "round_trips_warm": counted,
         "list_scaling": report.list_scaling(rows),
         "rate_limit_peak_per_user_window": session.rate_limit_peaks,
+        "relay_lateness_us": _lateness(session.runs),
         "peak_rss_mib_per_worker": session.rss,
         "server_logs": session.logs,
         "runs": [r.as_json() for r in session.runs],
@@ -138,6 +140,14 @@ def run(options: Options) -> Path:
     output.write_text(json.dumps(record, indent=2) + "\n")
     _print_summary(options, rows, counted, record, output)
     return output
+
+
+def _lateness(runs: list[report.Run]) -> dict[str, float] | None:
+    """How much later than due the relay forwarded chunks, medians over the remote runs."""
+    found = [run.relay["lateness_us"] for run in runs if run.relay and run.relay["lateness_us"]["samples"]]
+    if not found:
+        return None
+    return {name: statistics.median(entry[name] for entry in found) for name in ("mean", "p50", "p99", "max")}
 
 
 def _print_summary(
@@ -164,6 +174,12 @@ def _print_summary(
         print(
             f"list-100k vs list-1k: req/s ratio {scaling['rps_1k_over_100k']:.2f}, "
             f"p50 ratio {scaling['p50_100k_over_1k']:.2f} ({verdict} the {scaling['target']}x target)"
+        )
+    late = record["relay_lateness_us"]
+    if late is not None:
+        print(
+            f"relay: every chunk delayed {options.remote_delay_ms:g} ms, plus lateness p50 {late['p50']:.0f} µs, "
+            f"p99 {late['p99']:.0f} µs, mean {late['mean']:.0f} µs (medians over the remote runs)"
         )
     limit = configs.DEFAULT_RATE_LIMIT
     for name, peak in record["rate_limit_peak_per_user_window"].items():
