@@ -172,10 +172,15 @@ class Session:
         if target.name != FLOOR_PLAIN:
             self._requests[target.server.name] = self._requests.get(target.server.name, 0) + requests
 
-    def _wrk(self, script: Path, target: Target, seconds: int) -> wrk.WrkResult:
+    def _wrk(self, script: Path, target: Target, seconds: int, connections: int | None) -> wrk.WrkResult:
         o = self.options
         result = wrk.run(
-            self.wrk_path, script, target.server.base_url, threads=o.threads, connections=o.connections, seconds=seconds
+            self.wrk_path,
+            script,
+            target.server.base_url,
+            threads=o.threads,
+            connections=max(connections or o.connections, o.threads),
+            seconds=seconds,
         )
         self._sent(target, result.requests)
         return result
@@ -218,12 +223,12 @@ class Session:
         o = self.options
         script = self._script(scenario, target)
         if o.warmup:
-            self._wrk(script, target, o.warmup)
+            self._wrk(script, target, o.warmup, config.connections)
         workers = target.server.worker_pids()
         servers.wait_idle(workers)
         cpu_before = servers.cpu_seconds(workers)
         relay_before = target.relay.counters() if target.relay else None
-        result = self._wrk(script, target, o.duration)
+        result = self._wrk(script, target, o.duration, config.connections)
         cpu_us: float | None = (servers.cpu_seconds(workers) - cpu_before) / max(result.requests, 1) * 1e6
         restarted = set(workers) != set(target.server.worker_pids())
         if restarted:  # uvicorn replaced a worker that missed its health check: the CPU figure is void

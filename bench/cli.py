@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.configs import REMOTE_DELAY_MS, configurations
+from bench.configs import REMOTE_CONNECTIONS, REMOTE_DELAY_MS, configurations
 from bench.scenarios import CATALOGUE, DEFAULT_SCENARIOS
 
 DEFAULT_CONFIGS = ("production", "redis", "capacity", "remote")
@@ -31,6 +31,7 @@ class Options:
     database_url: str | None
     redis_url: str
     remote_delay_ms: float
+    remote_connections: int
     keep_database: bool
     users: int
     crowd_todos: int
@@ -101,6 +102,12 @@ def parse(argv: Sequence[str] | None = None) -> Options:
         help=f"REDIS_URL of the redis configuration (BENCH_REDIS_URL; {DEFAULT_REDIS_URL})",
     )
     add("--remote-delay-ms", type=float, default=REMOTE_DELAY_MS, help="remote: delay each way (1)")
+    add(
+        "--remote-connections",
+        type=int,
+        default=REMOTE_CONNECTIONS,
+        help=f"remote: wrk -c, few enough not to saturate the servers ({REMOTE_CONNECTIONS})",
+    )
     add("--keep-database", action="store_true", help="do not drop the run's database at the end")
     add("--users", type=int, default=_env_int("BENCH_USERS", 1000), help="distinct users, each with a token (1000)")
     add("--crowd-todos", type=int, default=60, help="todos of each user but the four named ones (60)")

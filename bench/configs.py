@@ -22,6 +22,8 @@ from todo_api.config import Settings
 APP, FLOOR_LIKE, FLOOR_PLAIN = "todo-api", "floor-like", "floor-plain"
 LABELS = {APP: "todo-api", FLOOR_LIKE: "floor, like-for-like", FLOOR_PLAIN: "floor, plain"}
 REMOTE_DELAY_MS = 1.0
+# Few enough that neither server is saturated: latency then shows the round trips, not a queue.
+REMOTE_CONNECTIONS = 8
 DEFAULT_RATE_LIMIT = int(Settings.model_fields["rate_limit_requests"].default)
 
 
@@ -32,6 +34,7 @@ class Config:
     overrides: Mapping[str, str] = field(default_factory=dict)
     floors: tuple[str, ...] = ()  # floor modes measured beside todo-api in this configuration
     delay_ms: float | None = None  # PostgreSQL behind the relay (bench.pgproxy), this much each way
+    connections: int | None = None  # wrk -c for this configuration (default: --connections)
 
     @property
     def rate_limited(self) -> bool:
@@ -42,7 +45,9 @@ class Config:
         return replace(self, delay_ms=0.0)
 
 
-def configurations(redis_url: str, delay_ms: float = REMOTE_DELAY_MS) -> dict[str, Config]:
+def configurations(
+    redis_url: str, delay_ms: float = REMOTE_DELAY_MS, remote_connections: int = REMOTE_CONNECTIONS
+) -> dict[str, Config]:
     return {
         "production": Config(
             "production",
@@ -57,9 +62,11 @@ def configurations(redis_url: str, delay_ms: float = REMOTE_DELAY_MS) -> dict[st
         ),
         "remote": Config(
             "remote",
-            f"production, with every packet to PostgreSQL delayed {delay_ms:g} ms each way (bench.pgproxy)",
+            f"production, with every packet to PostgreSQL delayed {delay_ms:g} ms each way (bench.pgproxy), "
+            f"{remote_connections} connections",
             floors=(FLOOR_LIKE,),
             delay_ms=delay_ms,
+            connections=remote_connections,
         ),
     }
 
@@ -123,5 +130,6 @@ def record(config: Config, database_url: str, secrets: Secrets) -> dict[str, Any
         "differ_from_defaults": differs,
         "not_todo_api_settings_yet": [name for name in chosen if name.lower() not in Settings.model_fields],
         "relay_delay_ms": config.delay_ms,
+        "wrk_connections": config.connections,
         "floors": list(config.floors),
     }

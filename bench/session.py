@@ -48,7 +48,7 @@ def environment(database_url: str) -> dict[str, Any]:
 
 
 def chosen_configs(options: Options) -> tuple[list[configs.Config], dict[str, str]]:
-    known = configs.configurations(options.redis_url, options.remote_delay_ms)
+    known = configs.configurations(options.redis_url, options.remote_delay_ms, options.remote_connections)
     chosen, dropped = [], {}
     for name in options.configs:
         problem = redis_problem(options.redis_url) if name == "redis" else None
@@ -154,7 +154,8 @@ def _print_summary(
     options: Options, rows: list[report.Row], counted: list[dict[str, Any]], record: dict[str, Any], output: Path
 ) -> None:
     print(
-        f"\n{options.workers} workers per server, wrk -t{options.threads} -c{options.connections}, "
+        f"\n{options.workers} workers per server, wrk -t{options.threads} -c{options.connections} "
+        f"(remote: -c{options.remote_connections}), "
         f"{options.warmup} s warm-up + {options.duration} s measured, median of {options.rounds} round(s), "
         f"{record['seed']['users']} users\n"
     )
