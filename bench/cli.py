@@ -57,12 +57,7 @@ def _names(known: Sequence[str], what: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def parse(argv: Sequence[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="Load-benchmark todo-api as deployed (2 workers, wrk, 1 000 users) against two floors. "
-        "See bench/README.md.",
-    )
+def _measurement(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     scenarios, configs = _names(tuple(CATALOGUE), "scenario(s)"), _names(tuple(configurations("")), "config(s)")
     add("--duration", type=int, default=_env_int("BENCH_DURATION", 10), help="measured seconds per run (10)")
@@ -91,6 +86,10 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     add("--no-floor", dest="floor", action="store_false", help="skip the floors")
     add("--no-round-trips", dest="round_trips", action="store_false", help="skip the round-trip counting pass")
     add("--rt-requests", type=int, default=20, help="requests counted per scenario in the round-trip pass (20)")
+
+
+def _setup(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL") or None,
@@ -115,6 +114,16 @@ def parse(argv: Sequence[str] | None = None) -> Options:
     add("--big-todos", type=int, default=100_000, help="todos of the list-100k user (100000)")
     add("--small-todos", type=int, default=1_000, help="todos of the list-1k user (1000)")
     add("--output", type=Path, default=None, help="JSON result file (default: bench/results/<UTC time>.json)")
+
+
+def parse(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Load-benchmark todo-api as deployed (2 workers, wrk, 1 000 users) against two floors. "
+        "See bench/README.md.",
+    )
+    _measurement(parser)
+    _setup(parser)
     args = parser.parse_args(argv)
     if args.duration < 1 or args.warmup < 0 or args.rounds < 0 or args.connections < args.threads:
         parser.error("need --duration >= 1, --warmup >= 0, --rounds >= 0 and --connections >= --threads")

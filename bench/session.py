@@ -20,7 +20,7 @@ from typing import Any
 from bench import REPO_ROOT, RESULTS_DIR, configs, pg, report, scenarios, servers, tables, wrk
 from bench.blocks import Session
 from bench.cli import Options
-from bench.fixture import prepared, say
+from bench.fixture import Prepared, prepared, say
 from bench.limits import redis_problem
 
 PACKAGES = ("todo-api", "fastapi", "starlette", "pydantic", "sqlalchemy", "sqlmodel", "psycopg", "uvicorn", "orjson")
@@ -94,24 +94,47 @@ def run(options: Options) -> Path:
         env_info = environment(ready.database_url)
         started_at = time.time()
         session = Session(options, wrk_path, ready, secrets, output)
-        if options.round_trips:
-            for config in chosen:
-                if config.delay_ms is None:
-                    session.block(config.counting(), 1, counting=True)
-        for round_number in range(1, options.rounds + 1):
-            for config in chosen:
-                session.block(config, round_number)
+        _measure(session, chosen)
         settings = {c.name: configs.record(c, ready.database_url, secrets) for c in chosen}
     rows, counted = report.summarize(session.runs), session.round_trips
     report.compare(rows, counted)
-    record = {
+    timing = {
         "started_at": datetime.fromtimestamp(started_at, UTC).isoformat(),
         "wall_seconds": round(time.time() - started_at, 1),
+    }
+    record = (
+        timing
+        | _record(options, ready, session, plan, rows)
+        | {
+            "environment": env_info | {"load_average_end": os.getloadavg()},
+            "configurations": settings,
+            "configurations_dropped": dropped,
+        }
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(record, indent=2) + "\n")
+    _print_summary(options, rows, counted, record, output)
+    return output
+
+
+def _measure(session: Session, chosen: list[configs.Config]) -> None:
+    """The round-trip pass (every configuration but `remote`, which counts under load), then the rounds."""
+    if session.options.round_trips:
+        for config in chosen:
+            if config.delay_ms is None:
+                session.block(config.counting(), 1, counting=True)
+    for round_number in range(1, session.options.rounds + 1):
+        for config in chosen:
+            session.block(config, round_number)
+
+
+def _record(
+    options: Options, ready: Prepared, session: Session, plan: dict[str, int], rows: list[report.Row]
+) -> dict[str, Any]:
+    """The JSON record (the caller adds timing, environment and configurations)."""
+    return {
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
         "postgresql_server": ready.server.description,
-        "environment": env_info | {"load_average_end": os.getloadavg()},
-        "configurations": settings,
-        "configurations_dropped": dropped,
         "commands": session.commands,
         "seed": {
             "rows": ready.seed.rows,
@@ -128,7 +151,7 @@ def run(options: Options) -> Path:
         "preflight_problems": session.problems,
         "failed_blocks": session.failed_blocks,
         "summary": [asdict(row) for row in rows],
-        "round_trips_warm": counted,
+        "round_trips_warm": session.round_trips,
         "list_scaling": report.list_scaling(rows),
         "rate_limit_peak_per_user_window": session.rate_limit_peaks,
         "relay_lateness_us": _lateness(session.runs),
@@ -136,10 +159,6 @@ def run(options: Options) -> Path:
         "server_logs": session.logs,
         "runs": [r.as_json() for r in session.runs],
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(record, indent=2) + "\n")
-    _print_summary(options, rows, counted, record, output)
-    return output
 
 
 def _lateness(runs: list[report.Run]) -> dict[str, float] | None:
@@ -176,6 +195,11 @@ def _print_summary(
             f"list-100k vs list-1k: req/s ratio {scaling['rps_1k_over_100k']:.2f}, "
             f"p50 ratio {scaling['p50_100k_over_1k']:.2f} ({verdict} the {scaling['target']}x target)"
         )
+    _print_notes(options, record)
+    print(f"\nresults: {output}")
+
+
+def _print_notes(options: Options, record: dict[str, Any]) -> None:
     late = record["relay_lateness_us"]
     if late is not None:
         print(
@@ -193,4 +217,3 @@ def _print_summary(
     for key in ("configurations_dropped", "failed_blocks", "skipped", "preflight_problems"):
         for name, detail in record[key].items():
             print(f"{key.replace('_', ' ')}: {name}: {detail}")
-    print(f"\nresults: {output}")
