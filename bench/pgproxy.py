@@ -94,7 +94,7 @@ class Link:
             target.write(data)
 
 
-class Relay:
+class Proxy:
     def __init__(self, upstream: dict[str, Any], delay_ns: int) -> None:
         self.upstream = upstream
         self.delay_ns = delay_ns
@@ -185,52 +185,52 @@ class Relay:
 
 
 class ClientSide(asyncio.Protocol):
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
         self.link: Link | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.link = Link(cast(asyncio.Transport, transport))
-        self.relay.stats["connections"] += 1
-        self._task = asyncio.get_running_loop().create_task(self.relay.connect(self.link))
+        self.proxy.stats["connections"] += 1
+        self._task = asyncio.get_running_loop().create_task(self.proxy.connect(self.link))
 
     def data_received(self, data: bytes) -> None:
         assert self.link is not None
-        self.relay.from_client(self.link, data)
+        self.proxy.from_client(self.link, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.link is not None:
-            self.relay.send(self.link, True, None)
+            self.proxy.send(self.link, True, None)
 
 
 class UpstreamSide(asyncio.Protocol):
-    def __init__(self, relay: Relay, link: Link) -> None:
-        self.relay = relay
+    def __init__(self, proxy: Proxy, link: Link) -> None:
+        self.proxy = proxy
         self.link = link
 
     def data_received(self, data: bytes) -> None:
-        self.relay.from_server(self.link, data)
+        self.proxy.from_server(self.link, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.relay.send(self.link, False, None)
+        self.proxy.send(self.link, False, None)
 
 
 class Control(asyncio.Protocol):
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         writer = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
-        writer.write(json.dumps(self.relay.snapshot()).encode() + b"\n")
+        writer.write(json.dumps(self.proxy.snapshot()).encode() + b"\n")
         writer.close()
 
 
 async def serve(upstream_url: str, delay_ms: float) -> None:
     loop = asyncio.get_running_loop()
-    relay = Relay(conninfo_to_dict(upstream_url), round(delay_ms * 1e6))
-    relay.start(loop)
-    server = await loop.create_server(lambda: ClientSide(relay), "127.0.0.1", 0)
-    control = await loop.create_server(lambda: Control(relay), "127.0.0.1", 0)
+    proxy = Proxy(conninfo_to_dict(upstream_url), round(delay_ms * 1e6))
+    proxy.start(loop)
+    server = await loop.create_server(lambda: ClientSide(proxy), "127.0.0.1", 0)
+    control = await loop.create_server(lambda: Control(proxy), "127.0.0.1", 0)
     ports = {"port": server.sockets[0].getsockname()[1], "control_port": control.sockets[0].getsockname()[1]}
     print(json.dumps(ports), flush=True)
     stop = asyncio.Event()
