@@ -7,9 +7,11 @@ per request (`time.process_time`): the Python cost of a request, with PostgreSQL
 the HTTP server left out. Each scenario runs in `--batches` batches after a warm-up; the minimum
 over the batches is the least disturbed figure, the median shows the spread.
 
-The floor (`bench.floor`, the same object uvicorn serves) runs in this process too, so both
-columns come from the same conditions. Run it on an otherwise idle machine, and compare versions
-of the code by running it once per version, alternately.
+The floor (`bench.floor`, the same object uvicorn serves) runs in this process too, in both its
+modes (plain, and like-for-like: todo-api's token and identity caches), so every column comes from
+the same conditions. Like `python -m bench`'s capacity configuration, todo-api runs without rate
+limiting at log level warning here, and so does the floor (no access line in either). Run it on an
+otherwise idle machine, and compare versions of the code by running it once per version, alternately.
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ DEFAULT = ("me", "get", "list", "list-deep", "filter", "create", "patch")
 FLOOR_SERVES = frozenset({"me", "get", "list", "filter", "create", "patch"})
 
 
-async def _call(app: ASGIApp, probe: Probe, token: str) -> int:
+LIKE = [(b"x-bench-floor", b"like")]
+
+
+async def _call(app: ASGIApp, probe: Probe, token: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> int:
     """One request through the ASGI interface; returns the status."""
     path, _, query = probe.path.partition("?")
     body = (probe.body or "").encode()
-    headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+    headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode()), *extra]
     if probe.body is not None:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     scope: dict[str, Any] = {
@@ -78,10 +83,12 @@ async def _call(app: ASGIApp, probe: Probe, token: str) -> int:
     return status
 
 
-async def _time(app: ASGIApp, probe: Probe, token: str, requests: int, batches: int) -> tuple[float, float]:
+async def _time(
+    app: ASGIApp, probe: Probe, token: str, requests: int, batches: int, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> tuple[float, float]:
     """(min, median) CPU microseconds per request over the batches, after a warm-up."""
     for _ in range(max(50, requests // 20)):
-        status = await _call(app, probe, token)
+        status = await _call(app, probe, token, extra)
         if not 200 <= status < 300:
             raise SystemExit(f"bench.cpu: {probe.scenario} answered {status}")
     per_batch = max(1, requests // batches)
@@ -89,7 +96,7 @@ async def _time(app: ASGIApp, probe: Probe, token: str, requests: int, batches: 
     for _ in range(batches):
         started = time.process_time()
         for _ in range(per_batch):
-            await _call(app, probe, token)
+            await _call(app, probe, token, extra)
         figures.append((time.process_time() - started) / per_batch * 1e6)
     return min(figures), statistics.median(figures)
 
@@ -103,10 +110,17 @@ async def _measure(ready: Prepared, batch: Sequence[Probe], requests: int, batch
             JWT_PUBLIC_KEY=ready.signer.public_pem,
             JWT_ISSUER=ISSUER,
             JWT_AUDIENCE=AUDIENCE,
+            LOG_LEVEL="warning",  # as todo-api here: the floor's startup configures logging for the process
         )
         await floor._start()  # the floor's own startup, as its lifespan runs it
-    print("| scenario  | todo-api µs (min / median) | floor µs (min / median) | floor / todo-api |")
-    print("|-----------|---------------------------:|------------------------:|-----------------:|")
+    print(
+        "| scenario  | todo-api µs (min / median) | floor µs (min / median) | floor / todo-api "
+        "| like-for-like µs (min / median) | like-for-like / todo-api |"
+    )
+    print(
+        "|-----------|---------------------------:|------------------------:|-----------------:"
+        "|--------------------------------:|-------------------------:|"
+    )
     try:
         async with app.router.lifespan_context(app):
             for probe in batch:
@@ -116,8 +130,10 @@ async def _measure(ready: Prepared, batch: Sequence[Probe], requests: int, batch
                 if with_floor and probe.scenario in FLOOR_SERVES:
                     theirs = await _time(cast(ASGIApp, floor), probe, token, requests, batches)
                     row += f" {theirs[0]:>10.0f} / {theirs[1]:<10.0f} | {theirs[0] / ours[0]:>15.2f}x |"
+                    like = await _time(cast(ASGIApp, floor), probe, token, requests, batches, LIKE)
+                    row += f" {like[0]:>14.0f} / {like[1]:<14.0f} | {like[0] / ours[0]:>23.2f}x |"
                 else:
-                    row += f" {'':>23} | {'':>16} |"
+                    row += f" {'':>23} | {'':>16} | {'':>31} | {'':>24} |"
                 print(row, flush=True)
     finally:
         if floor.pool is not None:

@@ -9,135 +9,68 @@ app's JSON field names. It serves `me`, `get`, `list` (the first page, and the `
 measuring stick, not a second implementation: input checks are minimal, other query parameters
 (cursors among them) are ignored and unknown routes are plain 404s.
 
-Served by `uvicorn bench.floor:app --workers 2 --loop uvloop --http httptools --no-access-log`;
-configured by DATABASE_URL, JWT_PUBLIC_KEY, JWT_ISSUER, JWT_AUDIENCE.
+Two floors in one process, chosen per request by the benchmark's `X-Bench-Floor` header:
+
+- **plain** (no header): verifies the token and reads the user on every request, logs nothing.
+- **like-for-like** (`X-Bench-Floor: like`): todo-api's per-worker caches (verified tokens,
+  identity → user id; `bench.floorcache`), its request id and response headers, and its one-line
+  JSON access log at INFO. todo-api / this floor is the cost of the framework and the code alone.
+
+One process keeps the database connections of the two floors to one pool (PostgreSQL's default
+`max_connections` is 100). Served by `uvicorn bench.floor:app --workers 2 --loop uvloop --http
+httptools --no-access-log`; configured by DATABASE_URL, JWT_PUBLIC_KEY, JWT_ISSUER, JWT_AUDIENCE,
+JWT_LEEWAY_SECONDS and LOG_LEVEL, the way todo-api reads them.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 import jwt
-import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from bench.floorcache import Identity, IdentityCache, TokenCache, log_access
+from bench.floorwork import API_TODOS, SELECT_USER, Response, error, json_response, route_request
+from todo_api.config import LogFormat
+from todo_api.log import configure_logging
+
 type Scope = dict[str, Any]
 type Message = dict[str, Any]
 type Receive = Callable[[], Awaitable[Message]]
 type Send = Callable[[Message], Awaitable[None]]
-type Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 logger = logging.getLogger("bench.floor")
 
-# Spelled out (not interpolated) so every statement is one literal; the column list is the API's.
-SELECT_USER = "SELECT id, issuer, subject, email, name, created_at FROM users WHERE issuer = %s AND subject = %s"
-SELECT_TODO = (
-    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at"
-    " FROM todos WHERE id = %s AND user_id = %s"
-)
-SELECT_PAGE = (
-    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
-    " created_at AS sort_value FROM todos WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s"
-)
-SELECT_FILTERED = (
-    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
-    " due_at AS sort_value FROM todos WHERE user_id = %s AND completed = %s AND tag_keys @> %s"
-    " ORDER BY coalesce(due_at, 'infinity'::timestamptz), id LIMIT %s"
-)
-UPDATE_COMPLETED = (
-    "UPDATE todos SET completed = %s, completed_at = CASE WHEN %s THEN coalesce(completed_at, now()) END,"
-    " updated_at = now(), version = version + 1 WHERE id = %s AND user_id = %s RETURNING"
-    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at, version"
-)
-INSERT_TODO = (
-    "INSERT INTO todos (id, user_id, title, description, priority, tags, tag_keys)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING"
-    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at"
-)
-PRIORITIES = ("none", "low", "medium", "high")
 POOL_MIN, POOL_MAX = 10, 15  # up to the app's default DB_POOL_SIZE (15); psycopg_pool keeps them
-JSON = (b"content-type", b"application/json")
-API_TODOS = "/api/todos"
+MODE_HEADER = b"x-bench-floor"
+# What todo-api's RequestContextMiddleware adds to every response.
+SECURITY_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+ROUTES = {"/api/users/me": "/api/users/me", API_TODOS: API_TODOS}
 
 
-def _json(status: int, payload: Any, *headers: tuple[bytes, bytes]) -> Response:
-    return status, orjson.dumps(payload, option=orjson.OPT_UTC_Z), [JSON, *headers]
-
-
-def _error(status: int, detail: str) -> Response:
-    return _json(status, {"detail": detail})
-
-
-def _todo(row: DictRow) -> DictRow:
-    row["priority"] = PRIORITIES[row["priority"]]
-    return row
-
-
-def _cursor(row: DictRow) -> str:
-    payload = orjson.dumps([row["sort_value"], row["id"]], option=orjson.OPT_UTC_Z)
-    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
-
-
-def _bearer(scope: Scope) -> str | None:
+def _request_headers(scope: Scope) -> tuple[str | None, bool]:
+    """(bearer token, like-for-like mode) from the request headers."""
+    token, like = None, False
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
-    return None
+            scheme, _, raw = value.decode("latin-1").partition(" ")
+            token = raw.strip() if scheme.lower() == "bearer" else None
+        elif name == MODE_HEADER:
+            like = value == b"like"
+    return token, like
 
 
-def _limit(query: dict[str, list[str]]) -> int:
-    try:
-        return min(max(int(query.get("limit", ["50"])[0]), 1), 200)
-    except ValueError:
-        return 50
-
-
-def _filtered(query: dict[str, list[str]]) -> tuple[bool, list[str]] | None:
-    """(completed, tag keys) for the `filter` scenario's query; None for a plain first page."""
-    if "completed" not in query and "tag" not in query:
-        return None
-    completed = query.get("completed", ["false"])[0] == "true"
-    return completed, sorted({tag.casefold() for tag in query.get("tag", [])})
-
-
-def _completed(body: bytes) -> bool | None:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    value = data.get("completed") if isinstance(data, dict) else None
-    return value if isinstance(value, bool) else None
-
-
-def _new_todo(body: bytes) -> dict[str, Any] | None:
-    """The create body, minimally checked (the floor trusts the benchmark's requests)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("title"), str) or not data["title"].strip():
-        return None
-    tags = data.get("tags", [])
-    priority = data.get("priority", "none")
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags) or priority not in PRIORITIES:
-        return None
-    return {
-        "title": data["title"].strip(),
-        "description": str(data.get("description", "")),
-        "priority": PRIORITIES.index(priority),
-        "tags": tags,
-    }
+def _route(path: str) -> str:
+    return ROUTES.get(path) or (f"{API_TODOS}/{{todo_id}}" if path.startswith(API_TODOS + "/") else "(unmatched)")
 
 
 class Floor:
@@ -146,18 +79,29 @@ class Floor:
         self.key: Ed25519PublicKey | None = None
         self.issuer = ""
         self.audience = ""
+        self.leeway = 30
+        self.tokens = TokenCache(self.leeway)
+        self.users = IdentityCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
+            started = time.perf_counter()
+            token, like = _request_headers(scope)
+            user_id: uuid.UUID | None = None
             try:
-                status, body, headers = await self._handle(scope, receive)
+                (status, body, headers), user_id = await self._handle(scope, receive, token, like)
             except Exception:
                 logger.exception("floor request failed")
-                status, body, headers = _error(500, "Internal server error")
+                status, body, headers = error(500, "Internal server error")
+            request_id = os.urandom(16).hex() if like else ""
+            if like:
+                headers = [*headers, (b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
+            if like:
+                log_access(scope["method"], _route(scope["path"]), status, started, request_id, user_id)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -178,6 +122,10 @@ class Floor:
         self.key = key
         self.issuer = os.environ["JWT_ISSUER"]
         self.audience = os.environ["JWT_AUDIENCE"]
+        self.leeway = int(os.environ.get("JWT_LEEWAY_SECONDS") or 30)
+        self.tokens = TokenCache(self.leeway)
+        # todo-api's defaults: INFO, one JSON object per line on stderr.
+        configure_logging(os.environ.get("LOG_LEVEL") or "info", LogFormat.JSON)
         self.pool = AsyncConnectionPool(
             os.environ["DATABASE_URL"],
             connection_class=AsyncConnection[DictRow],
@@ -188,10 +136,11 @@ class Floor:
         )
         await self.pool.open(wait=True)
 
-    def _identity(self, scope: Scope) -> tuple[str, str] | None:
-        token = _bearer(scope)
+    def _identity(self, token: str | None, like: bool) -> Identity | None:
         if not token or self.key is None:
             return None
+        if like and (cached := self.tokens.get(token)) is not None:
+            return cached
         try:
             claims = jwt.decode(
                 token,
@@ -199,37 +148,42 @@ class Floor:
                 algorithms=["EdDSA"],
                 issuer=self.issuer,
                 audience=self.audience,
-                leeway=30,
+                leeway=self.leeway,
                 options={"require": ["exp", "sub"]},
             )
         except jwt.PyJWTError:
             return None
         subject = claims.get("sub")
-        return (self.issuer, subject) if isinstance(subject, str) and subject else None
+        if not isinstance(subject, str) or not subject:
+            return None
+        if like:
+            self.tokens.put(token, (self.issuer, subject), float(claims["exp"]))
+        return self.issuer, subject
 
-    async def _handle(self, scope: Scope, receive: Receive) -> Response:
-        identity = self._identity(scope)
+    async def _handle(
+        self, scope: Scope, receive: Receive, token: str | None, like: bool
+    ) -> tuple[Response, uuid.UUID | None]:
+        identity = self._identity(token, like)
         if identity is None:
-            return _error(401, "Not authenticated")
+            return error(401, "Not authenticated"), None
         method: str = scope["method"]
         path: str = scope["path"]
         body = await _body(receive) if method in {"POST", "PATCH"} else b""
+        me = path == "/api/users/me" and method == "GET"
         assert self.pool is not None
         async with self.pool.connection() as connection:
-            user = await (await connection.execute(SELECT_USER, identity)).fetchone()
-            if user is None:
-                return _error(401, "Not authenticated")
-            if path == "/api/users/me" and method == "GET":
-                return _json(200, user)
-            if path == API_TODOS and method == "GET":
-                return await _list(connection, user["id"], parse_qs(scope["query_string"].decode("latin-1")))
-            if path == API_TODOS and method == "POST":
-                return await _create(connection, user["id"], body)
-            if path.startswith(API_TODOS + "/") and method == "GET":
-                return await _get(connection, user["id"], path.removeprefix(API_TODOS + "/"))
-            if path.startswith(API_TODOS + "/") and method == "PATCH":
-                return await _patch(connection, user["id"], path.removeprefix(API_TODOS + "/"), body)
-        return _error(404, "Not found")
+            # todo-api skips the lookup when the identity is cached, except for `me` (it returns the row)
+            user_id = self.users.get(identity) if like and not me else None
+            if user_id is None:
+                user = await (await connection.execute(SELECT_USER, identity)).fetchone()
+                if user is None:
+                    return error(401, "Not authenticated"), None
+                user_id = user["id"]
+                if like:
+                    self.users.put(identity, user_id)
+                if me:
+                    return json_response(200, user), user_id
+            return await route_request(connection, user_id, scope["query_string"], method, path, body), user_id
 
 
 async def _body(receive: Receive) -> bytes:
@@ -239,55 +193,6 @@ async def _body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _list(connection: AsyncConnection[DictRow], user_id: uuid.UUID, query: dict[str, list[str]]) -> Response:
-    limit, filtered = _limit(query), _filtered(query)
-    if filtered is None:
-        cursor = await connection.execute(SELECT_PAGE, (user_id, limit + 1))
-    else:
-        cursor = await connection.execute(SELECT_FILTERED, (user_id, *filtered, limit + 1))
-    rows = await cursor.fetchall()
-    next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
-    items = [_todo(row) for row in rows[:limit]]
-    for item in items:
-        del item["sort_value"]
-    return _json(200, {"items": items, "next_cursor": next_cursor})
-
-
-async def _get(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str) -> Response:
-    try:
-        todo_id = uuid.UUID(raw_id)
-    except ValueError:
-        return _error(404, "Not found")
-    row = await (await connection.execute(SELECT_TODO, (todo_id, user_id))).fetchone()
-    return _error(404, "Not found") if row is None else _json(200, _todo(row))
-
-
-async def _patch(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str, body: bytes) -> Response:
-    completed = _completed(body)
-    if completed is None:
-        return _error(422, "Invalid body")
-    try:
-        todo_id = uuid.UUID(raw_id)
-    except ValueError:
-        return _error(404, "Not found")
-    row = await (await connection.execute(UPDATE_COMPLETED, (completed, completed, todo_id, user_id))).fetchone()
-    if row is None:
-        return _error(404, "Not found")
-    etag = f'"{row.pop("version")}"'.encode()
-    return _json(200, _todo(row), (b"etag", etag))
-
-
-async def _create(connection: AsyncConnection[DictRow], user_id: uuid.UUID, body: bytes) -> Response:
-    new = _new_todo(body)
-    if new is None:
-        return _error(422, "Invalid body")
-    tags: list[str] = new["tags"]
-    values = (uuid.uuid4(), user_id, new["title"], new["description"], new["priority"], tags)
-    row = await (await connection.execute(INSERT_TODO, (*values, [t.casefold() for t in tags]))).fetchone()
-    assert row is not None
-    return _json(201, _todo(row), (b"location", f"{API_TODOS}/{row['id']}".encode()))
 
 
 app = Floor()

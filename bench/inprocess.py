@@ -6,19 +6,25 @@ Shared by `bench.explain` (which captures the SQL) and `bench.cpu` (which times 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from bench import scenarios
 from bench.fixture import Prepared
 from bench.lua import CREATE_BODY
-from bench.session import SERVER_OVERRIDES
 from bench.tokens import AUDIENCE, ISSUER
 from todo_api.app import create_app
 from todo_api.config import Settings, load_settings
+
+# `bench.cpu` and `bench.explain` measure the code, not the deployment: no rate limit, and user-1's
+# 10 000 seeded todos must not hit the default quota when `create` runs thousands of times.
+CURSOR_SECRET = base64.urlsafe_b64encode(os.urandom(32)).decode()
+SERVER_OVERRIDES: dict[str, Any] = {"rate_limit_requests": 0, "max_todos_per_user": 1_000_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,8 @@ def settings(ready: Prepared) -> Settings:
         jwt_public_key=ready.signer.public_pem,
         jwt_issuer=ISSUER,
         jwt_audience=[AUDIENCE],
+        # ignored until cursors need a server secret (settings ignore unknown names); then required
+        cursor_secret=CURSOR_SECRET,
         log_level="warning",
         **SERVER_OVERRIDES,  # as `python -m bench` runs the server
     )

@@ -1,35 +1,47 @@
-"""Medians over rounds, the results table, and the JSON record."""
+"""Runs, medians over rounds, and the comparisons the tables show (ratios to the floors, the cost of
+rate limiting and the access log, round trips per request)."""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN
 from bench.wrk import WrkResult
 
-APP, FLOOR = "todo-api", "floor"
 LIST_SCALING_TARGET = 1.2
+# Where a configuration's todo-api rows find their floors (the floors do not rate-limit, so the
+# Redis and capacity rows compare with the floors measured beside the production server).
+FLOOR_HOME = {"production": "production", "redis": "production", "capacity": "production", "remote": "remote"}
+
+type Key = tuple[str, str, str]  # (scenario, config, server)
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
     scenario: str
+    config: str
     server: str
     round: int
     result: WrkResult
     load_1m: float  # 1-minute load average right after the run: other work on the machine skews it
     cpu_us: float | None = None  # the server's workers' CPU time per completed request
+    relay: dict[str, Any] | None = None  # round trips etc. per request, when PostgreSQL is behind the relay
+    worker_restarted: bool = False  # uvicorn replaced a worker during the run
 
     def as_json(self) -> dict[str, Any]:
-        head = {"scenario": self.scenario, "server": self.server, "round": self.round, "load_1m": self.load_1m}
-        return head | {"cpu_us_per_request": self.cpu_us} | self.result.as_json()
+        head = {"scenario": self.scenario, "config": self.config, "server": self.server, "round": self.round}
+        extra = {"load_1m": self.load_1m, "cpu_us_per_request": self.cpu_us, "relay": self.relay}
+        extra["worker_restarted"] = self.worker_restarted
+        return head | extra | self.result.as_json()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Row:
     scenario: str
+    config: str
     server: str
     rounds: int
     rps: float
@@ -37,63 +49,86 @@ class Row:
     p99_ms: float
     errors: int  # socket errors (connect/read/write/timeout), summed over rounds
     non_2xx: int  # summed over rounds
-    vs_floor: float | None  # todo-api req/s divided by floor req/s (todo-api rows only)
     cpu_us: float | None = None  # median over rounds of the workers' CPU µs per request
+    round_trips: float | None = None  # PostgreSQL round trips per request under load (behind the relay)
+    round_trips_warm: float | None = None  # the counting pass: one user, warm caches
+    worker_restarts: int = 0
+    relay_cpu_us: float | None = None  # the relay's own CPU per request (remote configuration)
+    compared: dict[str, float] = field(default_factory=dict)  # ratios, see `compare`
+
+    @property
+    def key(self) -> Key:
+        return self.scenario, self.config, self.server
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
 
 
 def summarize(runs: Sequence[Run]) -> list[Row]:
-    groups: dict[tuple[str, str], list[WrkResult]] = {}
-    cpu: dict[tuple[str, str], list[float]] = {}
+    groups: dict[Key, list[Run]] = {}
     for run in runs:
-        groups.setdefault((run.scenario, run.server), []).append(run.result)
-        if run.cpu_us is not None:
-            cpu.setdefault((run.scenario, run.server), []).append(run.cpu_us)
-    medians = {key: statistics.median(r.rps for r in results) for key, results in groups.items()}
+        groups.setdefault((run.scenario, run.config, run.server), []).append(run)
     rows = []
-    for (scenario, server), results in groups.items():
-        floor = medians.get((scenario, FLOOR))
+    for (scenario, config, server), group in groups.items():
+        results = [run.result for run in group]
+        relays = [run.relay for run in group if run.relay is not None]
+        cpu = _median([run.cpu_us for run in group])
+        trips = _median([relay["round_trips"] for relay in relays])
+        relay_cpu = _median([relay["relay_cpu_us"] for relay in relays])
         rows.append(
             Row(
                 scenario=scenario,
+                config=config,
                 server=server,
-                rounds=len(results),
-                rps=round(medians[scenario, server], 1),
+                rounds=len(group),
+                rps=round(statistics.median(r.rps for r in results), 1),
                 p50_ms=round(statistics.median(r.latency_ms["p50"] for r in results), 2),
                 p99_ms=round(statistics.median(r.latency_ms["p99"] for r in results), 2),
                 errors=sum(r.socket_errors for r in results),
                 non_2xx=sum(r.non_2xx for r in results),
-                vs_floor=round(medians[scenario, server] / floor, 2) if server == APP and floor else None,
-                cpu_us=round(statistics.median(cpu[scenario, server])) if (scenario, server) in cpu else None,
+                cpu_us=None if cpu is None else round(cpu),
+                round_trips=None if trips is None else round(trips, 2),
+                relay_cpu_us=None if relay_cpu is None else round(relay_cpu),
+                worker_restarts=sum(run.worker_restarted for run in group),
             )
         )
     return rows
 
 
-def table(rows: Sequence[Row]) -> str:
-    """A Markdown table: readable in a terminal, pasteable into the README."""
-    header = ("scenario", "server", "req/s", "p50 ms", "p99 ms", "errors", "non-2xx", "vs floor", "CPU µs/req")
-    body = [
-        (
-            row.scenario,
-            row.server,
-            f"{row.rps:.1f}",
-            f"{row.p50_ms:.2f}",
-            f"{row.p99_ms:.2f}",
-            str(row.errors),
-            str(row.non_2xx),
-            "" if row.vs_floor is None else f"{row.vs_floor:.2f}x",
-            "" if row.cpu_us is None else f"{row.cpu_us:.0f}",
-        )
-        for row in rows
-    ]
-    widths = [max(len(line[i]) for line in (header, *body)) for i in range(len(header))]
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
 
-    def render(cells: Sequence[str]) -> str:
-        aligned = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
-        return "| " + " | ".join(aligned) + " |"
 
-    rule = "|" + "|".join("-" * (w + 1) + (":" if i >= 2 else "-") for i, w in enumerate(widths)) + "|"
-    return "\n".join([render(header), rule, *(render(line) for line in body)])
+def compare(rows: Sequence[Row], counted: Sequence[dict[str, Any]] = ()) -> None:
+    """Fill each row's `round_trips_warm` from the counting pass (the remote configuration's rows take
+    the production server's), and its `compared`:
+
+    - `rps_vs_like` / `rps_vs_plain`: req/s ÷ the like-for-like / plain floor's (todo-api rows);
+    - `cpu_vs_like`, `p50_vs_like`, `p99_vs_like`: CPU per request and latency ÷ the like-for-like floor's;
+    - `rps_vs_capacity`: this configuration's req/s ÷ the capacity configuration's (what rate
+      limiting and the access log leave of the throughput).
+    """
+    by_key = {row.key: row for row in rows}
+    trips = {(c["scenario"], c["config"], c["server"]): c["round_trips"] for c in counted}
+    for row in rows:
+        config = "production" if row.config == "remote" else row.config
+        row.round_trips_warm = trips.get((row.scenario, config, row.server))
+        if row.server != APP:
+            continue
+        home = FLOOR_HOME.get(row.config, row.config)
+        like, plain = by_key.get((row.scenario, home, FLOOR_LIKE)), by_key.get((row.scenario, home, FLOOR_PLAIN))
+        capacity = by_key.get((row.scenario, "capacity", APP))
+        found = {
+            "rps_vs_like": _ratio(row.rps, like.rps if like else None),
+            "rps_vs_plain": _ratio(row.rps, plain.rps if plain else None),
+            "cpu_vs_like": _ratio(row.cpu_us, like.cpu_us if like else None),
+            "p50_vs_like": _ratio(row.p50_ms, like.p50_ms if like else None),
+            "p99_vs_like": _ratio(row.p99_ms, like.p99_ms if like else None),
+            "rps_vs_capacity": _ratio(row.rps, capacity.rps if capacity and row.config != "capacity" else None),
+        }
+        row.compared = {name: value for name, value in found.items() if value is not None}
 
 
 def list_scaling(rows: Sequence[Row]) -> dict[str, Any] | None:
@@ -105,6 +140,7 @@ def list_scaling(rows: Sequence[Row]) -> dict[str, Any] | None:
     throughput = small.rps / big.rps
     latency = big.p50_ms / small.p50_ms
     return {
+        "config": big.config,
         "rps_1k_over_100k": round(throughput, 3),
         "p50_100k_over_1k": round(latency, 3),
         "target": LIST_SCALING_TARGET,

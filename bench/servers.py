@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -15,11 +16,17 @@ from pathlib import Path
 
 import httpx
 
+from bench import REPO_ROOT
 from todo_api.config import Settings
 
 READY_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 20.0
 SAMPLE_INTERVAL_SECONDS = 0.5
+IDLE_WINDOW_SECONDS, IDLE_SHARE = 0.3, 0.05
+
+
+class StartFailed(RuntimeError):
+    """A server exited or did not answer in time."""
 
 
 def free_port() -> int:
@@ -36,6 +43,21 @@ def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name.upper() not in settings}
     env.update(extra)
     return env
+
+
+def compile_bytecode() -> None:
+    """Compile this environment's modules once, as a deployment image would. Without `.pyc` files
+    (`uv sync` does not write them; `PYTHONDONTWRITEBYTECODE` stops Python from caching them) each
+    worker compiles every module it imports, ~7 s of CPU here, and uvicorn kills a worker that is
+    not ready within 5 s. Up-to-date files are skipped, so later runs pay almost nothing."""
+    paths = {
+        sysconfig.get_path("purelib"),
+        sysconfig.get_path("platlib"),
+        str(REPO_ROOT / "src"),
+        str(REPO_ROOT / "bench"),
+    }
+    argv = [sys.executable, "-m", "compileall", "-q", "-j", "0", *sorted(paths)]
+    subprocess.run(argv, capture_output=True, check=False)  # a stray unparsable file must not stop the run
 
 
 def executable(name: str) -> str:
@@ -75,6 +97,22 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(pids: Sequence[int], timeout: float = 60.0) -> float:
+    """Wait until the processes have stopped working (less than `IDLE_SHARE` of a core over
+    `IDLE_WINDOW_SECONDS`); the seconds waited. wrk abandons its connections at the end of a run with
+    requests still queued in the server, which then serves them: without this, the next run's CPU
+    and round trips would include that backlog (at 64 connections and 50 req/s, more than its own)."""
+    started = time.monotonic()
+    before = cpu_seconds(pids)
+    while time.monotonic() - started < timeout:
+        time.sleep(IDLE_WINDOW_SECONDS)
+        now = cpu_seconds(pids)
+        if now - before < IDLE_SHARE * IDLE_WINDOW_SECONDS:
+            break
+        before = now
+    return time.monotonic() - started
 
 
 def memory_kib(pid: int) -> tuple[int, int] | None:
@@ -138,7 +176,7 @@ def start(name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, por
     with httpx.Client(timeout=2.0) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
+                raise StartFailed(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
             try:
                 client.get(f"{server.base_url}/__bench_ready")
             except httpx.HTTPError:
@@ -148,7 +186,7 @@ def start(name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, por
                 return server
             time.sleep(0.2)
     server.stop()
-    raise RuntimeError(f"{name} did not become ready within {READY_TIMEOUT_SECONDS:g} s:\n{server.log_tail()}")
+    raise StartFailed(f"{name} did not become ready within {READY_TIMEOUT_SECONDS:g} s:\n{server.log_tail()}")
 
 
 @dataclass

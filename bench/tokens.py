@@ -32,7 +32,7 @@ class Signer:
             .decode()
         )
 
-    def token(self, subject: str) -> str:
+    def token(self, subject: str, ttl_seconds: int = TTL_SECONDS) -> str:
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -40,7 +40,7 @@ class Signer:
             "sub": subject,
             "scope": SCOPE,
             "iat": now,
-            "exp": now + TTL_SECONDS,
+            "exp": now + ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self.private_key, algorithm="EdDSA")

@@ -1,0 +1,248 @@
+"""Blocks: one configuration's servers started (behind the relay where it says so), every scenario
+measured on each of them, the servers stopped. The session runs the round-trip pass and then the
+measured rounds as blocks, so at most one todo-api and one floor hold database connections at a
+time (PostgreSQL's default `max_connections` is 100; each server takes up to 2 x 15)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import REPO_ROOT, lua, scenarios, servers, wrk
+from bench.cli import Options
+from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN, Config, Secrets, server_env
+from bench.fixture import Prepared, say
+from bench.limits import rate_limit_peak
+from bench.logs import digest
+from bench.remote import Relay, per_request
+from bench.report import Run
+
+FLOOR_MODE_HEADER = "X-Bench-Floor"
+WARM_REQUESTS = 5  # before the counted ones: the worker's token and identity caches hold the user
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str  # APP, FLOOR_LIKE or FLOOR_PLAIN
+    server: servers.ServerProcess
+    relay: Relay | None
+    headers: dict[str, str]
+
+
+@dataclass
+class Session:
+    options: Options
+    wrk_path: str
+    ready: Prepared
+    secrets: Secrets
+    output: Path
+    built: dict[str, scenarios.Scenario] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    not_run: dict[str, dict[str, str]] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+    runs: list[Run] = field(default_factory=list)
+    round_trips: list[dict[str, Any]] = field(default_factory=list)  # the counting pass, per request
+    rss: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rate_limit_peaks: dict[str, int | None] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    failed_blocks: dict[str, str] = field(default_factory=dict)
+    _requests: dict[str, int] = field(default_factory=dict)
+    _preflighted: set[tuple[str, ...]] = field(default_factory=set)
+
+    def plan(self, config: Config) -> list[str]:
+        """The scenarios a configuration runs: single-user ones only without a rate limit."""
+        names = []
+        for name in self.options.scenarios:
+            if config.rate_limited and not scenarios.is_crowd(name):
+                reason = "one user at thousands of requests per second: the rate limit would answer 429"
+                self.not_run.setdefault(config.name, {})[name] = reason
+            else:
+                names.append(name)
+        return names
+
+    def block(self, config: Config, round_number: int, *, counting: bool = False) -> None:
+        tag = f"{'count' if counting else f'r{round_number}'}-{config.name}"
+        say(f"{tag}: {config.description}")
+        try:
+            self._block(config, tag, round_number, counting)
+        except servers.StartFailed as exc:  # one server that would not start must not void the whole run
+            self.failed_blocks[tag] = str(exc)
+            say(f"  {tag} skipped: {exc}")
+
+    def _block(self, config: Config, tag: str, round_number: int, counting: bool) -> None:
+        with self._servers(config, tag) as targets, servers.RssSampler([t.server for t in targets.values()]) as rss:
+            for name in self.plan(config):
+                scenario = self._scenario(name, targets[APP])
+                for target in targets.values():
+                    if scenario is None or (target.name != APP and not scenario.floor):
+                        continue
+                    self._preflight(config, scenario, target)
+                    if counting:
+                        self._count(config, scenario, target)
+                    else:
+                        self._measure(config, scenario, target, round_number)
+        if not counting:
+            for process, peaks in rss.peak_mib().items():
+                kind = process.split("-", 2)[-1]  # "<tag>-todo-api" -> "todo-api"
+                key = f"{config.name} {kind}"
+                self.rss[key] = max([self.rss.get(key, 0.0), *peaks])
+        if config.rate_limited:
+            peak = rate_limit_peak(config, self.ready.database_url)
+            self.rate_limit_peaks[config.name] = max(
+                filter(None, [peak, self.rate_limit_peaks.get(config.name)]), default=None
+            )
+
+    def _todo_api_argv(self, port: int) -> list[str]:
+        return [
+            *(servers.executable("todo-api"), "serve", "--host", "127.0.0.1", "--port", str(port)),
+            *("--workers", str(self.options.workers)),
+        ]
+
+    def _floor_argv(self, port: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "uvicorn", "bench.floor:app", "--app-dir", str(REPO_ROOT)),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", str(self.options.workers)),
+            *("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"),
+            # uvicorn kills a worker not ready within 5 s; on a busy machine imports take longer
+            *("--no-server-header", "--timeout-worker-healthcheck", "60"),
+        ]
+
+    @contextmanager
+    def _servers(self, config: Config, tag: str) -> Iterator[dict[str, Target]]:
+        workdir, started, relays = self.ready.workdir, [], []
+
+        def start(name: str, argv: list[str], floor: bool) -> tuple[servers.ServerProcess, Relay | None]:
+            url, relay = self.ready.database_url, None
+            if config.delay_ms is not None:
+                relay = Relay.start(url, config.delay_ms, workdir / f"{tag}-{name}-relay.log")
+                relays.append(relay)
+                url = relay.url_for(url)
+            port = int(argv[argv.index("--port") + 1])
+            self.commands[f"{config.name} {name}"] = argv[1:]
+            env = server_env(config, url, self.secrets, floor=floor)
+            process = servers.start(f"{tag}-{name}", argv, env, workdir, port, self.options.workers)
+            started.append(process)
+            return process, relay
+
+        try:
+            app, relay = start(APP, self._todo_api_argv(servers.free_port()), floor=False)
+            targets = {APP: Target(APP, app, relay, {})}
+            if config.floors and self.options.floor:
+                floor, relay = start("floor", self._floor_argv(servers.free_port()), floor=True)
+                for mode in config.floors:
+                    targets[mode] = Target(
+                        mode, floor, relay, {FLOOR_MODE_HEADER: "like"} if mode == FLOOR_LIKE else {}
+                    )
+            yield targets
+        finally:
+            for process in started:
+                process.stop()
+            for relay in relays:
+                relay.stop()
+            for process in started:
+                self.logs[process.name] = digest(process.log_path, self.output, self._requests.get(process.name, 0))
+
+    def _scenario(self, name: str, app: Target) -> scenarios.Scenario | None:
+        if name not in self.built and name not in self.skipped:
+            try:
+                with httpx.Client(base_url=app.server.base_url, timeout=30) as client:
+                    self.built[name] = scenarios.build(name, self.ready.seed, self.ready.tokens, client)
+            except httpx.HTTPError as exc:
+                self.skipped[name] = f"{type(exc).__name__}: {exc}"
+                say(f"  skipping {name}: {self.skipped[name]}")
+        return self.built.get(name)
+
+    def _script(self, scenario: scenarios.Scenario, target: Target) -> Path:
+        path = self.ready.workdir / f"{scenario.name}-{'like' if target.headers else 'plain'}.lua"
+        if not path.exists():
+            path.write_text(lua.script(scenario.name, scenario.identities, scenario.mix, target.headers))
+        return path
+
+    def _sent(self, target: Target, requests: int) -> None:
+        """Requests that write an access line (the plain floor writes none)."""
+        if target.name != FLOOR_PLAIN:
+            self._requests[target.server.name] = self._requests.get(target.server.name, 0) + requests
+
+    def _wrk(self, script: Path, target: Target, seconds: int, connections: int | None) -> wrk.WrkResult:
+        o = self.options
+        result = wrk.run(
+            self.wrk_path,
+            script,
+            target.server.base_url,
+            threads=o.threads,
+            connections=max(connections or o.connections, o.threads),
+            seconds=seconds,
+        )
+        self._sent(target, result.requests)
+        return result
+
+    def _preflight(self, config: Config, scenario: scenarios.Scenario, target: Target) -> None:
+        key = (config.name, scenario.name, target.name)
+        if key in self._preflighted:
+            return
+        self._preflighted.add(key)
+        with httpx.Client(base_url=target.server.base_url, headers=target.headers, timeout=30) as client:
+            found = scenarios.preflight(client, scenario)
+        self._sent(target, len(scenario.mix))
+        for line in found:
+            say(f"  preflight {scenario.name} on {config.name} {target.name}: {line}")
+        if found:
+            self.problems[f"{scenario.name} ({config.name} {target.name})"] = found
+
+    def _count(self, config: Config, scenario: scenarios.Scenario, target: Target) -> None:
+        """Round trips per request with warm caches: one user, one keep-alive connection (so one
+        worker), `WARM_REQUESTS` first, then `rt_requests` counted in the scenario's proportions."""
+        assert target.relay is not None
+        identity, count = scenario.identities[0], self.options.rt_requests
+        statuses: Counter[int] = Counter()
+        with httpx.Client(base_url=target.server.base_url, headers=target.headers, timeout=30) as client:
+            for n, action in enumerate(scenarios.actions(scenario, WARM_REQUESTS)):
+                scenarios.send(client, identity, scenarios.request_for(action, identity, n))
+            before = target.relay.counters()
+            for n, action in enumerate(scenarios.actions(scenario, count), start=WARM_REQUESTS):
+                statuses[scenarios.send(client, identity, scenarios.request_for(action, identity, n)).status_code] += 1
+            counted = per_request(before, target.relay.counters(), count)
+        self._sent(target, WARM_REQUESTS + count)
+        key = {"scenario": scenario.name, "config": config.name, "server": target.name}
+        self.round_trips.append(key | counted | {"statuses": {str(k): v for k, v in statuses.items()}})
+        say(
+            f"  {scenario.name:<10} {target.name:<11} {counted['round_trips']:5.2f} round trips per request"
+            f"  (turns {counted['turns']:.2f}, messages {counted['messages']}, statuses {dict(statuses)})"
+        )
+
+    def _measure(self, config: Config, scenario: scenarios.Scenario, target: Target, round_number: int) -> None:
+        o = self.options
+        script = self._script(scenario, target)
+        if o.warmup:
+            self._wrk(script, target, o.warmup, config.connections)
+        workers = target.server.worker_pids()
+        servers.wait_idle(workers)
+        cpu_before = servers.cpu_seconds(workers)
+        relay_before = target.relay.counters() if target.relay else None
+        result = self._wrk(script, target, o.duration, config.connections)
+        cpu_us: float | None = (servers.cpu_seconds(workers) - cpu_before) / max(result.requests, 1) * 1e6
+        restarted = set(workers) != set(target.server.worker_pids())
+        if restarted:  # uvicorn replaced a worker that missed its health check: the CPU figure is void
+            cpu_us = None
+            say(f"  WORKER RESTARTED during {scenario.name} on {config.name} {target.name}")
+        relay = None
+        if target.relay is not None and relay_before is not None:
+            relay = per_request(relay_before, target.relay.counters(), result.requests)
+        load = round(os.getloadavg()[0], 2)
+        run = Run(scenario.name, config.name, target.name, round_number, result, load, cpu_us, relay, restarted)
+        self.runs.append(run)
+        trips = f"  PG round trips {relay['round_trips']:.2f}" if relay else ""
+        say(
+            f"  {scenario.name:<10} {target.name:<11} {result.rps:8.1f} req/s  p50 {result.latency_ms['p50']:7.2f} ms"
+            f"  p99 {result.latency_ms['p99']:8.2f} ms  CPU {cpu_us or 0:5.0f} µs/req{trips}  non-2xx {result.non_2xx}"
+            f"  errors {result.socket_errors}  load {load:.1f}  statuses {result.statuses}"
+        )

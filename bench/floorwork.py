@@ -1,0 +1,170 @@
+"""The floor's work per route: one literal statement each, minimal input checks, orjson answers
+with the app's JSON field names. `bench.floor` authenticates and picks the user; this runs the
+request's statement on the request's connection."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+type Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+# Spelled out (not interpolated) so every statement is one literal; the column list is the API's.
+SELECT_USER = "SELECT id, issuer, subject, email, name, created_at FROM users WHERE issuer = %s AND subject = %s"
+SELECT_TODO = (
+    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at"
+    " FROM todos WHERE id = %s AND user_id = %s"
+)
+SELECT_PAGE = (
+    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " created_at AS sort_value FROM todos WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s"
+)
+SELECT_FILTERED = (
+    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " due_at AS sort_value FROM todos WHERE user_id = %s AND completed = %s AND tag_keys @> %s"
+    " ORDER BY coalesce(due_at, 'infinity'::timestamptz), id LIMIT %s"
+)
+UPDATE_COMPLETED = (
+    "UPDATE todos SET completed = %s, completed_at = CASE WHEN %s THEN coalesce(completed_at, now()) END,"
+    " updated_at = now(), version = version + 1 WHERE id = %s AND user_id = %s RETURNING"
+    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at, version"
+)
+INSERT_TODO = (
+    "INSERT INTO todos (id, user_id, title, description, priority, tags, tag_keys)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING"
+    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at"
+)
+PRIORITIES = ("none", "low", "medium", "high")
+JSON = (b"content-type", b"application/json")
+API_TODOS = "/api/todos"
+
+
+def json_response(status: int, payload: Any, *headers: tuple[bytes, bytes]) -> Response:
+    return status, orjson.dumps(payload, option=orjson.OPT_UTC_Z), [JSON, *headers]
+
+
+def error(status: int, detail: str) -> Response:
+    return json_response(status, {"detail": detail})
+
+
+def _todo(row: DictRow) -> DictRow:
+    row["priority"] = PRIORITIES[row["priority"]]
+    return row
+
+
+def _cursor(row: DictRow) -> str:
+    payload = orjson.dumps([row["sort_value"], row["id"]], option=orjson.OPT_UTC_Z)
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+
+
+def _limit(query: dict[str, list[str]]) -> int:
+    try:
+        return min(max(int(query.get("limit", ["50"])[0]), 1), 200)
+    except ValueError:
+        return 50
+
+
+def _filtered(query: dict[str, list[str]]) -> tuple[bool, list[str]] | None:
+    """(completed, tag keys) for the `filter` scenario's query; None for a plain first page."""
+    if "completed" not in query and "tag" not in query:
+        return None
+    completed = query.get("completed", ["false"])[0] == "true"
+    return completed, sorted({tag.casefold() for tag in query.get("tag", [])})
+
+
+def _completed(body: bytes) -> bool | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    value = data.get("completed") if isinstance(data, dict) else None
+    return value if isinstance(value, bool) else None
+
+
+def _new_todo(body: bytes) -> dict[str, Any] | None:
+    """The create body, minimally checked (the floor trusts the benchmark's requests)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("title"), str) or not data["title"].strip():
+        return None
+    tags = data.get("tags", [])
+    priority = data.get("priority", "none")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags) or priority not in PRIORITIES:
+        return None
+    return {
+        "title": data["title"].strip(),
+        "description": str(data.get("description", "")),
+        "priority": PRIORITIES.index(priority),
+        "tags": tags,
+    }
+
+
+async def route_request(
+    connection: AsyncConnection[DictRow], user_id: uuid.UUID, query_string: bytes, method: str, path: str, body: bytes
+) -> Response:
+    if path == API_TODOS and method == "GET":
+        return await _list(connection, user_id, parse_qs(query_string.decode("latin-1")))
+    if path == API_TODOS and method == "POST":
+        return await _create(connection, user_id, body)
+    if path.startswith(API_TODOS + "/") and method == "GET":
+        return await _get(connection, user_id, path.removeprefix(API_TODOS + "/"))
+    if path.startswith(API_TODOS + "/") and method == "PATCH":
+        return await _patch(connection, user_id, path.removeprefix(API_TODOS + "/"), body)
+    return error(404, "Not found")
+
+
+async def _list(connection: AsyncConnection[DictRow], user_id: uuid.UUID, query: dict[str, list[str]]) -> Response:
+    limit, filtered = _limit(query), _filtered(query)
+    if filtered is None:
+        cursor = await connection.execute(SELECT_PAGE, (user_id, limit + 1))
+    else:
+        cursor = await connection.execute(SELECT_FILTERED, (user_id, *filtered, limit + 1))
+    rows = await cursor.fetchall()
+    next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
+    items = [_todo(row) for row in rows[:limit]]
+    for item in items:
+        del item["sort_value"]
+    return json_response(200, {"items": items, "next_cursor": next_cursor})
+
+
+async def _get(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str) -> Response:
+    try:
+        todo_id = uuid.UUID(raw_id)
+    except ValueError:
+        return error(404, "Not found")
+    row = await (await connection.execute(SELECT_TODO, (todo_id, user_id))).fetchone()
+    return error(404, "Not found") if row is None else json_response(200, _todo(row))
+
+
+async def _patch(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str, body: bytes) -> Response:
+    completed = _completed(body)
+    if completed is None:
+        return error(422, "Invalid body")
+    try:
+        todo_id = uuid.UUID(raw_id)
+    except ValueError:
+        return error(404, "Not found")
+    row = await (await connection.execute(UPDATE_COMPLETED, (completed, completed, todo_id, user_id))).fetchone()
+    if row is None:
+        return error(404, "Not found")
+    etag = f'"{row.pop("version")}"'.encode()
+    return json_response(200, _todo(row), (b"etag", etag))
+
+
+async def _create(connection: AsyncConnection[DictRow], user_id: uuid.UUID, body: bytes) -> Response:
+    new = _new_todo(body)
+    if new is None:
+        return error(422, "Invalid body")
+    tags: list[str] = new["tags"]
+    values = (uuid.uuid4(), user_id, new["title"], new["description"], new["priority"], tags)
+    row = await (await connection.execute(INSERT_TODO, (*values, [t.casefold() for t in tags]))).fetchone()
+    assert row is not None
+    return json_response(201, _todo(row), (b"location", f"{API_TODOS}/{row['id']}".encode()))

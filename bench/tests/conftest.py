@@ -1,0 +1,27 @@
+"""Fixtures for the benchmark's own tests: a real PostgreSQL (`TEST_DATABASE_URL`, else embedded),
+and a fresh migrated database with a few seeded users for the floor."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import pg
+from bench.fixture import Prepared, prepared
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="bench-test-pg-") as directory:
+        yield pg.server(os.environ.get("TEST_DATABASE_URL"), Path(directory)).url
+
+
+@pytest.fixture(scope="session")
+def ready(server_url: str) -> Iterator[Prepared]:
+    """A migrated database with three users (the bench's own seed, signer and tokens)."""
+    with prepared(server_url, {"user-1": 30, "user-2": 30, "crowd-0001": 5}) as prepared_database:
+        yield prepared_database

@@ -1,0 +1,142 @@
+"""The like-for-like floor: the plain floor's answers, todo-api's access line, todo-api's caches
+(the user read once per identity, a cached token refused once it expires)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import orjson
+import pytest
+from starlette.types import ASGIApp
+
+from bench.fixture import Prepared
+from bench.floor import Floor
+from bench.inprocess import settings
+from bench.remote import Relay, per_request
+from bench.tokens import AUDIENCE, ISSUER
+from todo_api.app import create_app
+from todo_api.log import JsonFormatter
+
+LIKE = {"X-Bench-Floor": "like"}
+
+
+class Lines(logging.Handler):
+    """Collects formatted lines of one logger (configure_logging replaces the root's handlers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+
+
+@pytest.fixture
+def relay(ready: Prepared, tmp_path: Path) -> Iterator[Relay]:
+    started = Relay.start(ready.database_url, 0.0, tmp_path / "relay.log")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+async def floor(
+    ready: Prepared, relay: Relay, monkeypatch: pytest.MonkeyPatch, restored_logging: None
+) -> AsyncIterator[httpx.AsyncClient]:
+    for name, value in {
+        "DATABASE_URL": relay.url_for(ready.database_url),
+        "JWT_PUBLIC_KEY": ready.signer.public_pem,
+        "JWT_ISSUER": ISSUER,
+        "JWT_AUDIENCE": AUDIENCE,
+        "JWT_LEEWAY_SECONDS": "0",
+        "LOG_LEVEL": "info",
+    }.items():
+        monkeypatch.setenv(name, value)
+    app = Floor()
+    await app._start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=cast(ASGIApp, app)), base_url="http://floor"
+        ) as client:
+            yield client
+    finally:
+        assert app.pool is not None
+        await app.pool.close()
+
+
+def _paths(ready: Prepared) -> list[str]:
+    some_id = ready.seed.user("user-1").todo_ids[3]
+    return ["/api/users/me", f"/api/todos/{some_id}", "/api/todos?limit=5"]
+
+
+async def test_like_for_like_answers_as_the_plain_floor(floor: httpx.AsyncClient, ready: Prepared) -> None:
+    auth = {"Authorization": f"Bearer {ready.tokens['user-1']}"}
+    for path in _paths(ready):
+        plain = await floor.get(path, headers=auth)
+        like = await floor.get(path, headers=auth | LIKE)
+        assert (like.status_code, like.json()) == (plain.status_code, plain.json()) == (200, plain.json())
+        assert "x-request-id" in like.headers
+        assert "x-request-id" not in plain.headers
+        assert like.headers["cache-control"] == "no-store"
+
+
+async def test_like_for_like_logs_todo_apis_access_line(
+    floor: httpx.AsyncClient, ready: Prepared, restored_logging: None
+) -> None:
+    floor_lines = Lines()
+    logging.getLogger("floor.access").addHandler(floor_lines)
+    auth = {"Authorization": f"Bearer {ready.tokens['user-1']}"}
+    for path in _paths(ready):
+        await floor.get(path, headers=auth | LIKE)
+        await floor.get(path, headers=auth)  # the plain floor writes no line
+    app = create_app(settings(ready).model_copy(update={"log_level": "info"}))
+    app_lines = Lines()
+    logging.getLogger("todo_api.access").addHandler(app_lines)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client,
+    ):
+        for path in _paths(ready):
+            assert (await client.get(path, headers=auth)).status_code == 200
+    assert len(floor_lines.lines) == len(app_lines.lines) == len(_paths(ready))
+    for ours, theirs in zip(floor_lines.lines, app_lines.lines, strict=True):
+        assert ours.keys() - {"logger"} == theirs.keys() - {"logger"}
+        fields = ("route", "status", "user_id")
+        assert [ours[name] for name in fields] == [theirs[name] for name in fields]
+
+
+async def test_like_for_like_reads_the_user_once_per_identity(
+    floor: httpx.AsyncClient, ready: Prepared, relay: Relay
+) -> None:
+    auth = {"Authorization": f"Bearer {ready.tokens['user-2']}"}
+    path = f"/api/todos/{ready.seed.user('user-2').todo_ids[0]}"
+    trips = []
+    for headers in (auth | LIKE, auth | LIKE, auth, auth):
+        before = relay.counters()
+        assert (await floor.get(path, headers=headers)).status_code == 200
+        trips.append(per_request(before, relay.counters(), 1)["round_trips"])
+    # BEGIN, user, todo, COMMIT; then the identity is cached. The plain floor reads the user every time.
+    assert trips == [4, 3, 4, 4]
+
+
+async def test_like_for_like_refuses_a_cached_token_once_it_expired(floor: httpx.AsyncClient, ready: Prepared) -> None:
+    token = ready.signer.token(ready.seed.user("crowd-0001").subject, ttl_seconds=2)
+    auth = {"Authorization": f"Bearer {token}"} | LIKE
+    assert (await floor.get("/api/users/me", headers=auth)).status_code == 200
+    await asyncio.sleep(3)  # past `exp` (the leeway is 0 here)
+    assert (await floor.get("/api/users/me", headers=auth)).status_code == 401

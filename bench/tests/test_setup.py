@@ -1,0 +1,88 @@
+"""What the servers run with, and how the load spreads: the configurations' settings against
+todo-api's defaults, and the wrk script picking a user per request."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from bench import lua, wrk
+from bench.configs import Config, Secrets, configurations, record, server_env
+
+BASE = {"DATABASE_URL", "JWT_PUBLIC_KEY", "JWT_ISSUER", "JWT_AUDIENCE", "CURSOR_SECRET"}
+URL = "postgresql://bench@127.0.0.1:5432/bench_x"
+
+
+@pytest.fixture
+def secrets() -> Secrets:
+    return Secrets.generate("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n")
+
+
+def test_production_sets_nothing_but_the_database_the_key_source_and_secrets(secrets: Secrets) -> None:
+    known = configurations("redis://127.0.0.1:6379/13")
+    assert set(record(known["production"], URL, secrets)["differ_from_defaults"]) == BASE
+    assert set(record(known["remote"], URL, secrets)["differ_from_defaults"]) == BASE
+    assert set(record(known["redis"], URL, secrets)["differ_from_defaults"]) == BASE | {"REDIS_URL"}
+    assert set(record(known["capacity"], URL, secrets)["differ_from_defaults"]) == BASE | {
+        "RATE_LIMIT_REQUESTS",
+        "LOG_LEVEL",
+    }
+    assert known["production"].rate_limited
+    assert not known["capacity"].rate_limited
+
+
+def test_a_developers_settings_do_not_reach_the_servers(secrets: Secrets, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_LIMIT_REQUESTS", "0")
+    monkeypatch.setenv("log_level", "debug")
+    env = server_env(Config("production", "defaults"), URL, secrets)
+    assert "RATE_LIMIT_REQUESTS" not in env
+    assert "log_level" not in env
+    assert env["DATABASE_URL"] == URL
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: ClassVar[Counter[tuple[str, str]]] = Counter()
+
+    def do_GET(self) -> None:
+        self.seen[self.headers.get("Authorization", ""), self.headers.get("X-Bench-Floor", "")] += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@pytest.fixture
+def recorder() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_the_script_picks_a_user_per_request(recorder: ThreadingHTTPServer, tmp_path: Path) -> None:
+    identities = [lua.Identity(f"token-{n}", (f"id-{n}",), "/api/todos?limit=50") for n in range(50)]
+    script = tmp_path / "spread.lua"
+    script.write_text(lua.script("spread", identities, [("get", 1), ("list", 1)], {"X-Bench-Floor": "like"}))
+    _Recorder.seen.clear()
+    port = recorder.server_address[1]
+    result = wrk.run(wrk.require_wrk(), script, f"http://127.0.0.1:{port}", threads=1, connections=1, seconds=1)
+    tokens = {re.sub(r"^Bearer ", "", auth) for auth, _ in _Recorder.seen}
+    assert result.requests >= 100
+    assert result.statuses == {"200": result.requests}
+    # one connection, yet every user shows up: the user is chosen per request, not per connection
+    assert tokens == {f"token-{n}" for n in range(50)}
+    assert {mode for _, mode in _Recorder.seen} == {"like"}
