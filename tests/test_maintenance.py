@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from tests.api import Api
 from todo_api import maintenance
 from todo_api.app import create_app
 from todo_api.config import load_settings
-from todo_api.models.idempotency import IdempotencyKey, idempotency_table
+from todo_api.models.idempotency import IdempotencyKey
 from todo_api.ratelimit import Unlimited
 from todo_api.storage.database import create_engine, database
 
@@ -24,7 +25,7 @@ RETENTION = timedelta(hours=24)
 
 async def _stored_keys(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as connection:
-        return set((await connection.execute(select(idempotency_table.c.key))).scalars())
+        return set((await connection.execute(select(col(IdempotencyKey.key)))).scalars())
 
 
 async def test_a_round_deletes_keys_older_than_the_retention_and_keeps_the_rest(

@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 import uvicorn
-from sqlalchemy import literal, select
+from sqlalchemy import literal
+from sqlmodel import Session, select
 
 from todo_api.app import create_app
 from todo_api.auth.dev import mint_token, with_dev_key
@@ -21,7 +22,7 @@ from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, LogFormat, Settings, load_settings
 from todo_api.log import configure_logging
 from todo_api.storage import embedded, migrate
-from todo_api.storage.database import create_engine
+from todo_api.storage.database import create_engine, database
 
 DEFAULT_SCOPE = "todos:read todos:write"
 
@@ -122,11 +123,15 @@ def cmd_openapi(args: argparse.Namespace) -> None:
     sys.stdout.write(orjson.dumps(create_app(settings).openapi(), option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def _ping(session: Session) -> None:
+    session.exec(select(literal(1))).one()
+
+
 async def _database_answers(settings: Settings, seconds: float) -> None:
     engine = create_engine(settings)
     try:
-        async with asyncio.timeout(seconds), engine.connect() as connection:
-            await connection.execute(select(literal(1)))
+        async with asyncio.timeout(seconds):
+            await database(settings, engine).run(_ping)
     finally:
         await engine.dispose()
 

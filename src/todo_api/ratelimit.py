@@ -16,14 +16,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, delete
+from sqlalchemy import Interval, bindparam
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session, col, delete, func
 
 from todo_api.auth.principal import Principal
 from todo_api.config import Settings
 from todo_api.models import RateLimitWindow
+from todo_api.models.scoping import SUBJECT_KEY
+from todo_api.storage.database import Database
 
 logger = logging.getLogger("todo_api.ratelimit")
 
@@ -68,28 +69,41 @@ class Unlimited:
         return None
 
 
+_NEW_HIT = postgresql.insert(RateLimitWindow)
+_HIT = _NEW_HIT.on_conflict_do_update(
+    index_elements=[col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start)],
+    set_={"count": col(RateLimitWindow.count) + 1},
+).returning(col(RateLimitWindow.count))
+# Housekeeping across all subjects (not a request's statement).
+_PURGE = (
+    delete(RateLimitWindow)
+    .where(col(RateLimitWindow.window_start) < func.now() - bindparam("keep", type_=Interval))
+    .execution_options(synchronize_session=False, all_users=True)
+)
+
+
+def _count_hit(session: Session, key: str, window_start: datetime) -> int:
+    params = {SUBJECT_KEY: key, "window_start": window_start, "count": 1}
+    return int(session.exec(_HIT, params=params).one()[0])
+
+
+def _purge(session: Session, keep: timedelta) -> None:
+    session.exec(_PURGE, params={"keep": keep})
+
+
 class PostgresRateLimiter(_Windows):
-    def __init__(self, engine: AsyncEngine, limit: int, window_seconds: int) -> None:
+    def __init__(self, database: Database, limit: int, window_seconds: int) -> None:
         super().__init__(limit, window_seconds)
-        self.engine = engine
+        self.database = database
 
     async def hit(self, principal: Principal) -> Verdict:
         start, retry_after = self.current()
-        values = insert(RateLimitWindow).values(
-            subject_key=subject_key(principal), window_start=datetime.fromtimestamp(start, UTC), count=1
-        )
-        statement = values.on_conflict_do_update(
-            index_elements=[col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start)],
-            set_={"count": col(RateLimitWindow.count) + 1},
-        ).returning(col(RateLimitWindow.count))
-        async with self.engine.begin() as connection:  # its own short transaction, not the request's
-            count = (await connection.execute(statement)).scalar_one()
+        # Its own short transaction, not the request's.
+        count = await self.database.run(_count_hit, subject_key(principal), datetime.fromtimestamp(start, UTC))
         return self.verdict(count, retry_after)
 
     async def purge(self) -> None:
-        cutoff = func.now() - timedelta(seconds=2 * self.window)
-        async with self.engine.begin() as connection:
-            await connection.execute(delete(RateLimitWindow).where(col(RateLimitWindow.window_start) < cutoff))
+        await self.database.run(_purge, timedelta(seconds=2 * self.window))
 
     async def aclose(self) -> None:
         return None
@@ -113,14 +127,14 @@ class RedisRateLimiter(_Windows):
         await self.redis.aclose()
 
 
-def build_rate_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter:
+def build_rate_limiter(settings: Settings, database: Database) -> RateLimiter:
     if settings.rate_limit_requests == 0:
         return Unlimited()
     if settings.redis_url is not None:
         return RedisRateLimiter(
             settings.redis_url.get_secret_value(), settings.rate_limit_requests, settings.rate_limit_window_seconds
         )
-    return PostgresRateLimiter(engine, settings.rate_limit_requests, settings.rate_limit_window_seconds)
+    return PostgresRateLimiter(database, settings.rate_limit_requests, settings.rate_limit_window_seconds)
 
 
 async def check(limiter: RateLimiter, principal: Principal) -> Verdict:

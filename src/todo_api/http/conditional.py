@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 
 from fastapi import Depends, Header, Request
 
+from todo_api.context import app_context
 from todo_api.errors import AppError, NotFound
 
 _ENTITY_TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
@@ -85,7 +86,7 @@ async def if_match(
     ] = None,
 ) -> IfMatch | None:
     """The write's precondition; 428 when the server requires one and none was sent."""
-    if if_match_header is None and request.app.state.settings.require_if_match:
+    if if_match_header is None and app_context(request).settings.require_if_match:
         raise PreconditionRequired
     return parse_if_match(if_match_header)
 

@@ -6,12 +6,11 @@ import re
 import uuid
 from typing import Any
 
-from sqlalchemy import Row
-from sqlalchemy.engine import Connection
+from sqlmodel import Session
 
 from todo_api.errors import Conflict, NotFound, QuotaExceeded
 from todo_api.http.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale
-from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository, Version
+from todo_api.lists.repository import SORTS, DuplicateNameError, ListRecord, ListRepository, ListState
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
 from todo_api.quota import Quota
@@ -20,29 +19,25 @@ DUPLICATE_NAME = "A list with this name already exists"
 _LIST_ETAG = re.compile(r"(\d{1,9})\.(\d{1,9})\.(\d{1,9})")
 
 
-def _read(row: Row[Any]) -> ListRead:
-    return ListRead.model_validate(row, from_attributes=True)
+def _read(record: Any) -> ListRead:
+    return ListRead.model_validate(record, from_attributes=True)
 
 
-def _tagged(row: Row[Any]) -> Tagged[ListRead]:
+def _tagged(record: ListRecord) -> Tagged[ListRead]:
     """A list's ETag covers its counts too: completing a todo in it changes the representation."""
-    return Tagged(_read(row), f"{row.version}.{row.todo_count}.{row.open_count}")
+    return Tagged(_read(record), "{}.{}.{}".format(*record.state))
 
 
-def _versions(precondition: IfMatch | None) -> frozenset[Version] | None:
+def _states(precondition: IfMatch | None) -> frozenset[ListState] | None:
     if precondition is None or precondition.any_:
         return None
     states = (_LIST_ETAG.fullmatch(value) for value in precondition.values)
-    return frozenset((int(m[1]), int(m[2]), int(m[3])) for m in states if m)
+    return frozenset(ListState(int(m[1]), int(m[2]), int(m[3])) for m in states if m)
 
 
-def is_owned(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
-    return ListRepository(db, user_id).exists(list_id)
-
-
-def create_list(db: Connection, user_id: uuid.UUID, data: ListCreate, quota: Quota) -> Tagged[ListRead]:
+def create_list(session: Session, user_id: uuid.UUID, data: ListCreate, quota: Quota) -> Tagged[ListRead]:
     """Create a list; at most `quota.limit` per user (0: unlimited)."""
-    repository = ListRepository(db, user_id)
+    repository = ListRepository(session, user_id)
     if not quota.gauge.admits("lists", user_id, quota.limit, repository.count):
         raise QuotaExceeded(f"List limit reached: at most {quota.limit} lists per user")
     try:
@@ -52,15 +47,15 @@ def create_list(db: Connection, user_id: uuid.UUID, data: ListCreate, quota: Quo
     return _tagged(created)
 
 
-def get_list(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
-    row = ListRepository(db, user_id).get(list_id)
+def get_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
+    row = ListRepository(session, user_id).get(list_id)
     if row is None:
         raise NotFound
     return _tagged(row)
 
 
 def update_list(
-    db: Connection,
+    session: Session,
     user_id: uuid.UUID,
     list_id: uuid.UUID,
     data: ListCreate | ListUpdate,
@@ -69,11 +64,11 @@ def update_list(
     """PUT (ListCreate: every field) and PATCH (ListUpdate: the fields sent), checked and written
     in one statement."""
     changes = data.changes() if isinstance(data, ListUpdate) else data.model_dump()
-    if not changes:
-        return ensure_matches(precondition, get_list(db, user_id, list_id))
-    repository = ListRepository(db, user_id)
+    if "name" not in changes:
+        return ensure_matches(precondition, get_list(session, user_id, list_id))
+    repository = ListRepository(session, user_id)
     try:
-        row = repository.update(list_id, changes, _versions(precondition))
+        row = repository.update(list_id, changes["name"], _states(precondition))
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
     if row is None:
@@ -81,17 +76,17 @@ def update_list(
     return _tagged(row)
 
 
-def delete_list(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID, precondition: IfMatch | None) -> None:
-    repository = ListRepository(db, user_id)
-    if not repository.delete(list_id, _versions(precondition)):
+def delete_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID, precondition: IfMatch | None) -> None:
+    repository = ListRepository(session, user_id)
+    if not repository.delete(list_id, _states(precondition)):
         missing_or_stale(repository.get(list_id))
 
 
-def list_lists(db: Connection, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:
+def list_lists(session: Session, user_id: uuid.UUID, query: ListQuery) -> Page[ListRead]:
     spec = SORTS[query.sort]
     binding = query_binding(user_id, [query.sort])
     after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
-    rows = ListRepository(db, user_id).page(spec, after, query.limit + 1)
+    rows = ListRepository(session, user_id).page(spec, after, query.limit + 1)
     items = [_read(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:

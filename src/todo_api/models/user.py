@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Table, Text, UniqueConstraint
+from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from todo_api.models.base import timestamp, uuid_pk
@@ -26,6 +26,3 @@ class User(SQLModel, table=True):
     name: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
-
-
-users_table: Table = User.__table__  # type: ignore[attr-defined]
