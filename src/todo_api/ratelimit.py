@@ -3,7 +3,9 @@
 Counters live in Redis when REDIS_URL is set, else in an UNLOGGED PostgreSQL table, updated in
 its own short transaction (never inside the request's transaction, so a user's requests do not
 queue on the counter row). If the counter store fails, requests are let through and it is logged:
-the limiter must not turn a blip into an outage.
+the limiter must not turn a blip into an outage. Unless PostgreSQL itself cannot be reached (no
+connection, no answer in time): the request's own transaction would wait as long again, so it gets
+its 503 at once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from todo_api.config import Settings
 from todo_api.models import RateLimitWindow
 from todo_api.models.scoping import SUBJECT_KEY
 from todo_api.storage.database import Database
+from todo_api.storage.faults import is_unreachable
 
 logger = logging.getLogger("todo_api.ratelimit")
 
@@ -142,5 +145,7 @@ async def check(limiter: RateLimiter, principal: Principal) -> Verdict:
     try:
         return await limiter.hit(principal)
     except Exception as exc:
+        if is_unreachable(exc):  # PostgreSQL itself: the request would wait as long again, 503 now
+            raise
         logger.warning("rate limiter unavailable, allowing request: %s", type(exc).__name__)
         return Verdict(True)

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from tests.faults.servers import PostgresInstance, embedded_binaries, reap_orpha
 from tests.keys import AUDIENCE, ISSUER, public_pem
 from todo_api.app import create_app
 from todo_api.config import load_settings
+from todo_api.storage import migrate
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -89,4 +90,22 @@ def new_postgres() -> Iterator[Callable[..., PostgresInstance]]:
 
     yield factory
     for instance in created:
+        instance.destroy()
+
+
+@contextmanager
+def todo_database(
+    prefix: str, settings: Mapping[str, str] | None = None, setup: str | None = None
+) -> Iterator[PostgresInstance]:
+    """A started dedicated PostgreSQL whose database `todo` the migrations built (then `setup` ran
+    in it, as superuser), destroyed on exit: for module-scoped fixtures."""
+    instance = PostgresInstance.create(embedded_binaries(), settings=settings, prefix=prefix)
+    try:
+        instance.start()
+        instance.admin("CREATE DATABASE todo")
+        migrate.upgrade(instance.tcp_url("todo"))
+        if setup is not None:
+            instance.admin(setup, database="todo")
+        yield instance
+    finally:
         instance.destroy()

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -380,6 +380,46 @@ class PostgresInstance:
         except OSError:
             return ""
 
+    def pids(self) -> list[int]:
+        """The postmaster, then every process it forked (backends, checkpointer, walwriter …)."""
+        postmaster = _read_pid(self.data / "postmaster.pid")
+        if postmaster is None:
+            return []
+        children = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                # /proc/<pid>/stat: "pid (comm) state ppid …"; comm may contain spaces or parentheses
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(entry.name))
+        return [postmaster, *children]
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP the whole server (the postmaster first, so it forks nothing new), SIGCONT on exit.
+
+        Each PostgreSQL child is its own process group leader, so the processes are signalled one
+        by one. The kernel still completes TCP handshakes and acknowledges data: to a client this
+        looks exactly like a server that stopped answering.
+        """
+        stopped: list[int] = []
+
+        def stop(pids: list[int]) -> None:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+
+        try:
+            stop(self.pids()[:1])
+            stop(self.pids()[1:])  # listed once the postmaster is stopped: no child is missed
+            yield
+        finally:
+            for pid in reversed(stopped):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
     def socket_url(self, database: str = "postgres") -> str:
         """Superuser over the Unix socket (trust), for setup and inspection."""
         return f"postgresql://postgres@/{database}?host={quote(str(self.root))}&port={self.port}"
@@ -436,7 +476,7 @@ class TcpRelay:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
-    async def __aenter__(self) -> TcpRelay:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
         return self
 
@@ -471,6 +511,59 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
     finally:
         writer.close()
+
+
+COMMIT_MESSAGE = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # a simple-protocol Query message, as psycopg sends COMMIT
+
+
+@dataclass
+class CommitCutter(TcpRelay):
+    """A relay that, once armed, lets the next COMMIT through, waits for the server's answer to
+    it, and then drops the connection instead of passing the answer on. The transaction is
+    committed, but the client only sees its connection break while COMMIT was in flight."""
+
+    armed: bool = False
+    cuts: int = 0
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._writers.append(client_writer)
+        try:
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            client_writer.close()
+            return
+        self._writers.append(server_writer)
+        commit_sent = asyncio.Event()
+
+        async def to_server() -> None:
+            try:
+                while data := await client_reader.read(65536):
+                    if self.armed and COMMIT_MESSAGE in data:
+                        self.armed = False
+                        commit_sent.set()
+                    server_writer.write(data)
+                    await server_writer.drain()
+            except OSError:
+                pass
+            finally:
+                server_writer.close()
+
+        async def to_client() -> None:
+            try:
+                while data := await server_reader.read(65536):
+                    if commit_sent.is_set():  # the answer to COMMIT: the client never gets it
+                        self.cuts += 1
+                        client_writer.transport.abort()
+                        server_writer.transport.abort()
+                        return
+                    client_writer.write(data)
+                    await client_writer.drain()
+            except OSError:
+                pass
+            finally:
+                client_writer.close()
+
+        await asyncio.gather(to_server(), to_client())
 
 
 # --- PgBouncer --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from todo_api.auth.principal import PRINCIPAL_KEY, Principal
 from todo_api.context import app_context
 from todo_api.errors import RETRY_AFTER_SECONDS, AppError, ServiceUnavailable, violated_constraint
+from todo_api.storage.faults import is_unreachable, sqlstate
 
 logger = logging.getLogger("todo_api.errors")
 
@@ -89,20 +90,55 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     return app_error_response(request, exc)
 
 
+# What PostgreSQL says when it cannot do the work now but may soon: 503 + Retry-After, whatever
+# exception class the driver picks (a read-only server's 25006 arrives as an InternalError).
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset(
+    {
+        "08",  # connection exception (also what PgBouncer reports when it has no server connection)
+        "53",  # insufficient resources: too_many_connections, disk_full, out_of_memory
+        "57",  # operator intervention: query_canceled (statement timeout), admin/crash shutdown, cannot_connect_now
+    }
+)
+UNAVAILABLE_SQLSTATES = frozenset(
+    {
+        "25006",  # read_only_sql_transaction: hot standby, failover in progress, default_transaction_read_only
+        "25P03",  # idle_in_transaction_session_timeout
+        "25P04",  # transaction_timeout
+        "40000",  # transaction_rollback
+        "40001",  # serialization_failure (retried once first, see storage.database)
+        "40003",  # statement_completion_unknown
+        "40P01",  # deadlock_detected (retried once first)
+        "55P03",  # lock_not_available (lock_timeout)
+        "58000",  # system_error
+        "58030",  # io_error
+    }
+)
+
+
+def is_unavailable_sqlstate(state: str) -> bool:
+    return state[:2] in UNAVAILABLE_SQLSTATE_CLASSES or state in UNAVAILABLE_SQLSTATES
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
-    """Connection loss, refused connections, pool exhaustion and statement timeouts."""
-    if isinstance(exc, sa_exc.TimeoutError):  # pool wait timed out
+    """Pool exhaustion, a transaction deadline, connection loss (also when connecting), and the
+    SQLSTATEs above. Any other error PostgreSQL reports is a bug to fix, not to retry: 500."""
+    if is_unreachable(exc):
         return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig if exc.orig is not None else exc
+    state = sqlstate(exc)
+    if state is not None:
+        return is_unavailable_sqlstate(state)
+    # The driver's own errors, unwrapped (connection refused or lost, connect timeout).
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, sa_exc.InterfaceError, OSError))
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if is_database_unavailable(exc):
-        logger.warning("database unavailable: %s", type(exc).__name__, extra={"request_id": _request_id(request)})
+        logger.warning(
+            "database unavailable: %s (SQLSTATE %s)",
+            type(exc).__name__,
+            sqlstate(exc),
+            extra={"request_id": _request_id(request)},
+        )
         return unavailable_response(_request_id(request))
     raise exc
 
@@ -140,6 +176,6 @@ def register(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(sa_exc.TimeoutError, _database_error)
-    app.add_exception_handler(psycopg.OperationalError, _database_error)
+    app.add_exception_handler(psycopg.Error, _database_error)
     app.add_exception_handler(sa_exc.IntegrityError, stale_account_handler)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -168,7 +168,7 @@ class ListRepository:
             if violated_constraint(exc) == UNIQUE_NAME:
                 raise DuplicateNameError from None
             raise
-        return ListRecord(*row, todo_count=0, open_count=0)
+        return ListRecord._make((*row, 0, 0))
 
     def update(self, list_id: uuid.UUID, name: str, states: Iterable[ListState] | None = None) -> ListRecord | None:
         """Rename in one statement; None if not found or, when `states` is given, not in one of them."""

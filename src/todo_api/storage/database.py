@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, Concatenate
 
+import psycopg
 from psycopg.pq import TransactionStatus
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
@@ -17,6 +19,15 @@ from sqlalchemy.util import greenlet_spawn
 from sqlmodel import Session
 
 from todo_api.config import Settings
+from todo_api.storage.faults import (
+    DEADLINE_GRACE_SECONDS,
+    RETRYABLE_SQLSTATES,
+    DatabaseDeadline,
+    TransactionDeadlines,
+    sqlstate,
+)
+
+logger = logging.getLogger("todo_api.database")
 
 DRIVER = "postgresql+psycopg"
 IDLE = TransactionStatus.IDLE
@@ -54,6 +65,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_pre_ping=True,  # the ping is `BEGIN; SELECT set_config(…)`: see BoundedPsycopgDialect
+        hide_parameters=True,  # an error's text never carries a bound value (titles, emails) into logs
         connect_args=connect_args(settings, parsed),
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
@@ -88,6 +100,8 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
         statement = select(func.set_config("statement_timeout", str(statement_timeout_ms), True))
         compiled = statement.compile(dialect=self, compile_kwargs={"literal_binds": True})
         self._begin_bounded = ("BEGIN; " + str(compiled)).encode()  # no parameters: one simple query
+        seconds = statement_timeout_ms / 1000 + DEADLINE_GRACE_SECONDS if statement_timeout_ms else None
+        self.deadlines = TransactionDeadlines(seconds)
 
     @classmethod
     def get_async_dialect_cls(cls, url: URL) -> type[BoundedPsycopgDialect]:
@@ -105,15 +119,44 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
     def begin_bounded(self, dbapi_connection: Any) -> None:
         """Send the bounded BEGIN on an adapted (greenlet-bridged) psycopg connection."""
         statement = self._begin_bounded
+        self.deadlines.arm(dbapi_connection)
         dbapi_connection.run_async(lambda connection: connection.execute(statement))
 
     def do_ping(self, dbapi_connection: Any) -> bool:
-        self.begin_bounded(dbapi_connection)
+        try:
+            self.begin_bounded(dbapi_connection)
+        except psycopg.Error:
+            if self.deadlines.expired(dbapi_connection):
+                # Not a disconnect, so the pool does not try a new connection to a server that just
+                # failed to answer: the connection is discarded and the request gets its 503 now.
+                raise DatabaseDeadline(f"database did not answer within {self.deadlines.seconds:g} s") from None
+            raise
         return True
 
     def do_begin(self, dbapi_connection: Any) -> None:
         if dbapi_connection.driver_connection.pgconn.transaction_status == IDLE:
             self.begin_bounded(dbapi_connection.dbapi_connection)
+
+    # The transaction's deadline ends with it (COMMIT, ROLLBACK), or with its connection.
+    def do_commit(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
+        finally:
+            self.deadlines.disarm(dbapi_connection)
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        try:
+            super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
+        finally:
+            self.deadlines.disarm(dbapi_connection)
+
+    def do_close(self, dbapi_connection: Any) -> None:
+        self.deadlines.disarm(dbapi_connection)
+        super().do_close(dbapi_connection)  # type: ignore[no-untyped-call]
+
+    def do_terminate(self, dbapi_connection: Any) -> None:
+        self.deadlines.disarm(dbapi_connection)
+        super().do_terminate(dbapi_connection)  # type: ignore[no-untyped-call]
 
 
 BOUNDED_DRIVER = "postgresql+psycopg_bounded"
@@ -169,8 +212,20 @@ class Database:
 
     async def run[**P, T](self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         async with self._gate:
-            result: T = await greenlet_spawn(self._unit_of_work, lambda session: work(session, *args, **kwargs))
+            result: T = await greenlet_spawn(self._retried, lambda session: work(session, *args, **kwargs))
             return result
+
+    def _retried[T](self, work: Callable[[Session], T]) -> T:
+        """Run the unit of work again, once, when PostgreSQL aborted it as a serialization failure or
+        a deadlock victim: the server rolled all of it back and nothing has reached the client yet
+        (`work` only builds the response), so a second run is safe and usually succeeds."""
+        try:
+            return self._unit_of_work(work)
+        except sa_exc.DBAPIError as exc:
+            if sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                raise
+            logger.info("transaction retried after SQLSTATE %s", sqlstate(exc))
+        return self._unit_of_work(work)
 
     def _unit_of_work[T](self, work: Callable[[Session], T]) -> T:
         # Nothing is loaded into the identity map (statements select columns), so there is nothing
