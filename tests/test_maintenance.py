@@ -16,6 +16,7 @@ from tests.api import Api
 from todo_api import maintenance
 from todo_api.app import create_app
 from todo_api.config import load_settings
+from todo_api.http.middleware import Activity
 from todo_api.models.idempotency import IdempotencyKey
 from todo_api.ratelimit import Unlimited
 from todo_api.storage.database import create_engine, database
@@ -57,7 +58,7 @@ async def test_rounds_run_only_after_requests_so_an_idle_database_can_scale_to_z
     sent: list[str] = []
     event.listen(engine.sync_engine, "checkout", lambda *_: sent.append("checkout"))
     event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _cur, statement, *_: sent.append(statement))
-    activity = maintenance.Activity()
+    activity = Activity()
     loop = asyncio.create_task(
         maintenance.run_forever(database(settings, engine), Unlimited(), RETENTION, activity, interval=0.02)
     )
@@ -81,7 +82,7 @@ async def test_the_app_counts_every_request_for_housekeeping(
 ) -> None:
     app = create_app(load_settings(**base_settings))
     (activity,) = [m.kwargs["activity"] for m in app.user_middleware if "activity" in m.kwargs]
-    assert isinstance(activity, maintenance.Activity)
+    assert isinstance(activity, Activity)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

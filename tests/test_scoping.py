@@ -34,23 +34,26 @@ from todo_api import maintenance
 from todo_api.config import load_settings
 from todo_api.idempotency import _FIND, _LOCK, _SAVE
 from todo_api.lists import repository as lists_repository
-from todo_api.models import IdempotencyKey, RateLimitWindow, Todo, TodoList, User
+from todo_api.models import DeletedAccount, IdempotencyKey, RateLimitWindow, Todo, TodoList, User
 from todo_api.models.scoping import ISSUER, OWNER, SUBJECT, SUBJECT_KEY
 from todo_api.ratelimit import _HIT, build_rate_limiter
 from todo_api.storage.database import create_engine, database
 from todo_api.todos import repository as todos_repository
 from todo_api.users import repository as users_repository
 
-# Per guarded table: (owner column, bind parameter) pairs that must all be compared with `=`.
-GUARDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "todos": (("user_id", OWNER),),
-    "lists": (("user_id", OWNER),),
-    "idempotency_keys": (("user_id", OWNER),),
-    "users": (("issuer", ISSUER), ("subject", SUBJECT)),
-    "rate_limit_windows": (("subject_key", SUBJECT_KEY),),
+# Per guarded table, the owner filters that scope it: each a set of (column, bind parameter) pairs
+# that must all be compared with `=`.
+GUARDS: dict[str, tuple[tuple[tuple[str, str], ...], ...]] = {
+    "todos": ((("user_id", OWNER),),),
+    "lists": ((("user_id", OWNER),),),
+    "idempotency_keys": ((("user_id", OWNER),),),
+    "deleted_accounts": ((("user_id", OWNER),),),
+    # By the token's identity, or by the id it resolved to.
+    "users": ((("issuer", ISSUER), ("subject", SUBJECT)), (("id", OWNER),)),
+    "rate_limit_windows": ((("subject_key", SUBJECT_KEY),),),
 }
 # An INSERT is scoped by the owner values it writes (checked against the request's user at run time).
-INSERT_OWNER = {"todos": "user_id", "lists": "user_id", "idempotency_keys": "user_id"}
+INSERT_OWNER = {"todos": OWNER, "lists": OWNER, "idempotency_keys": "user_id", "deleted_accounts": "user_id"}
 
 
 def _compared(statement: ClauseElement) -> set[tuple[str, str, str]]:
@@ -84,7 +87,7 @@ def unscoped_tables(statement: Executable) -> set[str]:
     for name in tables & GUARDS.keys():
         if isinstance(statement, Insert) and statement.table.name == name:
             continue  # an INSERT's owner is in its values: checked against the request at run time
-        if not all((name, column, parameter) in compared for column, parameter in GUARDS[name]):
+        if not any(all((name, *pair) in compared for pair in guard) for guard in GUARDS[name]):
             missing.add(name)
     return missing
 
@@ -104,6 +107,10 @@ def _repository_statements() -> Iterator[tuple[str, Executable]]:
                             yield f"{module.__name__}.{name}[{key}][{inner_key}]", inner
     yield from (("idempotency._FIND", _FIND), ("idempotency._SAVE", _SAVE), ("idempotency._LOCK", _LOCK))
     yield "ratelimit._HIT", _HIT
+    for capped in (False, True):
+        yield f"lists create capped={capped}", lists_repository._create(capped)
+        for completed in (False, True):
+            yield f"todos create capped={capped} completed={completed}", todos_repository._create(completed, capped)
     filters = sorted(todos_repository._FILTERS)
     for sort, after in itertools.product(todos_repository.SORTS, (False, True)):
         for size in range(len(filters) + 1):
@@ -235,10 +242,11 @@ async def test_only_housekeeping_statements_span_users(base_settings: dict[str, 
         await maintenance.purge_once(db, build_rate_limiter(settings, db), timedelta(hours=24))
     finally:
         await engine.dispose()
-    assert len(recorder.seen) == 2
+    assert len(recorder.seen) == 3
     for statement, _ in recorder.seen:
         assert statement.get_execution_options().get("all_users") is True
         assert _tables(statement) <= {
             IdempotencyKey.__tablename__,
             RateLimitWindow.__tablename__,
+            DeletedAccount.__tablename__,
         }

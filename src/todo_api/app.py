@@ -21,9 +21,8 @@ from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, Settings, get_settings
 from todo_api.context import AppContext
 from todo_api.http import errors as http_errors
-from todo_api.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from todo_api.http.middleware import Activity, BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.log import configure_logging
-from todo_api.quota import RowGauge
 from todo_api.ratelimit import build_rate_limiter
 from todo_api.storage.database import create_engine, database
 
@@ -36,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Parse the configured key now, so a bad key fails before serving. Without any key source the
     # app can still describe itself (`todo-api openapi`) but refuses to start serving.
     verifier = TokenVerifier(settings) if settings.has_key_source else None
-    activity = maintenance.Activity()  # requests served, so idle workers skip housekeeping
+    activity = Activity()  # requests served, so idle workers skip housekeeping
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,7 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             verifier=verifier,
             identities=IdentityCache(),
             rate_limiter=build_rate_limiter(settings, db),
-            row_gauge=RowGauge(),
         )
         app.state.context = context
         retention = timedelta(hours=settings.idempotency_retention_hours)

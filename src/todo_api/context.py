@@ -11,7 +11,6 @@ from starlette.requests import HTTPConnection
 from todo_api.auth.identities import IdentityCache
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import Settings
-from todo_api.quota import RowGauge
 from todo_api.ratelimit import RateLimiter
 from todo_api.storage.database import Database
 
@@ -24,7 +23,6 @@ class AppContext:
     verifier: TokenVerifier
     identities: IdentityCache  # verified identity → user id, per worker
     rate_limiter: RateLimiter
-    row_gauge: RowGauge
 
 
 def app_context(connection: HTTPConnection) -> AppContext:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 
+from todo_api.auth.current import CurrentUser
 from todo_api.auth.http import authenticate, bearer_scheme
 from todo_api.auth.identities import IdentityCache
-from todo_api.auth.principal import Principal
 from todo_api.context import AppContext, app_context
-from todo_api.quota import Quota
+from todo_api.errors import AccountDeleted
+from todo_api.http.middleware import received_at
 from todo_api.storage.database import Database
 from todo_api.users import service as users
 
@@ -32,14 +32,6 @@ async def get_database(context: ContextDep) -> Database:
 DbDep = Annotated[Database, Depends(get_database)]
 
 
-@dataclass(frozen=True, slots=True)
-class CurrentUser:
-    """The authenticated caller: the verified token's principal and the internal user id."""
-
-    id: uuid.UUID
-    principal: Principal
-
-
 async def get_current_user(
     request: Request,
     context: ContextDep,
@@ -52,7 +44,18 @@ async def get_current_user(
     if user_id is None:
         user_id = await context.database.run(users.current_user_id, principal, context.identities)
     request.state.user_id = str(user_id)
-    return CurrentUser(user_id, principal)
+
+    async def replace_account() -> uuid.UUID:
+        """The cached id's account is gone: deleted after this request arrived → 409, else a
+        worker's cache was stale → the request belongs to a fresh account."""
+        if await context.database.run(users.deleted_since, user_id, received_at(request)):
+            raise AccountDeleted
+        context.identities.forget(principal)
+        fresh = await context.database.run(users.current_user_id, principal, context.identities)
+        request.state.user_id = str(fresh)
+        return fresh
+
+    return CurrentUser(user_id, principal, context.database, replace_account)
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
@@ -65,13 +68,15 @@ async def identity_cache(context: ContextDep) -> IdentityCache:
 IdentityCacheDep = Annotated[IdentityCache, Depends(identity_cache)]
 
 
-async def todo_quota(context: ContextDep) -> Quota:
-    return Quota(context.settings.max_todos_per_user, context.row_gauge)
+async def todo_limit(context: ContextDep) -> int:
+    """MAX_TODOS_PER_USER (0: no limit)."""
+    return context.settings.max_todos_per_user
 
 
-async def list_quota(context: ContextDep) -> Quota:
-    return Quota(context.settings.max_lists_per_user, context.row_gauge)
+async def list_limit(context: ContextDep) -> int:
+    """MAX_LISTS_PER_USER (0: no limit)."""
+    return context.settings.max_lists_per_user
 
 
-TodoQuotaDep = Annotated[Quota, Depends(todo_quota)]
-ListQuotaDep = Annotated[Quota, Depends(list_quota)]
+TodoLimitDep = Annotated[int, Depends(todo_limit)]
+ListLimitDep = Annotated[int, Depends(list_limit)]

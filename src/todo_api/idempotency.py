@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, Interval, bindparam
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, delete, func, select
 
+from todo_api.auth.current import CurrentUser
 from todo_api.context import app_context
 from todo_api.errors import Conflict, InvalidInput
 from todo_api.http.conditional import Tagged
@@ -28,7 +29,6 @@ from todo_api.http.responses import location, representation
 from todo_api.models import IdempotencyKey
 from todo_api.models.scoping import OWNER, owned_idempotency_keys
 from todo_api.pagination import select_columns
-from todo_api.storage.database import Database
 
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -129,7 +129,7 @@ def execute_once(
     key: str,
     request_hash: str,
     retention: timedelta,
-    effect: Callable[[Session], Response],
+    effect: Callable[[Session, uuid.UUID], Response],
 ) -> Response:
     """Run `effect` at most once per (user, key), in the caller's transaction."""
     store = IdempotencyStore(session, user_id, retention)
@@ -142,7 +142,7 @@ def execute_once(
                 ("header", "idempotency-key"), "Idempotency-Key was already used for a different request", key
             )
         return _replay(stored)
-    response = effect(session)
+    response = effect(session, user_id)
     store.save(key, request_hash, response)
     return response
 
@@ -154,25 +154,24 @@ def purge_expired(session: Session, retention: timedelta) -> None:
 
 async def respond_created(
     request: Request,
-    db: Database,
-    user_id: uuid.UUID,
+    user: CurrentUser,
     key: str | None,
     body: BaseModel,
-    create: Callable[[Session], Tagged[Any]],
+    create: Callable[[Session, uuid.UUID], Tagged[Any]],
     read_route: tuple[str, str],
 ) -> Response:
     """201 with `Location` (`read_route`: route name, id parameter) and `ETag` for a resource
-    that `create` makes, in one transaction, at most once per `Idempotency-Key`."""
+    that `create(session, user_id)` makes, in one transaction, at most once per `Idempotency-Key`."""
 
-    def effect(session: Session) -> Response:
-        created = create(session)
+    def created_response(session: Session, user_id: uuid.UUID) -> Response:
+        created = create(session, user_id)
         route_name, id_parameter = read_route
         url = location(request, route_name, id_parameter, created.item.id)
         return representation(created, 201, url)
 
     if key is None:
-        return await db.run(effect)
+        return await user.run(created_response)
     settings = app_context(request).settings
     retention = timedelta(hours=settings.idempotency_retention_hours)
     request_hash = fingerprint(f"{request.method} {request.url.path}", body)
-    return await db.run(execute_once, user_id, key, request_hash, retention, effect)
+    return await user.run(execute_once, key, request_hash, retention, created_response)

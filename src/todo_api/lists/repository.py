@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, DateTime, Integer, Text, bindparam, false, type_coerce
+from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, bindparam, false, type_coerce
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import ReturningDelete, Update
+from sqlalchemy.sql.dml import Insert, ReturningDelete, Update
 from sqlmodel import Session, col, delete, func, insert, or_, select, update
 
 from todo_api.errors import violated_constraint
-from todo_api.models import Todo, TodoList
-from todo_api.models.scoping import OWNER, owned_lists, owned_todos
+from todo_api.models import Todo, TodoList, User
+from todo_api.models.scoping import OWNER, owned_lists, owned_todos, the_owner
 from todo_api.models.todo_list import name_key
 from todo_api.pagination import DATETIME, TEXT, Expression, Position, SortSpec, page_params, select_columns
 
@@ -123,8 +123,22 @@ SORTS: dict[str, SortSpec] = {
 _ONE = (col(TodoList.id) == bindparam("target")) & owned_lists()
 _GET = select_columns(*WITH_COUNTS).where(_ONE)
 _COUNT = select(func.count()).select_from(TodoList).where(owned_lists())
-# A new list has no todos yet: its counts are zero, not a query.
-_INSERT = insert(TodoList).returning(*_COLUMNS, col(TodoList.version))
+
+
+@functools.cache
+def _create(capped: bool) -> Insert:
+    """INSERT … SELECT from the owner's locked user row: the cap holds across workers (see the
+    todo repository). A new list has no todos: its counts are zero, not a query."""
+    source = select_columns(bindparam("new_id", type_=Uuid()), col(User.id), bindparam("new_name", type_=Text()))
+    source = source.where(the_owner())
+    if capped:
+        source = source.where(col(User.list_count) < bindparam("limit", type_=Integer()))
+    columns = [col(TodoList.id), col(TodoList.user_id), col(TodoList.name)]
+    statement = insert(TodoList).from_select(columns, source.with_for_update())
+    returning = statement.returning(*_COLUMNS, col(TodoList.version))
+    return returning.execution_options(dml_strategy="raw")  # bind parameters feed the SELECT, not VALUES
+
+
 _PAGES = {name: spec.pages(WITH_COUNTS, owned_lists()) for name, spec in SORTS.items()}
 _NO_SYNC = {"synchronize_session": False}
 
@@ -161,14 +175,16 @@ class ListRepository:
         rows = self.session.exec(statement, params={**self._owner, **page_params(after, limit)})
         return [ListPageRow._make(row) for row in rows]
 
-    def create(self, name: str) -> ListRecord:
+    def create(self, name: str, limit: int) -> ListRecord | None:
+        """The new list; None if the owner has `limit` lists already (0: no limit) or no account."""
+        params = {**self._owner, "new_id": uuid.uuid4(), "new_name": name, "limit": limit}
         try:
-            row = self.session.exec(_INSERT, params={"id": uuid.uuid4(), "user_id": self.user_id, "name": name}).one()
+            row = self.session.exec(_create(limit > 0), params=params).first()
         except IntegrityError as exc:
             if violated_constraint(exc) == UNIQUE_NAME:
                 raise DuplicateNameError from None
             raise
-        return ListRecord._make((*row, 0, 0))
+        return None if row is None else ListRecord._make((*row, 0, 0))
 
     def update(self, list_id: uuid.UUID, name: str, states: Iterable[ListState] | None = None) -> ListRecord | None:
         """Rename in one statement; None if not found or, when `states` is given, not in one of them."""

@@ -13,7 +13,7 @@ from todo_api.http.conditional import IfMatch, Tagged, ensure_matches, missing_o
 from todo_api.lists.repository import SORTS, DuplicateNameError, ListRecord, ListRepository, ListState
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
-from todo_api.quota import Quota
+from todo_api.users import service as users
 
 DUPLICATE_NAME = "A list with this name already exists"
 _LIST_ETAG = re.compile(r"(\d{1,9})\.(\d{1,9})\.(\d{1,9})")
@@ -35,15 +35,15 @@ def _states(precondition: IfMatch | None) -> frozenset[ListState] | None:
     return frozenset(ListState(int(m[1]), int(m[2]), int(m[3])) for m in states if m)
 
 
-def create_list(session: Session, user_id: uuid.UUID, data: ListCreate, quota: Quota) -> Tagged[ListRead]:
-    """Create a list; at most `quota.limit` per user (0: unlimited)."""
-    repository = ListRepository(session, user_id)
-    if not quota.gauge.admits("lists", user_id, quota.limit, repository.count):
-        raise QuotaExceeded(f"List limit reached: at most {quota.limit} lists per user")
+def create_list(session: Session, user_id: uuid.UUID, data: ListCreate, limit: int) -> Tagged[ListRead]:
+    """Create a list; at most `limit` per user (0: unlimited), checked in the same statement."""
     try:
-        created = repository.create(data.name)
+        created = ListRepository(session, user_id).create(data.name, limit)
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
+    if created is None:
+        users.require_account(session, user_id)
+        raise QuotaExceeded(f"List limit reached: at most {limit} lists per user")
     return _tagged(created)
 
 

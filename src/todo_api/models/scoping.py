@@ -15,7 +15,7 @@ from todo_api.models.idempotency import IdempotencyKey
 from todo_api.models.rate_limit import RateLimitWindow
 from todo_api.models.todo import Todo
 from todo_api.models.todo_list import TodoList
-from todo_api.models.user import User
+from todo_api.models.user import DeletedAccount, User
 
 OWNER = "owner"  # the bind parameter holding the owner's user id
 ISSUER, SUBJECT = "issuer", "subject"  # users are reached by their verified identity
@@ -41,6 +41,15 @@ def owned_idempotency_keys() -> ColumnElement[bool]:
 def the_user() -> ColumnElement[bool]:
     """The user row of the token's identity (issuer, subject)."""
     return (col(User.issuer) == bindparam(ISSUER)) & (col(User.subject) == bindparam(SUBJECT))
+
+
+def the_owner() -> ColumnElement[bool]:
+    """The user row of the owner id a request resolved its identity to."""
+    return col(User.id) == _owner()
+
+
+def owned_deleted_accounts() -> ColumnElement[bool]:
+    return col(DeletedAccount.user_id) == _owner()
 
 
 def owned_rate_limit_windows() -> ColumnElement[bool]:

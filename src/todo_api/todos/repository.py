@@ -16,17 +16,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, TypedDict
 
-from sqlalchemy import ColumnElement, DateTime, Text, bindparam, case, type_coerce
+from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, bindparam, case, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert, ReturningDelete, Update
 from sqlmodel import Session, col, delete, func, insert, or_, select, update
 
 from todo_api.errors import violated_constraint
-from todo_api.models import Todo
+from todo_api.models import Todo, User
 from todo_api.models.base import sql_type, timestamp_literal
-from todo_api.models.scoping import OWNER, owned_todos
+from todo_api.models.scoping import OWNER, owned_todos, the_owner
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key
-from todo_api.pagination import DATETIME, INTEGER, TEXT, Expression, Position, SortSpec, page_params
+from todo_api.pagination import (
+    DATETIME,
+    INTEGER,
+    TEXT,
+    Expression,
+    Position,
+    SortSpec,
+    page_params,
+    select_columns,
+)
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 LIKE_ESCAPE = "/"
@@ -82,6 +91,18 @@ class TodoValues(TypedDict, total=False):
     tags: list[str]
     tag_keys: list[str]
     list_id: uuid.UUID | None
+
+
+# Column values of a new todo that the client left out (PUT and POST bodies carry them all).
+_DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "completed": False,
+    "due_at": None,
+    "priority": 0,
+    "tags": [],
+    "tag_keys": [],
+    "list_id": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +205,26 @@ def _filtered_page(sort: str, after: bool, filters: frozenset[str]) -> Any:
     return _PAGES[sort][after].where(*(_FILTERS[name] for name in sorted(filters)))
 
 
-def _insert(completed: bool) -> Insert:
-    statement = insert(Todo)
-    if completed:
-        statement = statement.values(completed_at=func.now())
-    return statement.returning(*_RECORD)
+_CREATED = list(TodoValues.__annotations__)
 
 
-_INSERT = {completed: _insert(completed) for completed in (False, True)}
+@functools.cache
+def _create(completed: bool, capped: bool) -> Insert:
+    """INSERT … SELECT from the owner's user row, locked (FOR UPDATE), so that concurrent creates of
+    one user take turns and each sees the count its predecessor left: the cap (`limit`) holds
+    across workers and replicas. No row comes back when the cap is reached or the user row is gone.
+    The values are bind parameters `new_<column>`."""
+    values: list[Any] = [bindparam(f"new_{name}", type_=sql_type(getattr(Todo, name))) for name in _CREATED]
+    names = ["id", "user_id", *_CREATED, *(["completed_at"] if completed else [])]
+    columns = [col(getattr(Todo, name)) for name in names]
+    values += [func.now()] if completed else []
+    source = select_columns(bindparam("new_id", type_=Uuid()), col(User.id), *values).where(the_owner())
+    if capped:
+        source = source.where(col(User.todo_count) < bindparam("limit", type_=Integer()))
+    statement = insert(Todo).from_select(columns, source.with_for_update()).returning(*_RECORD)
+    return statement.execution_options(dml_strategy="raw")  # bind parameters feed the SELECT, not VALUES
+
+
 _IF_VERSION = col(Todo.version).in_(bindparam("versions", expanding=True))
 _DELETE: dict[bool, ReturningDelete[uuid.UUID]] = {
     conditional: delete(Todo)
@@ -245,12 +278,11 @@ class TodoRepository:
     def count(self) -> int:
         return int(self.session.exec(_COUNT, params=self._owner).one())
 
-    def create(self, values: TodoValues) -> TodoRecord:
-        statement = _INSERT[bool(values.get("completed"))]
-        row = self._returning(statement, {**values, "id": uuid.uuid4(), "user_id": self.user_id})
-        if row is None:  # pragma: no cover - INSERT … RETURNING always returns its row
-            raise RuntimeError("no row returned")
-        return row
+    def create(self, values: TodoValues, limit: int) -> TodoRecord | None:
+        """The new todo; None if the owner has `limit` todos already (0: no limit) or no account."""
+        params = {f"new_{name}": values.get(name, _DEFAULTS.get(name)) for name in _CREATED}
+        params |= {**self._owner, "new_id": uuid.uuid4(), "limit": limit}
+        return self._returning(_create(bool(values.get("completed")), limit > 0), params)
 
     def update(
         self, todo_id: uuid.UUID, values: TodoValues, versions: Iterable[int] | None = None

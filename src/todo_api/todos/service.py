@@ -10,7 +10,6 @@ from sqlmodel import Session
 from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
 from todo_api.http.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
-from todo_api.quota import Quota
 from todo_api.todos.repository import (
     SORTS,
     ListReferenceError,
@@ -20,6 +19,7 @@ from todo_api.todos.repository import (
     TodoValues,
 )
 from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key, todo_document
+from todo_api.users import service as users
 
 LIST_ID_LOC = ("body", "list_id")
 
@@ -42,16 +42,18 @@ def _list_not_found(list_id: object) -> InvalidInput:
     return InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
 
 
-def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, quota: Quota) -> Tagged[TodoRead]:
-    """Create a todo; at most `quota.limit` per user (0: unlimited). A `list_id` that is not one of
-    the user's lists is refused by the composite foreign key (422, like a missing list)."""
-    repository = TodoRepository(session, user_id)
-    if not quota.gauge.admits("todos", user_id, quota.limit, repository.count):
-        raise QuotaExceeded(f"Todo limit reached: at most {quota.limit} todos per user")
+def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: int) -> Tagged[TodoRead]:
+    """Create a todo; at most `limit` per user (0: unlimited), checked in the same statement. A
+    `list_id` that is not one of the user's lists is refused by the composite foreign key (422,
+    like a missing list)."""
     try:
-        return _tagged(repository.create(_stored(data.model_dump())))
+        created = TodoRepository(session, user_id).create(_stored(data.model_dump()), limit)
     except ListReferenceError:
         raise _list_not_found(data.list_id) from None
+    if created is None:
+        users.require_account(session, user_id)
+        raise QuotaExceeded(f"Todo limit reached: at most {limit} todos per user")
+    return _tagged(created)
 
 
 def get_todo(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:

@@ -1,19 +1,20 @@
 """Users by identity (issuer, subject). A user row is only ever reached through its own token:
-every statement starts from `the_user()`."""
+every statement starts from `the_user()` (or `the_owner()`, the id that identity resolved to)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from sqlalchemy import Interval, bindparam
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.dml import UpdateBase
-from sqlmodel import Session, col, delete, func
+from sqlmodel import Session, col, delete, func, insert, select
 
 from todo_api.auth.principal import Principal
-from todo_api.models import User
-from todo_api.models.scoping import ISSUER, SUBJECT, the_user
+from todo_api.models import DeletedAccount, User
+from todo_api.models.scoping import ISSUER, OWNER, SUBJECT, owned_deleted_accounts, the_owner, the_user
 from todo_api.pagination import select_columns
 
 
@@ -28,7 +29,16 @@ class UserRecord(NamedTuple):
 
 _COLUMNS = [col(getattr(User, name)) for name in UserRecord._fields]
 _FIND = select_columns(*_COLUMNS).where(the_user())
-_DELETE = delete(User).where(the_user()).execution_options(synchronize_session=False)
+_DELETE = delete(User).where(the_user()).returning(col(User.id)).execution_options(synchronize_session=False)
+_EXISTS = select(col(User.id)).where(the_owner())
+_DELETED_AT = select(col(DeletedAccount.deleted_at)).where(owned_deleted_accounts())
+_TOMBSTONE = insert(DeletedAccount)
+# Housekeeping across all users: tombstones matter only while a worker may still hold a cached id.
+_PURGE_TOMBSTONES = (
+    delete(DeletedAccount)
+    .where(col(DeletedAccount.deleted_at) < func.now() - bindparam("keep", type_=Interval))
+    .execution_options(synchronize_session=False, all_users=True)
+)
 
 
 def _upsert() -> UpdateBase:
@@ -63,6 +73,23 @@ class UserRepository:
         values = {"id": uuid.uuid4(), "email": principal.email, "name": principal.name, **self._identity}
         return UserRecord._make(self.session.exec(_UPSERT, params=values).one())
 
-    def delete(self) -> None:
-        """Delete the user; lists and todos go with it (ON DELETE CASCADE)."""
-        self.session.exec(_DELETE, params=self._identity)
+    def delete(self) -> uuid.UUID | None:
+        """Delete the user; lists and todos go with it (ON DELETE CASCADE). The id it had, if any."""
+        return self.session.exec(_DELETE, params=self._identity).scalar()
+
+
+def account_exists(session: Session, user_id: uuid.UUID) -> bool:
+    return session.exec(_EXISTS, params={OWNER: user_id}).first() is not None
+
+
+def remember_deletion(session: Session, user_id: uuid.UUID, at: datetime) -> None:
+    """The tombstone of a deleted account (kept for a few minutes, see `users.service`)."""
+    session.exec(_TOMBSTONE, params={"user_id": user_id, "deleted_at": at})
+
+
+def deletion_time(session: Session, user_id: uuid.UUID) -> datetime | None:
+    return session.exec(_DELETED_AT, params={OWNER: user_id}).first()
+
+
+def purge_tombstones(session: Session, keep: timedelta) -> None:
+    session.exec(_PURGE_TOMBSTONES, params={"keep": keep})

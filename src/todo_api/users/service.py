@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
 from todo_api.auth.identities import IdentityCache
 from todo_api.auth.principal import Principal
-from todo_api.users.repository import UserRecord, UserRepository
+from todo_api.errors import AccountGone
+from todo_api.users.repository import (
+    UserRecord,
+    UserRepository,
+    account_exists,
+    deletion_time,
+    purge_tombstones,
+    remember_deletion,
+)
 
 
 def _is_current(user: UserRecord, principal: Principal) -> bool:
@@ -42,6 +51,36 @@ def read_account(session: Session, principal: Principal, cache: IdentityCache) -
 
 
 def delete_account(session: Session, principal: Principal, cache: IdentityCache) -> None:
-    """Delete the account and everything it owns (ON DELETE CASCADE)."""
+    """Delete the account and everything it owns (ON DELETE CASCADE), and remember when (the
+    worker's clock, as the last statement before the commit): creates of this user that were in
+    flight meanwhile find the user row gone and are refused, later ones start a fresh account
+    (`replace_account`)."""
     cache.forget(principal)
-    UserRepository(session, principal).delete()
+    deleted = UserRepository(session, principal).delete()
+    if deleted is not None:
+        remember_deletion(session, deleted, datetime.now(UTC))
+
+
+def require_account(session: Session, user_id: uuid.UUID) -> None:
+    """After a create was not admitted: return if the account exists (its cap refused the row),
+    raise `AccountGone` if not."""
+    if not account_exists(session, user_id):
+        raise AccountGone
+
+
+def deleted_since(session: Session, user_id: uuid.UUID, since: datetime) -> bool:
+    """Whether the account with this id was deleted at or after `since` (as far as the tombstones
+    still tell: they are kept for `TOMBSTONE_RETENTION`)."""
+    deleted_at = deletion_time(session, user_id)
+    return deleted_at is not None and deleted_at >= since
+
+
+# A deletion matters to `require_account` only while some worker may still hold the account's id in
+# its identity cache (its TTL) or a request that began before it may still run (bounded by the
+# statement timeout): a few minutes cover both with room to spare.
+TOMBSTONE_RETENTION = timedelta(minutes=10)
+
+
+def forget_old_deletions(session: Session) -> None:
+    """Housekeeping: drop tombstones older than `TOMBSTONE_RETENTION` (every user's)."""
+    purge_tombstones(session, TOMBSTONE_RETENTION)
