@@ -49,7 +49,11 @@ def environment(database_url: str) -> dict[str, Any]:
 # The benchmark measures capacity: two users at thousands of requests per second would otherwise
 # hit the per-user rate limit, and the seeded users exceed the default quota. The quota check itself
 # stays on (with a high cap), so `create` pays for it.
-SERVER_OVERRIDES: dict[str, Any] = {"rate_limit_requests": 0, "max_todos_per_user": 1_000_000}
+SERVER_OVERRIDES: dict[str, Any] = {
+    "rate_limit_requests": 0,
+    "max_todos_per_user": 1_000_000,
+    "cursor_secret": "bench-cursor-secret-" + "0123456789abcdef" * 2,  # required by `serve`
+}
 
 
 @contextmanager

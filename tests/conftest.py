@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.api import Api
-from tests.keys import AUDIENCE, ISSUER, Signer, new_key, public_pem
+from tests.keys import AUDIENCE, CURSOR_SECRET, ISSUER, Signer, new_key, public_pem
 from todo_api.app import create_app
 from todo_api.config import Settings, load_settings
 from todo_api.models import User
@@ -109,6 +109,7 @@ def base_settings(database_url: str, signing_key: Any) -> dict[str, Any]:
         "jwt_public_key": public_pem(signing_key),
         "jwt_issuer": ISSUER,
         "jwt_audience": [AUDIENCE],
+        "cursor_secret": CURSOR_SECRET,
         "log_level": "warning",
         # Most tests send many requests as one user; the rate-limit tests turn it back on.
         "rate_limit_requests": 0,

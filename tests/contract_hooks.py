@@ -34,11 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.keys import ISSUER, Signer, new_key, public_pem
 from todo_api.models import metadata
+from todo_api.pagination import CURSOR_MAX_LENGTH  # the schema's `maxLength` for `cursor`
 
 # JSON Schema `format: uuid` (RFC 4122 text form). Python's `uuid.UUID` also accepts braces, URNs
 # and unhyphenated hex, which the schema does not; those are negative data and are left alone.
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-CURSOR_MAX_LENGTH = 1024  # the schema's `maxLength` for `cursor`
 
 TODO_WRITES = ["POST /api/todos", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
 PAGED_READS = ["GET /api/todos", "GET /api/lists"]

@@ -18,6 +18,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "todo-api"
+CURSOR_SECRET = "tests-cursor-secret-0123456789abcdefghij"  # CURSOR_SECRET of every app the tests run
 
 type PrivateKey = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.commands import run_cli
 from tests.conftest import AppClientFactory
-from tests.keys import AUDIENCE, ISSUER, new_key, public_pem
+from tests.keys import AUDIENCE, CURSOR_SECRET, ISSUER, new_key, public_pem
 from todo_api.storage import migrate
 
 SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
@@ -134,13 +134,16 @@ def test_migrate_needs_a_database_url(tmp_path: Path) -> None:
 
 
 async def test_healthcheck_passes_against_the_test_database(tmp_path: Path, database_url: str) -> None:
-    result = await run_cli_async(tmp_path, "healthcheck", DATABASE_URL=database_url, JWT_SECRET=SECRET)
+    result = await run_cli_async(
+        tmp_path, "healthcheck", DATABASE_URL=database_url, JWT_SECRET=SECRET, CURSOR_SECRET=CURSOR_SECRET
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "ok\n"
 
 
 def test_healthcheck_fails_with_a_one_line_reason_for_an_unreachable_database(tmp_path: Path) -> None:
-    result = run_cli(tmp_path, "healthcheck", "--timeout", "5", DATABASE_URL=UNREACHABLE_DB, JWT_SECRET=SECRET)
+    env = {"DATABASE_URL": UNREACHABLE_DB, "JWT_SECRET": SECRET, "CURSOR_SECRET": CURSOR_SECRET}
+    result = run_cli(tmp_path, "healthcheck", "--timeout", "5", **env)
     assert result.returncode == 1
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
@@ -149,7 +152,7 @@ def test_healthcheck_fails_with_a_one_line_reason_for_an_unreachable_database(tm
 
 
 def test_healthcheck_reports_configuration_problems(tmp_path: Path) -> None:
-    result = run_cli(tmp_path, "healthcheck", DATABASE_URL=UNREACHABLE_DB)
+    result = run_cli(tmp_path, "healthcheck", DATABASE_URL=UNREACHABLE_DB, CURSOR_SECRET=CURSOR_SECRET)
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["todo-api: set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET"]
 

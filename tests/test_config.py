@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from tests.commands import run_cli
-from tests.keys import new_key, public_pem
+from tests.keys import CURSOR_SECRET, new_key, public_pem
 from todo_api.config import ConfigError, load_settings
 
 SECRET = "a-perfectly-fine-secret-of-more-than-32-bytes"
@@ -26,6 +26,7 @@ def problems(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def serve(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    env.setdefault("CURSOR_SECRET", CURSOR_SECRET)  # tests of other variables leave it alone
     result = run_cli(cwd, "serve", "--port", "1", **env)
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert result.stdout == ""

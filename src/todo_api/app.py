@@ -23,6 +23,7 @@ from todo_api.context import AppContext
 from todo_api.http import errors as http_errors
 from todo_api.http.middleware import Activity, BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.log import configure_logging
+from todo_api.pagination import cursor_sealer
 from todo_api.ratelimit import build_rate_limiter
 from todo_api.storage.database import create_engine, database
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if verifier is None:
             raise ConfigError(["set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET"])
+        cursors = cursor_sealer(settings)  # fails before anything starts when CURSOR_SECRET is missing
         engine = create_engine(settings)
         db = database(settings, engine)
         context = AppContext(
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             verifier=verifier,
             identities=IdentityCache(),
             rate_limiter=build_rate_limiter(settings, db),
+            cursors=cursors,
         )
         app.state.context = context
         retention = timedelta(hours=settings.idempotency_retention_hours)

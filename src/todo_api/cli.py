@@ -17,7 +17,7 @@ from sqlalchemy import literal
 from sqlmodel import Session, select
 
 from todo_api.app import create_app
-from todo_api.auth.dev import mint_token, with_dev_key
+from todo_api.auth.dev import mint_token, with_dev_cursor_secret, with_dev_key
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, LogFormat, Settings, load_settings
 from todo_api.log import configure_logging
@@ -46,7 +46,7 @@ def _exit_cleanly_after_sigterm() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    settings = _validated(load_settings())
+    settings = _validated(load_settings(require_cursor_secret=True))
     configure_logging(settings.log_level, settings.log_format)
     _exit_cleanly_after_sigterm()
     uvicorn.run(
@@ -74,7 +74,7 @@ def _dev_settings() -> Settings:
         print("Starting embedded PostgreSQL in", settings.data_dir / "postgres", file=sys.stderr)
         url = embedded.start((settings.data_dir / "postgres").resolve())
         settings = load_settings(require_key_source=False, database_url=url, **overrides)
-    return _validated(with_dev_key(settings))
+    return _validated(with_dev_cursor_secret(with_dev_key(settings)))
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
@@ -137,7 +137,7 @@ async def _database_answers(settings: Settings, seconds: float) -> None:
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> None:
-    settings = _validated(load_settings())
+    settings = _validated(load_settings(require_cursor_secret=True))
     try:
         asyncio.run(_database_answers(settings, args.timeout))
     except TimeoutError:

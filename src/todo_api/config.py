@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +26,11 @@ ASYMMETRIC_ALGORITHMS = ("EdDSA", "ES256", "RS256", "PS256")
 SUPPORTED_ASYMMETRIC = frozenset({*ASYMMETRIC_ALGORITHMS, "ES384", "RS384", "RS512", "PS384", "PS512"})
 SUPPORTED_SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
 MIN_SECRET_BYTES = 32
+MIN_CURSOR_SECRET_CHARS = 32
+CURSOR_SECRET_REQUIRED = (
+    f"CURSOR_SECRET is required (at least {MIN_CURSOR_SECRET_CHARS} random characters, the same on every "
+    "replica; e.g. `openssl rand -base64 48`)"
+)
 
 
 class LogFormat(StrEnum):
@@ -104,6 +110,10 @@ class Settings(BaseSettings):
     rate_limit_window_seconds: int = Field(default=60, ge=1, le=3600)
     redis_url: SecretStr | None = None
 
+    # --- pagination cursors (sealed: AES-GCM, key derived from the secret) --------------------
+    cursor_secret: SecretStr | None = None
+    cursor_secret_previous: SecretStr | None = None  # still opens cursors during a rotation
+
     # --- local development ----------------------------------------------------------------
     data_dir: Path = Path(".data")
 
@@ -148,6 +158,19 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("cursor_secret", "cursor_secret_previous", mode="before")
+    @classmethod
+    def _blank_cursor_secret(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("cursor_secret", "cursor_secret_previous")
+    @classmethod
+    def _cursor_secret_length(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_CURSOR_SECRET_CHARS:
+            name = str(info.field_name).upper()
+            raise ValueError(f"{name} must be at least {MIN_CURSOR_SECRET_CHARS} characters")
+        return value
+
     @field_validator("jwt_jwks_url", "jwt_issuer", mode="before")
     @classmethod
     def _blank_str_is_unset(cls, value: Any) -> Any:
@@ -161,7 +184,12 @@ class Settings(BaseSettings):
         return value
 
     def problems(
-        self, *, require_database: bool, require_key_source: bool, invalid: frozenset[str] = frozenset()
+        self,
+        *,
+        require_database: bool,
+        require_key_source: bool,
+        require_cursor_secret: bool = False,
+        invalid: frozenset[str] = frozenset(),
     ) -> list[str]:
         """Cross-variable checks, one line each (field checks already ran).
 
@@ -171,6 +199,8 @@ class Settings(BaseSettings):
         problems: list[str] = []
         if require_database and self.database_url is None and "database_url" not in invalid:
             problems.append("DATABASE_URL is required")
+        if require_cursor_secret and self.cursor_secret is None and "cursor_secret" not in invalid:
+            problems.append(CURSOR_SECRET_REQUIRED)
         sources = [
             name
             for name, value in (
@@ -229,9 +259,13 @@ def load_settings(
     *,
     require_database: bool = True,
     require_key_source: bool = True,
+    require_cursor_secret: bool = False,
     **overrides: Any,
 ) -> Settings:
-    """Build and validate settings; raise `ConfigError` listing every problem at once."""
+    """Build and validate settings; raise `ConfigError` listing every problem at once.
+
+    `require_cursor_secret`: serving needs CURSOR_SECRET (`serve`, `healthcheck`, workers); the app
+    itself also refuses to start without one, so other callers may leave it to that check."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -245,10 +279,17 @@ def load_settings(
         except ValidationError:
             raise ConfigError(problems) from None
         problems += partial.problems(
-            require_database=require_database, require_key_source=require_key_source, invalid=frozenset(invalid)
+            require_database=require_database,
+            require_key_source=require_key_source,
+            require_cursor_secret=require_cursor_secret,
+            invalid=frozenset(invalid),
         )
         raise ConfigError(problems) from None
-    problems = settings.problems(require_database=require_database, require_key_source=require_key_source)
+    problems = settings.problems(
+        require_database=require_database,
+        require_key_source=require_key_source,
+        require_cursor_secret=require_cursor_secret,
+    )
     if problems:
         raise ConfigError(problems)
     return settings
@@ -257,4 +298,4 @@ def load_settings(
 @functools.cache
 def get_settings() -> Settings:
     """Cached process-wide settings (built lazily, never at import time)."""
-    return load_settings()
+    return load_settings(require_cursor_secret=True)

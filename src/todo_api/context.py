@@ -12,6 +12,7 @@ from todo_api.auth.identities import IdentityCache
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import Settings
 from todo_api.ratelimit import RateLimiter
+from todo_api.sealed import Sealer
 from todo_api.storage.database import Database
 
 
@@ -23,6 +24,7 @@ class AppContext:
     verifier: TokenVerifier
     identities: IdentityCache  # verified identity → user id, per worker
     rate_limiter: RateLimiter
+    cursors: Sealer  # seals and opens pagination cursors (CURSOR_SECRET)
 
 
 def app_context(connection: HTTPConnection) -> AppContext:

@@ -13,6 +13,7 @@ from todo_api.auth.identities import IdentityCache
 from todo_api.context import AppContext, app_context
 from todo_api.errors import AccountDeleted
 from todo_api.http.middleware import received_at
+from todo_api.sealed import Sealer
 from todo_api.storage.database import Database
 from todo_api.users import service as users
 
@@ -80,3 +81,10 @@ async def list_limit(context: ContextDep) -> int:
 
 TodoLimitDep = Annotated[int, Depends(todo_limit)]
 ListLimitDep = Annotated[int, Depends(list_limit)]
+
+
+async def cursor_sealer(context: ContextDep) -> Sealer:
+    return context.cursors
+
+
+CursorSealerDep = Annotated[Sealer, Depends(cursor_sealer)]

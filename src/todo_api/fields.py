@@ -30,7 +30,7 @@ def non_blank(max_length: int) -> StringConstraints:
 Trim = AfterValidator(trim)
 
 
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits: `\d` also matches "٢"
 
 
 def _rfc3339_only(value: Any) -> Any:

@@ -1,21 +1,21 @@
 """Keyset (cursor) pagination: sort specs, opaque cursors, and the page envelope.
 
-A cursor is the sort key and id of the last item of a page, plus a checksum binding it to the
-user and the exact query that produced it. The checksum is integrity, not secrecy: a cursor that
-was edited, or that belongs to another user or another query, is refused with 422 instead of
-silently returning a wrong page. (Scoping never depends on it: every query is filtered by user.)
+A cursor is the sort key and id of the last item of a page, sealed (`todo_api.sealed`: AES-GCM with
+a key from CURSOR_SECRET) for the user and the exact query that produced it. Clients can neither
+read it (a title-sorted cursor carries a title) nor forge or edit it, and a cursor of another user
+or another query is refused with 422 instead of silently returning a wrong page. Decoded values are
+still checked for type and range before they reach SQL. (Scoping never depends on cursors: every
+query is filtered by user.)
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
+import struct
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -25,43 +25,91 @@ from sqlalchemy.orm import Mapped
 from sqlmodel import select, tuple_
 from sqlmodel.sql.expression import Select
 
+from todo_api.config import CURSOR_SECRET_REQUIRED, ConfigError, Settings
 from todo_api.errors import InvalidInput
 from todo_api.models.base import sql_type
+from todo_api.sealed import Sealer, Unsealable
 
 CURSOR_LOC = ("query", "cursor")
+# Fits the longest cursor: a 500-character title key of 4-byte characters, sealed and in base64.
+CURSOR_MAX_LENGTH = 4096
+SMALLINT = (-(2**15), 2**15 - 1)
 
-type KeyCodec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
 type Expression = ColumnElement[Any] | Mapped[Any]  # a column or SQL expression, e.g. `col(Todo.title)`
 type Position = tuple[Any, uuid.UUID]  # (sort key value, id) of the last row of a page
 
 
-def _datetime_codec() -> KeyCodec:
-    def encode(value: Any) -> Any:
-        return None if value is None else value.isoformat()
+class KeyCodec(ABC):
+    """How one sort key's value travels inside a cursor, and the checks it passes on the way back:
+    `decode` raises `ValueError` for anything the key's column could not hold."""
 
-    def decode(value: Any) -> Any:
-        if value is None:
+    @abstractmethod
+    def encode(self, value: Any) -> bytes: ...
+
+    @abstractmethod
+    def decode(self, data: bytes) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DatetimeKey(KeyCodec):
+    """Aware datetimes, back in UTC (None too if `nullable`). Python's range (years 1-9999) lies
+    within PostgreSQL's timestamptz range."""
+
+    nullable: bool = False
+
+    def encode(self, value: Any) -> bytes:
+        return b"" if value is None else value.isoformat().encode("ascii")
+
+    def decode(self, data: bytes) -> Any:
+        if not data and self.nullable:
             return None
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(data.decode("ascii"))
         if parsed.tzinfo is None:
             raise ValueError("naive datetime in cursor")
-        return parsed
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("datetime out of range") from None
 
-    return encode, decode
 
+@dataclass(frozen=True, slots=True)
+class IntegerKey(KeyCodec):
+    """Integers within [low, high] (by default smallint's range), as 8 bytes."""
 
-def _plain_codec(kind: type) -> KeyCodec:
-    def check(value: Any) -> Any:
-        if type(value) is not kind:  # exact: a JSON `true` must not pass as the integer 1
-            raise ValueError("wrong type in cursor")
+    low: int = SMALLINT[0]
+    high: int = SMALLINT[1]
+
+    def encode(self, value: Any) -> bytes:
+        return struct.pack(">q", value)
+
+    def decode(self, data: bytes) -> Any:
+        (value,) = struct.unpack(">q", data)  # struct.error unless 8 bytes: refused by decode_cursor
+        if not self.low <= value <= self.high:
+            raise ValueError("integer out of range")
         return value
 
-    return check, check
+
+@dataclass(frozen=True, slots=True)
+class TextKey(KeyCodec):
+    """Text of a column of at most `max_length` characters, sorted by its lower-case form: full
+    Unicode case mapping may lengthen it (U+0130 → "i̇"), never beyond twice. No NUL."""
+
+    max_length: int = 500
+
+    def encode(self, value: Any) -> bytes:
+        return str(value).encode("utf-8")
+
+    def decode(self, data: bytes) -> Any:
+        text = data.decode("utf-8")  # strict: no surrogates, no invalid bytes
+        if "\x00" in text or len(text) > 2 * self.max_length:
+            raise ValueError("text out of range")
+        return text
 
 
-DATETIME = _datetime_codec()
-INTEGER = _plain_codec(int)
-TEXT = _plain_codec(str)
+DATETIME = DatetimeKey()
+NULLABLE_DATETIME = DatetimeKey(nullable=True)
+INTEGER = IntegerKey()
+TEXT = TextKey()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,35 +165,31 @@ def page_params(after: Position | None, limit: int) -> dict[str, Any]:
     return params
 
 
-def _sign(payload: bytes, binding: str) -> bytes:
-    return hmac.digest(b"todo-api cursor v1", payload + b"\x00" + binding.encode(), hashlib.sha256)[:12]
+def cursor_sealer(settings: Settings) -> Sealer:
+    """The sealer of this deployment's cursors: CURSOR_SECRET seals, CURSOR_SECRET_PREVIOUS still
+    opens (during a rotation)."""
+    if settings.cursor_secret is None:
+        raise ConfigError([CURSOR_SECRET_REQUIRED])
+    secrets = [settings.cursor_secret, *([settings.cursor_secret_previous] if settings.cursor_secret_previous else [])]
+    return Sealer([secret.get_secret_value() for secret in secrets], purpose="cursor")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def _context(spec: SortSpec, binding: str) -> bytes:
+    return orjson.dumps([spec.name, binding])
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def encode_cursor(sealer: Sealer, spec: SortSpec, value: Any, last_id: uuid.UUID, binding: str) -> str:
+    return sealer.seal(last_id.bytes + spec.codec.encode(value), _context(spec, binding))
 
 
-def encode_cursor(spec: SortSpec, value: Any, last_id: uuid.UUID, binding: str) -> str:
-    payload = orjson.dumps([spec.name, spec.codec[0](value), str(last_id)])
-    return f"{_b64(payload)}.{_b64(_sign(payload, binding))}"
-
-
-def decode_cursor(cursor: str, spec: SortSpec, binding: str) -> Position:
+def decode_cursor(sealer: Sealer, cursor: str, spec: SortSpec, binding: str) -> Position:
     """The (sort value, id) a cursor points after; `InvalidInput` (422) for any bad cursor."""
     try:
-        payload_text, signature_text = cursor.split(".")
-        payload = _unb64(payload_text)
-        if not hmac.compare_digest(_unb64(signature_text), _sign(payload, binding)):
-            raise ValueError("checksum mismatch")
-        name, value, last_id = orjson.loads(payload)
-        if name != spec.name:
-            raise ValueError("cursor for another sort")
-        return spec.codec[1](value), uuid.UUID(last_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        payload = sealer.unseal(cursor, _context(spec, binding))
+        if len(payload) < 16:
+            raise ValueError("short cursor")
+        return spec.codec.decode(payload[16:]), uuid.UUID(bytes=payload[:16])
+    except (Unsealable, ValueError, struct.error):
         raise InvalidInput(CURSOR_LOC, "Invalid cursor", cursor) from None
 
 

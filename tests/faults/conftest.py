@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.faults.servers import PostgresInstance, embedded_binaries, reap_orphans
-from tests.keys import AUDIENCE, ISSUER, public_pem
+from tests.keys import AUDIENCE, CURSOR_SECRET, ISSUER, public_pem
 from todo_api.app import create_app
 from todo_api.config import load_settings
 from todo_api.storage import migrate
@@ -69,6 +69,7 @@ def service_env(signing_key: Any) -> dict[str, str]:
         "JWT_PUBLIC_KEY": public_pem(signing_key),
         "JWT_ISSUER": ISSUER,
         "JWT_AUDIENCE": AUDIENCE,
+        "CURSOR_SECRET": CURSOR_SECRET,
         "RATE_LIMIT_REQUESTS": "0",
         "LOG_LEVEL": "warning",
     }

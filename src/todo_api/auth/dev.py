@@ -1,12 +1,14 @@
-"""Local development tokens: a generated Ed25519 key kept under the data directory, and minting.
+"""Local development secrets and tokens: a generated Ed25519 key and a cursor secret kept under the
+data directory, and minting.
 
 Only for `todo-api dev` and `todo-api token`. Production verifies tokens from the identity provider
-and never holds a private key.
+and never holds a private key; its CURSOR_SECRET is configured.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +24,7 @@ from todo_api.config import ConfigError, Settings
 DEV_ISSUER = "todo-api-dev"
 DEV_AUDIENCE = "todo-api"
 DEV_KEY_FILE = "dev-signing-key.pem"
+DEV_CURSOR_SECRET_FILE = "dev-cursor-secret"  # noqa: S105 - a file name, not a secret
 
 
 def dev_key_path(settings: Settings) -> Path:
@@ -35,13 +38,32 @@ def load_or_create_dev_key(path: Path) -> ed25519.Ed25519PrivateKey:
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise ConfigError([f"{path} is not an Ed25519 private key; delete it to regenerate"])
         return key
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    _create_private_file(path, pem)
+    return key
+
+
+def _create_private_file(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    return key
+        handle.write(content)
+
+
+def load_or_create_cursor_secret(path: Path) -> str:
+    """Read the dev cursor secret, creating it (mode 0600) on first use so cursors survive restarts."""
+    if not path.exists():
+        _create_private_file(path, secrets.token_urlsafe(48).encode())
+    return path.read_text().strip()
+
+
+def with_dev_cursor_secret(settings: Settings) -> Settings:
+    """Settings for local development: without CURSOR_SECRET, the one kept in the data directory."""
+    if settings.cursor_secret is not None:
+        return settings
+    secret = load_or_create_cursor_secret(settings.data_dir / DEV_CURSOR_SECRET_FILE)
+    return settings.model_copy(update={"cursor_secret": SecretStr(secret)})
 
 
 def public_pem(key: ed25519.Ed25519PrivateKey) -> str:

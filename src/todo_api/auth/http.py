@@ -31,8 +31,10 @@ def bearer_token(request: Request) -> str:
     values = request.headers.getlist("authorization")
     if len(values) != 1:
         raise NotAuthenticated
-    scheme, _, token = values[0].strip().partition(" ")
-    token = token.strip()
+    # Only HTTP whitespace (SP, HTAB) around the credentials: `str.strip()` would also drop
+    # Unicode whitespace such as U+0085 or U+00A0 (bytes 0x85, 0xA0 decoded as Latin-1).
+    scheme, _, token = values[0].strip(" \t").partition(" ")
+    token = token.strip(" \t")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthenticated
     return token

@@ -1,21 +1,31 @@
-"""Conditional requests (RFC 9110 §13): strong ETags from row versions, If-Match, If-None-Match.
+"""Conditional requests (RFC 9110 §13): entity tags, If-Match, If-None-Match.
 
-A resource's ETag is derived from its `version` column, which every write increments in the same
-UPDATE that checks the client's precondition, so check and write are one atomic statement.
+The header grammar is parsed here, in ASCII, and nowhere else. What an entity tag *means* is up to
+each resource: one small `ETag` object per resource formats its version into a strong tag and reads
+it back, so a service receives typed versions (`Precondition`), never header text. A row's
+version is bumped by every write in the same UPDATE that checks the client's precondition, so
+check and write are one atomic statement.
 """
 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Annotated, NoReturn
 
-from fastapi import Depends, Header, Request
+from fastapi import Header, Request
 
 from todo_api.context import app_context
 from todo_api.errors import AppError, NotFound
 
-_ENTITY_TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*(?:,|$)')
+# One list member of `#entity-tag`: OWS, an optional `[W/]"etagc*"`, OWS, then a comma or the end
+# (empty members are allowed, RFC 9110 §5.6.1.2). etagc = %x21 / %x23-7E / obs-text; header
+# values arrive decoded as Latin-1, so obs-text is U+0080-U+00FF.
+_MEMBER = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(,|\Z)')
+_OWS = " \t"
+_DECIMAL = re.compile(r"[0-9]{1,10}")
+INT4_MAX = 2**31 - 1  # versions and counts are compared with integer columns
 
 
 class PreconditionFailed(AppError):
@@ -28,96 +38,60 @@ class PreconditionRequired(AppError):
     detail = "Precondition required: send If-Match with the resource's ETag"
 
 
-def etag(value: str) -> str:
-    return f'"{value}"'
+@dataclass(frozen=True, slots=True)
+class EntityTag:
+    weak: bool
+    opaque: str  # between the quotes
 
 
-def _strong_tags(header: str) -> frozenset[str] | None:
-    """Opaque values of the strong tags in an If-Match list; None for a malformed header."""
-    tags: list[str] = []
+def entity_tags(value: str) -> list[EntityTag] | None:
+    """`1#entity-tag` → its tags; None when the value does not follow the grammar."""
+    tags: list[EntityTag] = []
     position = 0
-    while position < len(header):
-        match = _ENTITY_TAG.match(header, position)
-        if match is None:
+    while True:
+        member = _MEMBER.match(value, position)
+        if member is None:
             return None
-        if match.group(1) is None:  # weak tags never match under strong comparison
-            tags.append(match.group(2))
-        position = match.end()
-    return frozenset(tags)
+        if member.group(2) is not None:
+            tags.append(EntityTag(weak=member.group(1) is not None, opaque=member.group(2)))
+        if not member.group(3):  # the end of the value
+            return tags or None
+        position = member.end()
+
+
+def is_any(value: str) -> bool:
+    return value.strip(_OWS) == "*"
+
+
+def decimal(text: str) -> int | None:
+    """An ASCII decimal within int4, else None (`str.isdigit`/`int` also take Unicode digits)."""
+    if not _DECIMAL.fullmatch(text):
+        return None
+    number = int(text)
+    return number if number <= INT4_MAX else None
 
 
 @dataclass(frozen=True, slots=True)
-class IfMatch:
-    """The client's If-Match: `any_` for `*`, else the opaque values of its strong ETags."""
+class Precondition[V]:
+    """An If-Match in one resource's terms: the versions a write may overwrite; None for `*`
+    (whichever version is current). A malformed If-Match or one naming only versions this resource
+    cannot have accepts none: the write answers 412 (404 if the resource is gone)."""
 
-    any_: bool = False
-    values: frozenset[str] = frozenset()
+    versions: frozenset[V] | None
 
-    def matches(self, current: str) -> bool:
-        return self.any_ or current in self.values
-
-
-def parse_if_match(header: str | None) -> IfMatch | None:
-    if header is None:
-        return None
-    if header.strip() == "*":
-        return IfMatch(any_=True)
-    tags = _strong_tags(header)
-    return IfMatch(values=tags or frozenset())
+    def admits(self, current: V) -> bool:
+        return self.versions is None or current in self.versions
 
 
-def if_none_match_hits(header: str | None, current: str) -> bool:
-    """GET: true when the client's cached copy is current (weak comparison, RFC 9110 §13.1.2)."""
-    if header is None:
-        return False
-    if header.strip() == "*":
-        return True
-    return any(match.group(2) == current for match in _ENTITY_TAG.finditer(header))
+def accepted[V](precondition: Precondition[V] | None) -> frozenset[V] | None:
+    """What a repository's conditional write takes: the accepted versions, None when unconditional."""
+    return None if precondition is None else precondition.versions
 
 
-async def if_match(
-    request: Request,
-    if_match_header: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            description="ETag(s) from a previous response, or `*`. A stale ETag → 412 and nothing changes.",
-        ),
-    ] = None,
-) -> IfMatch | None:
-    """The write's precondition; 428 when the server requires one and none was sent."""
-    if if_match_header is None and app_context(request).settings.require_if_match:
-        raise PreconditionRequired
-    return parse_if_match(if_match_header)
-
-
-IfMatchDep = Annotated[IfMatch | None, Depends(if_match)]
-IfNoneMatchHeader = Annotated[
-    str | None,
-    Header(alias="If-None-Match", description="ETag of a cached copy: 304 when it is still current."),
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Tagged[T]:
-    """A representation and its entity tag (without quotes)."""
-
-    item: T
-    etag: str
-
-
-def versions(precondition: IfMatch | None) -> frozenset[int] | None:
-    """The row versions an If-Match accepts; None when any version will do (absent or `*`)."""
-    if precondition is None or precondition.any_:
-        return None
-    return frozenset(int(value) for value in precondition.values if value.isdigit() and len(value) < 10)
-
-
-def ensure_matches[T](precondition: IfMatch | None, current: Tagged[T]) -> Tagged[T]:
+def ensure_matches[V](precondition: Precondition[V] | None, current: V) -> None:
     """A write that changes nothing still honours If-Match."""
-    if precondition is not None and not precondition.matches(current.etag):
+    if precondition is not None and not precondition.admits(current):
         raise PreconditionFailed
-    return current
 
 
 def missing_or_stale(current: object) -> NoReturn:
@@ -126,3 +100,84 @@ def missing_or_stale(current: object) -> NoReturn:
     if current is None:
         raise NotFound
     raise PreconditionFailed
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged[T]:
+    """A representation and its strong entity tag, as sent in `ETag` (with the quotes)."""
+
+    item: T
+    etag: str
+
+
+def if_none_match_hits(header: str | None, current: str) -> bool:
+    """GET: true when the client's cached copy is current (weak comparison, RFC 9110 §13.1.2).
+    A malformed header never matches."""
+    if header is None:
+        return False
+    if is_any(header):
+        return True
+    return any(f'"{tag.opaque}"' == current for tag in entity_tags(header) or ())
+
+
+IF_MATCH_DESCRIPTION = "ETag(s) from a previous response, or `*`. A stale ETag → 412 and nothing changes."
+
+
+class ETag[V](ABC):
+    """One resource's entity tags: how a version is written in `ETag`, and read back from
+    If-Match. Formatting is canonical: only the exact text the server sent names a version."""
+
+    @abstractmethod
+    def opaque(self, version: V) -> str:
+        """The text between the quotes (etagc characters only)."""
+
+    @abstractmethod
+    def parse(self, opaque: str) -> V | None:
+        """The version `opaque` names, None if it names none."""
+
+    def header(self, version: V) -> str:
+        return f'"{self.opaque(version)}"'
+
+    def tagged[T](self, item: T, version: V) -> Tagged[T]:
+        return Tagged(item, self.header(version))
+
+    def _named(self, opaque: str) -> V | None:
+        version = self.parse(opaque)
+        return version if version is not None and self.opaque(version) == opaque else None
+
+    def precondition(self, header: str | None) -> Precondition[V] | None:
+        """If-Match (None when absent) → the versions it accepts, under strong comparison."""
+        if header is None:
+            return None
+        if is_any(header):
+            return Precondition(None)
+        named = (self._named(tag.opaque) for tag in entity_tags(header) or () if not tag.weak)
+        return Precondition(frozenset(version for version in named if version is not None))
+
+    async def if_match(
+        self,
+        request: Request,
+        if_match_header: Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_DESCRIPTION)] = None,
+    ) -> Precondition[V] | None:
+        """Dependency: the write's precondition; 428 when the server requires one and none came.
+        Several If-Match lines form one list (RFC 9110 §5.3)."""
+        lines = request.headers.getlist("if-match")
+        if not lines and app_context(request).settings.require_if_match:
+            raise PreconditionRequired
+        return self.precondition(", ".join(lines) if lines else None)
+
+
+class RowVersionETag(ETag[int]):
+    """`"<version>"`: the row's version column, bumped by every write."""
+
+    def opaque(self, version: int) -> str:
+        return str(version)
+
+    def parse(self, opaque: str) -> int | None:
+        return decimal(opaque)
+
+
+IfNoneMatchHeader = Annotated[
+    str | None,
+    Header(alias="If-None-Match", description="ETag of a cached copy: 304 when it is still current."),
+]

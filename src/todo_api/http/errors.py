@@ -6,6 +6,7 @@ account deleted through another worker, and the last-resort 500 of the request m
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -66,7 +67,7 @@ def _request_id(request: Request) -> str | None:
 
 
 def error_response(status_code: int, detail: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status_code, headers=dict(headers or {}))
+    return JSONResponse({"detail": json_safe(detail)}, status_code=status_code, headers=dict(headers or {}))
 
 
 def unavailable_response(request_id: str | None, retry_after: int = RETRY_AFTER_SECONDS) -> JSONResponse:
@@ -143,21 +144,60 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
-def _json_safe(value: Any) -> Any:
-    """Lone surrogates (valid in JSON escapes, invalid in UTF-8) become U+FFFD when echoed back."""
+# Bounds for echoing a value back: nesting depth; integers beyond 64 bits as text (what JSON
+# parsers read exactly), beyond ~300 digits only their size (`str()` refuses > 4300 digits).
+_MAX_DEPTH = 32
+_INT64 = range(-(2**63), 2**64)
+_MAX_INT_BITS = 1000
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _scrubbed(text: str) -> str:
+    """Lone surrogates (valid in JSON escapes, invalid in UTF-8) become U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """`value` as plain JSON data, whatever it is: an error response echoes input and context that
+    may hold non-finite floats, huge integers, lone surrogates, bytes or arbitrary objects, and
+    building it must never fail. Total: any object yields JSON-encodable data, never an error."""
+    if depth > _MAX_DEPTH:
+        return "…"
+    if value is None or isinstance(value, bool):
+        return value
     if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, dict):
-        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
-    return value
+        return _scrubbed(value)
+    if isinstance(value, int):
+        if value in _INT64:
+            return value
+        return str(value) if value.bit_length() <= _MAX_INT_BITS else f"<integer of {value.bit_length()} bits>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NON_FINITE.get(value, "NaN")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return {_key(key, depth): json_safe(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(item, depth + 1) for item in value]
+    try:  # datetimes, UUIDs, enums, models, exceptions (as `{}`, like FastAPI's own handler)…
+        encoded = jsonable_encoder(value)
+    except Exception:  # whatever it is, the response must still be built
+        return f"<{type(value).__name__}>"
+    return json_safe(encoded, depth + 1)
+
+
+def _key(key: Any, depth: int) -> str:
+    safe = json_safe(key, depth + 1)
+    return safe if isinstance(safe, str) else str(safe)
+
+
+def validation_error_response(errors: Any) -> JSONResponse:
+    """FastAPI's structured 422 (`{"detail": [{type, loc, msg, input, ctx}]}`), built from any errors."""
+    return JSONResponse({"detail": json_safe(errors)}, status_code=422)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's structured 422 (`{"detail": [{type, loc, msg, input, ctx}]}`), safe to encode."""
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return JSONResponse({"detail": _json_safe(jsonable_encoder(errors))}, status_code=422)
+    return validation_error_response(exc.errors() if isinstance(exc, RequestValidationError) else [])
 
 
 async def stale_account_handler(request: Request, exc: Exception) -> Response:

@@ -20,7 +20,10 @@ from todo_api.http.errors import internal_error_response, is_database_unavailabl
 logger = logging.getLogger("todo_api.access")
 error_logger = logging.getLogger("todo_api.errors")
 
+# Echoed only when it is plain ASCII of a sane length (it goes into logs and response headers).
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_CONTENT_LENGTH = re.compile(r"[0-9]+")
+_MAX_DIGITS = 18  # more digits than any body cap has
 REQUEST_ID_HEADER = "x-request-id"
 RECEIVED_AT = "received_at"
 
@@ -148,11 +151,9 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            status, detail = (
-                (413, BodyTooLarge(self.max_bytes).detail) if declared.isdigit() else (400, "Bad Content-Length")
-            )
+        refusal = self._refusal(Headers(scope=scope).get("content-length"))
+        if refusal is not None:
+            status, detail = refusal
             await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
             return
         received = 0
@@ -167,3 +168,17 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+    def _refusal(self, declared: str | None) -> tuple[int, str] | None:
+        """Content-Length = 1*DIGIT, ASCII digits only (`str.isdigit` and `int` take "²" and
+        Arabic-Indic digits too): 400 when malformed, 413 when over the cap."""
+        if declared is None:
+            return None
+        if not _CONTENT_LENGTH.fullmatch(declared):
+            return 400, "Bad Content-Length"
+        # Long digit strings are over any cap; `int()` of more than 4300 digits (leading zeros
+        # included) would raise.
+        significant = declared.lstrip("0") or "0"
+        if len(significant) > _MAX_DIGITS or int(significant) > self.max_bytes:
+            return 413, BodyTooLarge(self.max_bytes).detail
+        return None

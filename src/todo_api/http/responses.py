@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 from starlette.applications import Starlette
 
-from todo_api.http.conditional import Tagged, etag, if_none_match_hits
+from todo_api.http.conditional import Tagged, if_none_match_hits
 
 
 class ErrorBody(BaseModel):
@@ -77,7 +77,7 @@ def json_response(item: BaseModel, status_code: int = 200, headers: dict[str, st
 def representation(value: Tagged[BaseModel], status_code: int = 200, location: str | None = None) -> Response:
     """A single resource with its strong ETag (and Location for 201), serialised once so an
     idempotent replay can return the very same bytes."""
-    headers = {"ETag": etag(value.etag)}
+    headers = {"ETag": value.etag}
     if location is not None:
         headers["Location"] = location
     return json_response(value.item, status_code, headers)
@@ -86,5 +86,5 @@ def representation(value: Tagged[BaseModel], status_code: int = 200, location: s
 def cached_or(value: Tagged[BaseModel], if_none_match: str | None) -> Response:
     """GET: 304 when the client's copy is current, else the representation with its ETag."""
     if if_none_match_hits(if_none_match, value.etag):
-        return Response(status_code=304, headers={"ETag": etag(value.etag)})
+        return Response(status_code=304, headers={"ETag": value.etag})
     return representation(value)

@@ -20,7 +20,7 @@ from todo_api.errors import violated_constraint
 from todo_api.models import Todo, TodoList, User
 from todo_api.models.scoping import OWNER, owned_lists, owned_todos, the_owner
 from todo_api.models.todo_list import name_key
-from todo_api.pagination import DATETIME, TEXT, Expression, Position, SortSpec, page_params, select_columns
+from todo_api.pagination import DATETIME, Expression, Position, SortSpec, TextKey, page_params, select_columns
 
 UNIQUE_NAME = "uq_lists_user_id_lower_name"
 
@@ -97,7 +97,7 @@ def _state_params(states: Iterable[ListState] | None) -> dict[str, int]:
 
 
 def _spec(name: str, key: Expression, kind: Any) -> SortSpec:
-    codec = DATETIME if isinstance(kind, DateTime) else TEXT
+    codec = DATETIME if isinstance(kind, DateTime) else TextKey(max_length=100)  # a list name
     return SortSpec(
         name=name,
         descending=name.startswith("-"),

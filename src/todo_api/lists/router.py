@@ -4,10 +4,10 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from todo_api.deps import CurrentUserDep, ListLimitDep
-from todo_api.http.conditional import IfMatchDep, IfNoneMatchHeader
+from todo_api.deps import CurrentUserDep, CursorSealerDep, ListLimitDep
+from todo_api.http.conditional import IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
     CONFLICT,
     IDEMPOTENT,
@@ -18,12 +18,15 @@ from todo_api.http.responses import (
     json_response,
     representation,
 )
+from todo_api.http.routing import StrictJsonRoute
 from todo_api.idempotency import IdempotencyKeyHeader, respond_created
 from todo_api.lists import service
+from todo_api.lists.repository import ListState
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page
 
-router = APIRouter(prefix="/lists", tags=["lists"])
+router = APIRouter(prefix="/lists", tags=["lists"], route_class=StrictJsonRoute)
+IfMatchDep = Annotated[Precondition[ListState] | None, Depends(service.ETAG.if_match)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ListRead, responses={**CONFLICT, **IDEMPOTENT})
@@ -40,9 +43,9 @@ async def create_list(
 
 
 @router.get("", response_model=Page[ListRead])
-async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep) -> Response:
+async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """The user's lists with their todo counts, one keyset page at a time."""
-    return json_response(await user.run(service.list_lists, query))
+    return json_response(await user.run(service.list_lists, query, cursors))
 
 
 @router.get("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **NOT_MODIFIED})

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from todo_api.fields import Patch, Trim, non_blank, reject_null
+from todo_api.pagination import CURSOR_MAX_LENGTH
 
 ListName = Annotated[str, non_blank(100), Trim]
 
@@ -45,4 +46,6 @@ class ListQuery(BaseModel):
 
     sort: ListSort = Field(default="created_at", description="Prefix `-` for descending.")
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=1024, description="`next_cursor` of the previous page.")
+    cursor: str | None = Field(
+        default=None, max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page."
+    )

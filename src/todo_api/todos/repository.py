@@ -28,14 +28,17 @@ from todo_api.models.scoping import OWNER, owned_todos, the_owner
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key
 from todo_api.pagination import (
     DATETIME,
-    INTEGER,
-    TEXT,
+    NULLABLE_DATETIME,
     Expression,
+    IntegerKey,
+    KeyCodec,
     Position,
     SortSpec,
+    TextKey,
     page_params,
     select_columns,
 )
+from todo_api.todos.schemas import Priority
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 LIKE_ESCAPE = "/"
@@ -144,7 +147,7 @@ def _due_bound(far_end: str) -> Any:
     return lambda value: func.coalesce(type_coerce(value, TIMESTAMP), sentinel)
 
 
-def _spec(name: str, key: Expression, codec: Any, bound: Any, cursor_value: Expression | None = None) -> SortSpec:
+def _spec(name: str, key: Expression, codec: KeyCodec, bound: Any, cursor_value: Expression | None = None) -> SortSpec:
     return SortSpec(
         name=name,
         descending=name.startswith("-"),
@@ -156,20 +159,23 @@ def _spec(name: str, key: Expression, codec: Any, bound: Any, cursor_value: Expr
     )
 
 
-def _both_directions(name: str, key: Expression, codec: Any, bound: Any) -> list[SortSpec]:
+def _both_directions(name: str, key: Expression, codec: KeyCodec, bound: Any) -> list[SortSpec]:
     return [_spec(name, key, codec, bound), _spec(f"-{name}", key, codec, bound)]
 
 
+# What a cursor may carry back for these keys (checked before it reaches SQL).
+PRIORITY_KEY = IntegerKey(min(Priority), max(Priority))
+TITLE_KEY = TextKey(max_length=500)
 SORTS: dict[str, SortSpec] = {
     spec.name: spec
     for spec in [
         *_both_directions("created_at", col(Todo.created_at), DATETIME, _typed(TIMESTAMP)),
         *_both_directions("updated_at", col(Todo.updated_at), DATETIME, _typed(TIMESTAMP)),
-        *_both_directions("priority", col(Todo.priority), INTEGER, _typed(sql_type(Todo.priority))),
-        *_both_directions("title", title_key, TEXT, _typed(Text())),
+        *_both_directions("priority", col(Todo.priority), PRIORITY_KEY, _typed(sql_type(Todo.priority))),
+        *_both_directions("title", title_key, TITLE_KEY, _typed(Text())),
         # Nulls last in both directions: each direction has its own key (see models.todo).
-        _spec("due_at", due_at_asc_key, DATETIME, _due_bound("infinity"), col(Todo.due_at)),
-        _spec("-due_at", due_at_desc_key, DATETIME, _due_bound("-infinity"), col(Todo.due_at)),
+        _spec("due_at", due_at_asc_key, NULLABLE_DATETIME, _due_bound("infinity"), col(Todo.due_at)),
+        _spec("-due_at", due_at_desc_key, NULLABLE_DATETIME, _due_bound("-infinity"), col(Todo.due_at)),
     ]
 }
 

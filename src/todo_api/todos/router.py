@@ -4,10 +4,10 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from todo_api.deps import CurrentUserDep, TodoLimitDep
-from todo_api.http.conditional import IfMatchDep, IfNoneMatchHeader
+from todo_api.deps import CurrentUserDep, CursorSealerDep, TodoLimitDep
+from todo_api.http.conditional import IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
     IDEMPOTENT,
     NOT_FOUND,
@@ -17,12 +17,14 @@ from todo_api.http.responses import (
     json_bytes_response,
     representation,
 )
+from todo_api.http.routing import StrictJsonRoute
 from todo_api.idempotency import IdempotencyKeyHeader, respond_created
 from todo_api.pagination import Page
 from todo_api.todos import service
 from todo_api.todos.schemas import TodoCreate, TodoQuery, TodoRead, TodoUpdate
 
-router = APIRouter(prefix="/todos", tags=["todos"])
+router = APIRouter(prefix="/todos", tags=["todos"], route_class=StrictJsonRoute)
+IfMatchDep = Annotated[Precondition[int] | None, Depends(service.ETAG.if_match)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TodoRead, responses=IDEMPOTENT)
@@ -39,9 +41,9 @@ async def create_todo(
 
 
 @router.get("", response_model=Page[TodoRead])
-async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep) -> Response:
+async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """The user's todos, filtered and sorted, one keyset page at a time (follow `next_cursor`)."""
-    return json_bytes_response((await user.run(service.list_todos, query)).to_json())
+    return json_bytes_response((await user.run(service.list_todos, query, cursors)).to_json())
 
 
 @router.get("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **NOT_MODIFIED})

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, f
 from pydantic.json_schema import SkipJsonSchema
 
 from todo_api.fields import Patch, Text, Trim, UtcDatetime, non_blank, reject_null
+from todo_api.pagination import CURSOR_MAX_LENGTH
 
 PriorityName = Literal["none", "low", "medium", "high"]
 MAX_TAGS = 20
@@ -152,4 +153,6 @@ class TodoQuery(BaseModel):
     )
     sort: TodoSort = Field(default="-created_at", description="Prefix `-` for descending; nulls sort last.")
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=1024, description="`next_cursor` of the previous page.")
+    cursor: str | None = Field(
+        default=None, max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page."
+    )

@@ -8,8 +8,16 @@ from typing import Any
 from sqlmodel import Session
 
 from todo_api.errors import InvalidInput, NotFound, QuotaExceeded
-from todo_api.http.conditional import IfMatch, Tagged, ensure_matches, missing_or_stale, versions
+from todo_api.http.conditional import (
+    Precondition,
+    RowVersionETag,
+    Tagged,
+    accepted,
+    ensure_matches,
+    missing_or_stale,
+)
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
+from todo_api.sealed import Sealer
 from todo_api.todos.repository import (
     SORTS,
     ListReferenceError,
@@ -22,10 +30,11 @@ from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, To
 from todo_api.users import service as users
 
 LIST_ID_LOC = ("body", "list_id")
+ETAG = RowVersionETag()  # a todo's ETag is its row version
 
 
 def _tagged(record: TodoRecord) -> Tagged[TodoRead]:
-    return Tagged(TodoRead.model_validate(record), str(record.version))
+    return ETAG.tagged(TodoRead.model_validate(record), record.version)
 
 
 def _stored(fields: dict[str, Any]) -> TodoValues:
@@ -56,22 +65,32 @@ def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: i
     return _tagged(created)
 
 
-def get_todo(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
-    todo = TodoRepository(session, user_id).get(todo_id)
+def _get(repository: TodoRepository, todo_id: uuid.UUID) -> TodoRecord:
+    todo = repository.get(todo_id)
     if todo is None:
         raise NotFound
-    return _tagged(todo)
+    return todo
+
+
+def get_todo(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID) -> Tagged[TodoRead]:
+    return _tagged(_get(TodoRepository(session, user_id), todo_id))
 
 
 def _update(
-    session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, fields: dict[str, Any], precondition: IfMatch | None
+    session: Session,
+    user_id: uuid.UUID,
+    todo_id: uuid.UUID,
+    fields: dict[str, Any],
+    precondition: Precondition[int] | None,
 ) -> Tagged[TodoRead]:
     """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
-    if not fields:
-        return ensure_matches(precondition, get_todo(session, user_id, todo_id))
     repository = TodoRepository(session, user_id)
+    if not fields:
+        current = _get(repository, todo_id)
+        ensure_matches(precondition, current.version)
+        return _tagged(current)
     try:
-        todo = repository.update(todo_id, _stored(fields), versions(precondition))
+        todo = repository.update(todo_id, _stored(fields), accepted(precondition))
     except ListReferenceError:
         raise _list_not_found(fields.get("list_id")) from None
     if todo is None:
@@ -80,22 +99,24 @@ def _update(
 
 
 def replace_todo(
-    session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: IfMatch | None
+    session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: Precondition[int] | None
 ) -> Tagged[TodoRead]:
     """PUT: every field is set; fields the client left out take their defaults."""
     return _update(session, user_id, todo_id, data.model_dump(), precondition)
 
 
 def update_todo(
-    session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: IfMatch | None
+    session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoUpdate, precondition: Precondition[int] | None
 ) -> Tagged[TodoRead]:
     """PATCH: only the fields sent change."""
     return _update(session, user_id, todo_id, data.changes(), precondition)
 
 
-def delete_todo(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: IfMatch | None) -> None:
+def delete_todo(
+    session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: Precondition[int] | None
+) -> None:
     repository = TodoRepository(session, user_id)
-    if not repository.delete(todo_id, versions(precondition)):
+    if not repository.delete(todo_id, accepted(precondition)):
         missing_or_stale(repository.get(todo_id))
 
 
@@ -118,14 +139,14 @@ def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
     return query_binding(user_id, [sorted(filters.items()), tags])
 
 
-def list_todos(session: Session, user_id: uuid.UUID, query: TodoQuery) -> DocumentPage:
+def list_todos(session: Session, user_id: uuid.UUID, query: TodoQuery, cursors: Sealer) -> DocumentPage:
     spec = SORTS[query.sort]
     binding = _binding(user_id, query)
-    after = decode_cursor(query.cursor, spec, binding) if query.cursor else None
+    after = decode_cursor(cursors, query.cursor, spec, binding) if query.cursor else None
     rows = TodoRepository(session, user_id).page(_filters(query), spec, after, query.limit + 1)
     items = [todo_document(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
         last = rows[query.limit - 1]
-        next_cursor = encode_cursor(spec, last.sort_value, last.id, binding)
+        next_cursor = encode_cursor(cursors, spec, last.sort_value, last.id, binding)
     return DocumentPage(items, next_cursor)

@@ -4,10 +4,11 @@ from fastapi import APIRouter, Response, status
 
 from todo_api.deps import CurrentUserDep, DbDep, IdentityCacheDep
 from todo_api.http.responses import json_response
+from todo_api.http.routing import StrictJsonRoute
 from todo_api.users import service
 from todo_api.users.schemas import UserRead
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=StrictJsonRoute)
 
 
 @router.get("/me", response_model=UserRead)
