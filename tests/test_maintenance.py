@@ -18,7 +18,7 @@ from todo_api.app import create_app
 from todo_api.config import load_settings
 from todo_api.http.middleware import Activity
 from todo_api.models.idempotency import IdempotencyKey
-from todo_api.ratelimit import Unlimited
+from todo_api.ratelimit import RateLimiter
 from todo_api.storage.database import create_engine, database
 
 RETENTION = timedelta(hours=24)
@@ -44,7 +44,7 @@ async def test_a_round_deletes_keys_older_than_the_retention_and_keeps_the_rest(
     settings = load_settings(**base_settings)
     engine = create_engine(settings)
     try:
-        await maintenance.purge_once(database(settings, engine), Unlimited(), RETENTION)
+        await maintenance.purge_once(database(settings, engine), RateLimiter(None, 0, 60), RETENTION)
     finally:
         await engine.dispose()
     assert await _stored_keys(db_engine) == {"fresh"}
@@ -60,7 +60,9 @@ async def test_rounds_run_only_after_requests_so_an_idle_database_can_scale_to_z
     event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _cur, statement, *_: sent.append(statement))
     activity = Activity()
     loop = asyncio.create_task(
-        maintenance.run_forever(database(settings, engine), Unlimited(), RETENTION, activity, interval=0.02)
+        maintenance.run_forever(
+            database(settings, engine), RateLimiter(None, 0, 60), RETENTION, activity, interval=0.02
+        )
     )
     try:
         await asyncio.sleep(0.3)

@@ -36,7 +36,7 @@ from todo_api.idempotency import _FIND, _LOCK, _SAVE
 from todo_api.lists import repository as lists_repository
 from todo_api.models import DeletedAccount, IdempotencyKey, RateLimitWindow, Todo, TodoList, User
 from todo_api.models.scoping import ISSUER, OWNER, SUBJECT, SUBJECT_KEY
-from todo_api.ratelimit import _HIT, build_rate_limiter
+from todo_api.ratelimit import _ADD, build_rate_limiter
 from todo_api.storage.database import create_engine, database
 from todo_api.todos import repository as todos_repository
 from todo_api.users import repository as users_repository
@@ -106,7 +106,7 @@ def _repository_statements() -> Iterator[tuple[str, Executable]]:
                         for inner_key, inner in item.items():
                             yield f"{module.__name__}.{name}[{key}][{inner_key}]", inner
     yield from (("idempotency._FIND", _FIND), ("idempotency._SAVE", _SAVE), ("idempotency._LOCK", _LOCK))
-    yield "ratelimit._HIT", _HIT
+    yield "ratelimit._ADD", _ADD
     for capped in (False, True):
         yield f"lists create capped={capped}", lists_repository._create(capped)
         for completed in (False, True):

@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.context = context
         retention = timedelta(hours=settings.idempotency_retention_hours)
         housekeeping = asyncio.create_task(maintenance.run_forever(db, context.rate_limiter, retention, activity))
+        counting = asyncio.create_task(context.rate_limiter.run())
         async with httpx.AsyncClient(timeout=settings.jwks_timeout_seconds) as http:
             if isinstance(verifier.keys, JwksKeySource):
                 verifier.keys.bind(http)
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 gc.unfreeze()
                 housekeeping.cancel()
+                counting.cancel()
                 await context.rate_limiter.aclose()
                 await engine.dispose()
 

@@ -9,7 +9,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import uvicorn
@@ -27,7 +27,7 @@ from todo_api.storage.database import create_engine, database
 DEFAULT_SCOPE = "todos:read todos:write"
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     print(f"todo-api: {message}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -72,7 +72,10 @@ def _dev_settings() -> Settings:
     settings = load_settings(require_database=False, require_key_source=False, **overrides)
     if settings.database_url is None:
         print("Starting embedded PostgreSQL in", settings.data_dir / "postgres", file=sys.stderr)
-        url = embedded.start((settings.data_dir / "postgres").resolve())
+        try:
+            url = embedded.start((settings.data_dir / "postgres").resolve())
+        except RuntimeError as exc:
+            _fail(str(exc))
         settings = load_settings(require_key_source=False, database_url=url, **overrides)
     return _validated(with_dev_cursor_secret(with_dev_key(settings)))
 

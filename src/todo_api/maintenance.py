@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from todo_api.http.middleware import Activity
 from todo_api.idempotency import purge_expired
-from todo_api.ratelimit import PostgresRateLimiter, RateLimiter
+from todo_api.ratelimit import RateLimiter
 from todo_api.storage.database import Database
 from todo_api.users import service as users
 
@@ -26,8 +26,7 @@ INTERVAL_SECONDS = 300.0
 async def purge_once(database: Database, limiter: RateLimiter, idempotency_retention: timedelta) -> None:
     await database.run(purge_expired, idempotency_retention)
     await database.run(users.forget_old_deletions)
-    if isinstance(limiter, PostgresRateLimiter):
-        await limiter.purge()
+    await limiter.purge()
 
 
 async def run_forever(

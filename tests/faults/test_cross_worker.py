@@ -21,6 +21,7 @@ from sqlmodel import col
 
 from tests.faults.servers import HANG, ApiServer, holding, start_api_server, wait_for_lock_waiters
 from todo_api.models import Todo, TodoList, User
+from todo_api.ratelimit import FLUSH_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -146,3 +147,37 @@ async def test_deleting_an_account_while_creates_are_in_flight_leaves_nothing(
     async with db_engine.connect() as connection:
         users = await connection.execute(select(func.count()).select_from(User).where(col(User.subject) == subject))
         assert users.scalar_one() == 0
+
+
+RATE_LIMIT = 20
+
+
+@pytest.fixture(scope="module")
+def limited_workers(database_url: str, service_env: dict[str, str], signer: Any) -> Iterator[ApiServer]:
+    env = {**service_env, "DATABASE_URL": database_url, "RATE_LIMIT_REQUESTS": str(RATE_LIMIT)}
+    server = start_api_server(env, {"Authorization": f"Bearer {signer.token('readiness')}"}, workers=2)
+    yield server
+    server.stop()
+
+
+async def test_the_rate_limit_admits_at_most_workers_times_the_limit_and_then_refuses_on_every_worker(
+    limited_workers: ApiServer, auth: Callable[..., dict[str, str]]
+) -> None:
+    """Each worker admits from its own count plus the shared total it last read (no round trip per
+    request): a burst gets at most 2 × the limit through two workers, and once both have shared
+    their counts, every worker refuses."""
+    headers = auth(f"burst-{uuid.uuid4()}")
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=limited_workers.base_url, timeout=HANG, limits=limits) as client:
+        burst = await asyncio.gather(*(client.get("/api/users/me", headers=headers) for _ in range(100)))
+    statuses = [response.status_code for response in burst]
+    assert set(statuses) <= {200, 429}
+    assert RATE_LIMIT <= statuses.count(200) <= 2 * RATE_LIMIT
+    # A worker that admitted nothing in the burst has not read the shared total yet: its next
+    # admission makes it flush and learn it. So at most one more per worker, then only 429s.
+    later = []
+    for _ in range(3):
+        await asyncio.sleep(3 * FLUSH_SECONDS)
+        later += [(await _fresh(limited_workers, "GET", "/api/users/me", headers)).status_code for _ in range(6)]
+    assert later.count(200) <= 2
+    assert later[-6:] == [429] * 6

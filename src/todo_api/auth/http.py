@@ -7,7 +7,6 @@ from fastapi import Request
 from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from todo_api import ratelimit
 from todo_api.auth.principal import PRINCIPAL_KEY, Principal, required_scope
 from todo_api.context import app_context
 from todo_api.errors import AppError, InsufficientScope, NotAuthenticated, TooManyRequests
@@ -74,7 +73,7 @@ class AuthenticationMiddleware:
             request = Request(scope, receive)
             try:
                 principal = await authenticate(request)
-                verdict = await ratelimit.check(app_context(request).rate_limiter, principal)
+                verdict = app_context(request).rate_limiter.hit(principal)
                 if not verdict.allowed:
                     raise TooManyRequests(verdict.retry_after)
             except AppError as exc:
