@@ -52,7 +52,7 @@ async def _capture(ready: Prepared, batch: Sequence[Probe]) -> list[tuple[Probe,
     app = create_app(settings(ready))
     results = []
     async with app.router.lifespan_context(app):
-        engine = app.state.engine
+        engine = app.state.context.engine
         captured: list[Captured] = []
 
         @event.listens_for(engine.sync_engine, "before_cursor_execute")

@@ -8,14 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, func
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import Session, select
 
 from tests.conftest import count_users
 from todo_api.app import create_app
 from todo_api.config import load_settings
-from todo_api.models.user import users_table
+from todo_api.models import User
 from todo_api.storage.database import create_engine, database
 
 
@@ -49,9 +49,9 @@ async def test_each_unit_of_work_is_one_bounded_transaction_also_on_a_reused_con
     engine = create_engine(settings)
     probe = select(func.current_setting("statement_timeout"), func.txid_current())
 
-    def work(connection: Connection) -> tuple[str, int]:
-        timeout, txid = connection.execute(probe).one()
-        assert connection.execute(probe).one() == (timeout, txid)
+    def work(session: Session) -> tuple[str, int]:
+        timeout, txid = session.exec(probe).one()
+        assert session.exec(probe).one() == (timeout, txid)
         return timeout, txid
 
     try:
@@ -69,8 +69,9 @@ async def test_a_unit_of_work_commits_when_it_returns_and_leaves_nothing_when_it
     settings = load_settings(**base_settings)
     engine = create_engine(settings)
 
-    def add_user(connection: Connection, subject: str, fail: bool = False) -> None:
-        connection.execute(insert(users_table).values(issuer="unit-of-work", subject=subject))
+    def add_user(session: Session, subject: str, fail: bool = False) -> None:
+        session.add(User(issuer="unit-of-work", subject=subject))
+        session.flush()
         if fail:
             raise LookupError("after the write")
 
@@ -100,7 +101,7 @@ async def test_sustained_load_above_the_pool_size_opens_no_new_connections(
 
     async with app.router.lifespan_context(app):
 
-        @event.listens_for(app.state.engine.sync_engine.pool, "connect")
+        @event.listens_for(app.state.context.engine.sync_engine.pool, "connect")
         def _count(*_: object) -> None:
             nonlocal opened
             opened += 1

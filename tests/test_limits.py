@@ -8,9 +8,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -18,6 +20,7 @@ from tests.api import Api
 from tests.conftest import AppClientFactory
 from todo_api.app import create_app
 from todo_api.config import load_settings
+from todo_api.ratelimit import FLUSH_SECONDS, CounterStore, WindowKey
 
 
 @pytest.fixture
@@ -131,22 +134,79 @@ async def _exhaust(api: Api, limit: int) -> None:
     assert 1 <= int(limited.headers["retry-after"]) <= 3600
 
 
+async def _flushed() -> None:
+    """Long enough for every instance to add its counts to the shared store and read the totals."""
+    await asyncio.sleep(3 * FLUSH_SECONDS)
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "redis"])
 async def test_rate_limit_is_per_user_and_shared_by_instances(
     app_client: AppClientFactory, auth: Callable[..., dict[str, str]], backend: str, redis_url: str | None
 ) -> None:
+    """Two app instances (as two workers or replicas would be) share one budget: once the shared
+    counter holds the limit, an instance admits at most what it serves before its next flush."""
     if backend == "redis" and redis_url is None:
         pytest.skip("Redis not reachable on 127.0.0.1:6379 (set REDIS_URL to test the Redis backend)")
     extra = {"redis_url": redis_url} if backend == "redis" else {}
     settings = {"rate_limit_requests": 5, "rate_limit_window_seconds": 3600, **extra}
     async with app_client(**settings) as first, app_client(**settings) as second:
         subject = f"limited-{uuid.uuid4()}"
-        # Two app instances (as two workers or replicas would be) share one budget.
-        for _ in range(3):
-            assert (await first.get("/api/users/me", headers=auth(subject))).status_code == 200
-        await _exhaust(Api(second, auth(subject)), 2)
-        assert (await first.get("/api/users/me", headers=auth(subject))).status_code == 429
+        await _exhaust(Api(first, auth(subject)), 5)  # one instance alone never passes the limit
+        await _flushed()
+        assert (await second.get("/api/users/me", headers=auth(subject))).status_code == 200  # not seen yet
+        await _flushed()
+        for client in (first, second):  # both now know the shared total
+            limited = await client.get("/api/users/me", headers=auth(subject))
+            assert limited.status_code == 429
         await _exhaust(Api(first, auth()), 5)  # another user has a budget of its own
+
+
+@dataclass
+class FailingStore:
+    """A counter store that fails its first `failures` additions, then passes them on."""
+
+    store: CounterStore
+    failures: int
+    added: dict[WindowKey, int] = field(default_factory=dict)
+
+    async def add(self, counts: Mapping[WindowKey, int], window_seconds: int) -> dict[WindowKey, int]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("store unavailable")
+        for window, count in counts.items():
+            self.added[window] = self.added.get(window, 0) + count
+        return await self.store.add(counts, window_seconds)
+
+    async def purge(self, window_seconds: int) -> None:
+        await self.store.purge(window_seconds)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+async def test_admissions_reach_the_shared_counter_even_when_the_store_fails_for_a_while(
+    base_settings: dict[str, Any], auth: Callable[..., dict[str, str]]
+) -> None:
+    """Counts that could not be added stay pending and are added at a later flush; the requests
+    themselves never waited for the store."""
+    app = create_app(load_settings(**{**base_settings, "rate_limit_requests": 4, "rate_limit_window_seconds": 3600}))
+    async with app.router.lifespan_context(app):
+        limiter = app.state.context.rate_limiter
+        failing = FailingStore(limiter.store, failures=2)
+        limiter.store = failing
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            subject = f"flaky-{uuid.uuid4()}"
+            for _ in range(3):
+                assert (await client.get("/api/users/me", headers=auth(subject))).status_code == 200
+            for _ in range(10):
+                await _flushed()
+                if failing.added:
+                    break
+            assert failing.failures == 0
+            assert sum(failing.added.values()) == 3  # every admission reached the shared counter, once
+            assert (await client.get("/api/users/me", headers=auth(subject))).status_code == 200
+            assert (await client.get("/api/users/me", headers=auth(subject))).status_code == 429
 
 
 async def test_anonymous_requests_are_401_before_rate_limiting(

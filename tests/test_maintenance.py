@@ -10,13 +10,15 @@ from typing import Any
 import httpx
 from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
 from tests.api import Api
 from todo_api import maintenance
 from todo_api.app import create_app
 from todo_api.config import load_settings
-from todo_api.models.idempotency import IdempotencyKey, idempotency_table
-from todo_api.ratelimit import Unlimited
+from todo_api.http.middleware import Activity
+from todo_api.models.idempotency import IdempotencyKey
+from todo_api.ratelimit import RateLimiter
 from todo_api.storage.database import create_engine, database
 
 RETENTION = timedelta(hours=24)
@@ -24,7 +26,7 @@ RETENTION = timedelta(hours=24)
 
 async def _stored_keys(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as connection:
-        return set((await connection.execute(select(idempotency_table.c.key))).scalars())
+        return set((await connection.execute(select(col(IdempotencyKey.key)))).scalars())
 
 
 async def test_a_round_deletes_keys_older_than_the_retention_and_keeps_the_rest(
@@ -42,7 +44,7 @@ async def test_a_round_deletes_keys_older_than_the_retention_and_keeps_the_rest(
     settings = load_settings(**base_settings)
     engine = create_engine(settings)
     try:
-        await maintenance.purge_once(database(settings, engine), Unlimited(), RETENTION)
+        await maintenance.purge_once(database(settings, engine), RateLimiter(None, 0, 60), RETENTION)
     finally:
         await engine.dispose()
     assert await _stored_keys(db_engine) == {"fresh"}
@@ -56,9 +58,11 @@ async def test_rounds_run_only_after_requests_so_an_idle_database_can_scale_to_z
     sent: list[str] = []
     event.listen(engine.sync_engine, "checkout", lambda *_: sent.append("checkout"))
     event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _cur, statement, *_: sent.append(statement))
-    activity = maintenance.Activity()
+    activity = Activity()
     loop = asyncio.create_task(
-        maintenance.run_forever(database(settings, engine), Unlimited(), RETENTION, activity, interval=0.02)
+        maintenance.run_forever(
+            database(settings, engine), RateLimiter(None, 0, 60), RETENTION, activity, interval=0.02
+        )
     )
     try:
         await asyncio.sleep(0.3)
@@ -80,7 +84,7 @@ async def test_the_app_counts_every_request_for_housekeeping(
 ) -> None:
     app = create_app(load_settings(**base_settings))
     (activity,) = [m.kwargs["activity"] for m in app.user_middleware if "activity" in m.kwargs]
-    assert isinstance(activity, maintenance.Activity)
+    assert isinstance(activity, Activity)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -15,17 +15,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from todo_api import __version__, maintenance
 from todo_api.api import api_router
 from todo_api.auth.http import AuthenticationMiddleware
+from todo_api.auth.identities import IdentityCache
 from todo_api.auth.keys import JwksKeySource
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, Settings, get_settings
+from todo_api.context import AppContext
 from todo_api.http import errors as http_errors
-from todo_api.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from todo_api.http.middleware import Activity, BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.log import configure_logging
 from todo_api.pagination import cursor_sealer
-from todo_api.quota import RowGauge
 from todo_api.ratelimit import build_rate_limiter
 from todo_api.storage.database import create_engine, database
-from todo_api.users.cache import IdentityCache
 
 DESCRIPTION = """A multi-user Todo REST API. Every route needs a JWT from your identity provider
 (`Authorization: Bearer <token>`); every resource belongs to the token's subject."""
@@ -36,21 +36,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Parse the configured key now, so a bad key fails before serving. Without any key source the
     # app can still describe itself (`todo-api openapi`) but refuses to start serving.
     verifier = TokenVerifier(settings) if settings.has_key_source else None
-    activity = maintenance.Activity()  # requests served, so idle workers skip housekeeping
+    activity = Activity()  # requests served, so idle workers skip housekeeping
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if verifier is None:
             raise ConfigError(["set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET"])
-        app.state.cursor_sealer = cursor_sealer(settings)
+        cursors = cursor_sealer(settings)  # fails before anything starts when CURSOR_SECRET is missing
         engine = create_engine(settings)
-        app.state.engine = engine
-        app.state.database = database(settings, engine)
-        app.state.rate_limiter = build_rate_limiter(settings, engine)
-        retention = timedelta(hours=settings.idempotency_retention_hours)
-        housekeeping = asyncio.create_task(
-            maintenance.run_forever(app.state.database, app.state.rate_limiter, retention, activity)
+        db = database(settings, engine)
+        context = AppContext(
+            settings=settings,
+            engine=engine,
+            database=db,
+            verifier=verifier,
+            identities=IdentityCache(),
+            rate_limiter=build_rate_limiter(settings, db),
+            cursors=cursors,
         )
+        app.state.context = context
+        retention = timedelta(hours=settings.idempotency_retention_hours)
+        housekeeping = asyncio.create_task(maintenance.run_forever(db, context.rate_limiter, retention, activity))
+        counting = asyncio.create_task(context.rate_limiter.run())
         async with httpx.AsyncClient(timeout=settings.jwks_timeout_seconds) as http:
             if isinstance(verifier.keys, JwksKeySource):
                 verifier.keys.bind(http)
@@ -64,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 gc.unfreeze()
                 housekeeping.cancel()
-                await app.state.rate_limiter.aclose()
+                counting.cancel()
+                await context.rate_limiter.aclose()
                 await engine.dispose()
 
     app = FastAPI(
@@ -76,10 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
-    app.state.settings = settings
-    app.state.verifier = verifier
-    app.state.identity_cache = IdentityCache()
-    app.state.row_gauge = RowGauge()
     app.include_router(api_router)
     http_errors.register(app)
     # Added innermost first; requests pass (CORS →) request context → authentication → body limit.

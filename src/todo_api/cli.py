@@ -9,11 +9,12 @@ import shlex
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import uvicorn
-from sqlalchemy import literal, select
+from sqlalchemy import literal
+from sqlmodel import Session, select
 
 from todo_api.app import create_app
 from todo_api.auth.dev import mint_token, with_dev_cursor_secret, with_dev_key
@@ -21,12 +22,12 @@ from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, LogFormat, Settings, load_settings
 from todo_api.log import configure_logging
 from todo_api.storage import embedded, migrate
-from todo_api.storage.database import create_engine
+from todo_api.storage.database import create_engine, database
 
 DEFAULT_SCOPE = "todos:read todos:write"
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     print(f"todo-api: {message}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -71,7 +72,10 @@ def _dev_settings() -> Settings:
     settings = load_settings(require_database=False, require_key_source=False, **overrides)
     if settings.database_url is None:
         print("Starting embedded PostgreSQL in", settings.data_dir / "postgres", file=sys.stderr)
-        url = embedded.start((settings.data_dir / "postgres").resolve())
+        try:
+            url = embedded.start((settings.data_dir / "postgres").resolve())
+        except RuntimeError as exc:
+            _fail(str(exc))
         settings = load_settings(require_key_source=False, database_url=url, **overrides)
     return _validated(with_dev_cursor_secret(with_dev_key(settings)))
 
@@ -122,11 +126,15 @@ def cmd_openapi(args: argparse.Namespace) -> None:
     sys.stdout.write(orjson.dumps(create_app(settings).openapi(), option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def _ping(session: Session) -> None:
+    session.exec(select(literal(1))).one()
+
+
 async def _database_answers(settings: Settings, seconds: float) -> None:
     engine = create_engine(settings)
     try:
-        async with asyncio.timeout(seconds), engine.connect() as connection:
-            await connection.execute(select(literal(1)))
+        async with asyncio.timeout(seconds):
+            await database(settings, engine).run(_ping)
     finally:
         await engine.dispose()
 

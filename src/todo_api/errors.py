@@ -87,3 +87,19 @@ def violated_constraint(exc: sa_exc.IntegrityError) -> str | None:
     """Name of the constraint (or unique index) PostgreSQL reports as violated."""
     name = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
     return name if isinstance(name, str) else None
+
+
+class AccountDeleted(Conflict):
+    """409: the account was deleted while this request was being processed; nothing was written."""
+
+    detail = "The account was deleted while this request was in progress; nothing was written"
+
+
+class AccountGone(ServiceUnavailable):
+    """The user row this request resolved its token to no longer exists: the account was deleted.
+    Caught by `CurrentUser.run`, which either refuses the request (`AccountDeleted`: the deletion
+    happened while it was in flight) or starts a fresh account and runs the work once more (a
+    worker's cached identity was stale). A 503 (retry) only if it ever escaped."""
+
+    def __init__(self) -> None:
+        super().__init__(retry_after=1)

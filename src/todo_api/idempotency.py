@@ -13,21 +13,22 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, Interval, Row, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Connection
+from sqlalchemy import BigInteger, Interval, bindparam
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session, col, delete, func, select
 
+from todo_api.auth.current import CurrentUser
+from todo_api.context import app_context
 from todo_api.errors import Conflict, InvalidInput
 from todo_api.http.conditional import Tagged
 from todo_api.http.responses import location, representation
-from todo_api.models.idempotency import idempotency_table
-from todo_api.storage.database import Database
-
-keys = idempotency_table.c
+from todo_api.models import IdempotencyKey
+from todo_api.models.scoping import OWNER, owned_idempotency_keys
+from todo_api.pagination import select_columns
 
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -58,7 +59,14 @@ def _lock_id(user_id: uuid.UUID, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _replay(stored: Row[Any]) -> Response:
+class StoredOutcome(NamedTuple):
+    request_hash: str
+    status_code: int
+    headers: dict[str, Any]
+    body: bytes
+
+
+def _replay(stored: StoredOutcome) -> Response:
     headers = {name: str(value) for name, value in stored.headers.items()}
     headers[REPLAYED_HEADER] = "true"
     return Response(stored.body, status_code=stored.status_code, headers=headers, media_type="application/json")
@@ -66,55 +74,65 @@ def _replay(stored: Row[Any]) -> Response:
 
 # Built once, values as bind parameters (see todos.repository).
 _LOCK = select(func.pg_try_advisory_xact_lock(bindparam("lock_id", type_=BigInteger)))
-_RETAINED = keys.created_at > func.now() - bindparam("retention", type_=Interval)
-_FIND = select(idempotency_table).where(keys.user_id == bindparam("owner"), keys.key == bindparam("key"), _RETAINED)
-_NEW = insert(idempotency_table)
+_RETAINED = col(IdempotencyKey.created_at) > func.now() - bindparam("retention", type_=Interval)
+_FIND = select_columns(*(col(getattr(IdempotencyKey, name)) for name in StoredOutcome._fields)).where(
+    owned_idempotency_keys(), col(IdempotencyKey.key) == bindparam("key"), _RETAINED
+)
+_NEW = postgresql.insert(IdempotencyKey)
 # An expired record under the same key is simply replaced.
 _SAVE = _NEW.on_conflict_do_update(
-    index_elements=[keys.user_id, keys.key],
+    index_elements=[col(IdempotencyKey.user_id), col(IdempotencyKey.key)],
     set_={name: _NEW.excluded[name] for name in ("request_hash", "status_code", "headers", "body")}
     | {"created_at": func.now()},
+    where=owned_idempotency_keys(),
 )
-_PURGE = delete(idempotency_table).where(keys.created_at < func.now() - bindparam("retention", type_=Interval))
+# Housekeeping across all users (not a request's statement): see `purge_expired`.
+_PURGE = (
+    delete(IdempotencyKey)
+    .where(col(IdempotencyKey.created_at) < func.now() - bindparam("retention", type_=Interval))
+    .execution_options(synchronize_session=False, all_users=True)
+)
 
 
 class IdempotencyStore:
-    def __init__(self, db: Connection, user_id: uuid.UUID, retention: timedelta) -> None:
-        self.db = db
+    def __init__(self, session: Session, user_id: uuid.UUID, retention: timedelta) -> None:
+        self.session = session
         self.user_id = user_id
         self.retention = retention
 
     def lock(self, key: str) -> bool:
         """Try the (user, key) lock for the rest of this transaction; False if someone holds it."""
-        locked = self.db.execute(_LOCK, {"lock_id": _lock_id(self.user_id, key)})
-        return bool(locked.scalar_one())
+        return bool(self.session.exec(_LOCK, params={"lock_id": _lock_id(self.user_id, key)}).one())
 
-    def find(self, key: str) -> Row[Any] | None:
-        return self.db.execute(_FIND, {"owner": self.user_id, "key": key, "retention": self.retention}).first()
+    def find(self, key: str) -> StoredOutcome | None:
+        params = {OWNER: self.user_id, "key": key, "retention": self.retention}
+        row = self.session.exec(_FIND, params=params).first()
+        return None if row is None else StoredOutcome._make(row)
 
     def save(self, key: str, request_hash: str, response: Response) -> None:
         headers = {name: response.headers[name] for name in STORED_HEADERS if name in response.headers}
         values = {
             "user_id": self.user_id,
+            OWNER: self.user_id,
             "key": key,
             "request_hash": request_hash,
             "status_code": response.status_code,
             "headers": headers,
             "body": bytes(response.body),
         }
-        self.db.execute(_SAVE, values)
+        self.session.exec(_SAVE, params=values)
 
 
 def execute_once(
-    db: Connection,
+    session: Session,
     user_id: uuid.UUID,
     key: str,
     request_hash: str,
     retention: timedelta,
-    effect: Callable[[Connection], Response],
+    effect: Callable[[Session, uuid.UUID], Response],
 ) -> Response:
     """Run `effect` at most once per (user, key), in the caller's transaction."""
-    store = IdempotencyStore(db, user_id, retention)
+    store = IdempotencyStore(session, user_id, retention)
     if not store.lock(key):
         raise KeyInFlight
     stored = store.find(key)
@@ -124,37 +142,36 @@ def execute_once(
                 ("header", "idempotency-key"), "Idempotency-Key was already used for a different request", key
             )
         return _replay(stored)
-    response = effect(db)
+    response = effect(session, user_id)
     store.save(key, request_hash, response)
     return response
 
 
-def purge_expired(db: Connection, retention: timedelta) -> None:
-    """Forget outcomes older than the retention period."""
-    db.execute(_PURGE, {"retention": retention})
+def purge_expired(session: Session, retention: timedelta) -> None:
+    """Forget outcomes older than the retention period (every user's: housekeeping)."""
+    session.exec(_PURGE, params={"retention": retention})
 
 
 async def respond_created(
     request: Request,
-    db: Database,
-    user_id: uuid.UUID,
+    user: CurrentUser,
     key: str | None,
     body: BaseModel,
-    create: Callable[[Connection], Tagged[Any]],
+    create: Callable[[Session, uuid.UUID], Tagged[Any]],
     read_route: tuple[str, str],
 ) -> Response:
     """201 with `Location` (`read_route`: route name, id parameter) and `ETag` for a resource
-    that `create` makes, in one transaction, at most once per `Idempotency-Key`."""
+    that `create(session, user_id)` makes, in one transaction, at most once per `Idempotency-Key`."""
 
-    def effect(connection: Connection) -> Response:
-        created = create(connection)
+    def created_response(session: Session, user_id: uuid.UUID) -> Response:
+        created = create(session, user_id)
         route_name, id_parameter = read_route
         url = location(request, route_name, id_parameter, created.item.id)
         return representation(created, 201, url)
 
     if key is None:
-        return await db.run(effect)
-    settings = request.app.state.settings
+        return await user.run(created_response)
+    settings = app_context(request).settings
     retention = timedelta(hours=settings.idempotency_retention_hours)
     request_hash = fingerprint(f"{request.method} {request.url.path}", body)
-    return await db.run(execute_once, user_id, key, request_hash, retention, effect)
+    return await user.run(execute_once, key, request_hash, retention, created_response)

@@ -12,28 +12,21 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from todo_api.http.middleware import Activity
 from todo_api.idempotency import purge_expired
-from todo_api.ratelimit import PostgresRateLimiter, RateLimiter
+from todo_api.ratelimit import RateLimiter
 from todo_api.storage.database import Database
+from todo_api.users import service as users
 
 logger = logging.getLogger("todo_api.maintenance")
 
 INTERVAL_SECONDS = 300.0
 
 
-class Activity:
-    """Requests this worker has started (counted by `RequestContextMiddleware`)."""
-
-    __slots__ = ("requests",)
-
-    def __init__(self) -> None:
-        self.requests = 0
-
-
 async def purge_once(database: Database, limiter: RateLimiter, idempotency_retention: timedelta) -> None:
     await database.run(purge_expired, idempotency_retention)
-    if isinstance(limiter, PostgresRateLimiter):
-        await limiter.purge()
+    await database.run(users.forget_old_deletions)
+    await limiter.purge()
 
 
 async def run_forever(

@@ -20,16 +20,23 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, select, tuple_
+from sqlalchemy import ColumnElement, Integer, bindparam
+from sqlalchemy.orm import Mapped
+from sqlmodel import select, tuple_
+from sqlmodel.sql.expression import Select
 
 from todo_api.config import CURSOR_SECRET_REQUIRED, ConfigError, Settings
 from todo_api.errors import InvalidInput
+from todo_api.models.base import sql_type
 from todo_api.sealed import Sealer, Unsealable
 
 CURSOR_LOC = ("query", "cursor")
 # Fits the longest cursor: a 500-character title key of 4-byte characters, sealed and in base64.
 CURSOR_MAX_LENGTH = 4096
 SMALLINT = (-(2**15), 2**15 - 1)
+
+type Expression = ColumnElement[Any] | Mapped[Any]  # a column or SQL expression, e.g. `col(Todo.title)`
+type Position = tuple[Any, uuid.UUID]  # (sort key value, id) of the last row of a page
 
 
 class KeyCodec(ABC):
@@ -112,23 +119,23 @@ class SortSpec:
 
     name: str
     descending: bool
-    key: ColumnElement[Any]
-    id_column: ColumnElement[Any]
-    cursor_value: ColumnElement[Any]
+    key: Expression
+    id_column: Expression
+    cursor_value: Expression
     codec: KeyCodec
     bound: Callable[[Any], ColumnElement[Any]]
 
-    def order_by(self) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    def order_by(self) -> tuple[Expression, Expression]:
         if self.descending:
             return self.key.desc(), self.id_column.desc()
         return self.key.asc(), self.id_column.asc()
 
-    def pages(self, columns: Sequence[Any], owned: ColumnElement[bool]) -> dict[bool, Select[Any]]:
+    def pages(self, columns: Sequence[Any], owned: ColumnElement[bool]) -> dict[bool, Select[*tuple[Any, ...]]]:
         """Page statements in this order, from the start (False) and after a cursor position (True):
         `columns` then `sort_value`, rows where `owned`, every value a bind parameter (`page_params`),
         so each is built once and filters can be added on top."""
-        first = select(*columns, self.cursor_value.label("sort_value")).where(owned)
-        position = self.after(bindparam("after_value"), bindparam("after_id", type_=self.id_column.type))
+        first = select_columns(*columns, self.cursor_value.label("sort_value")).where(owned)
+        position = self.after(bindparam("after_value"), bindparam("after_id", type_=sql_type(self.id_column)))
         return {
             after: (first.where(position) if after else first)
             .order_by(*self.order_by())
@@ -136,7 +143,7 @@ class SortSpec:
             for after in (False, True)
         }
 
-    def after(self, value: Any, last_id: uuid.UUID | ColumnElement[Any]) -> ColumnElement[bool]:
+    def after(self, value: Any, last_id: uuid.UUID | Expression) -> ColumnElement[bool]:
         """Rows strictly after (value, last_id) in this order: one row comparison, index-friendly.
         Both may be values or bind parameters."""
         row = tuple_(self.key, self.id_column)
@@ -144,7 +151,13 @@ class SortSpec:
         return row < position if self.descending else row > position
 
 
-def page_params(after: tuple[Any, uuid.UUID] | None, limit: int) -> dict[str, Any]:
+def select_columns(*columns: Any) -> Select[*tuple[Any, ...]]:
+    """`sqlmodel.select` of any number of columns (its type hints cover at most four)."""
+    statement: Select[*tuple[Any, ...]] = select(*columns)
+    return statement
+
+
+def page_params(after: Position | None, limit: int) -> dict[str, Any]:
     """Bind parameters of a `SortSpec.pages` statement (the owner's come from the repository)."""
     params: dict[str, Any] = {"limit": limit}
     if after is not None:
@@ -169,7 +182,7 @@ def encode_cursor(sealer: Sealer, spec: SortSpec, value: Any, last_id: uuid.UUID
     return sealer.seal(last_id.bytes + spec.codec.encode(value), _context(spec, binding))
 
 
-def decode_cursor(sealer: Sealer, cursor: str, spec: SortSpec, binding: str) -> tuple[Any, uuid.UUID]:
+def decode_cursor(sealer: Sealer, cursor: str, spec: SortSpec, binding: str) -> Position:
     """The (sort value, id) a cursor points after; `InvalidInput` (422) for any bad cursor."""
     try:
         payload = sealer.unseal(cursor, _context(spec, binding))

@@ -1,34 +1,44 @@
-"""Per-user rate limiting (fixed windows) shared by every worker and replica.
+"""Per-user rate limiting (fixed windows), shared by every worker and replica, off the request path.
 
-Counters live in Redis when REDIS_URL is set, else in an UNLOGGED PostgreSQL table, updated in
-its own short transaction (never inside the request's transaction, so a user's requests do not
-queue on the counter row). If the counter store fails, requests are let through and it is logged:
-the limiter must not turn a blip into an outage. Unless PostgreSQL itself cannot be reached (no
-connection, no answer in time): the request's own transaction would wait as long again, so it gets
-its 503 at once.
+Each worker counts what it admits per (user, window) and, at most `FLUSH_SECONDS` after its first
+unflushed admission, adds those counts to a shared counter in one batched statement (PostgreSQL's
+UNLOGGED `rate_limit_windows` table, or Redis with REDIS_URL), reading back each user's total. A
+request is admitted while the last total this worker saw plus what it admitted since stays within
+the limit: no round trip per request, and nothing at all while the worker is idle.
+
+The price is bounded over-admission. A worker never admits more than the limit by itself, so with
+W worker processes in all replicas a user gets at most W × limit requests per window; in practice
+the limit plus what the other workers admitted for that user in the last flush interval, because
+every worker learns the shared total at its next flush (tests/faults/test_cross_worker.py). If the
+shared store fails, counts stay pending and are added at a later flush: a blip in the store never
+refuses or delays a request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from redis.asyncio import Redis
-from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, delete
+from sqlalchemy import Interval, bindparam
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session, col, delete, func
 
 from todo_api.auth.principal import Principal
 from todo_api.config import Settings
 from todo_api.models import RateLimitWindow
-from todo_api.storage.faults import is_unreachable
+from todo_api.storage.database import Database
 
 logger = logging.getLogger("todo_api.ratelimit")
+
+FLUSH_SECONDS = 0.25
+type WindowKey = tuple[str, int]  # (subject key, window start in epoch seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +47,106 @@ class Verdict:
     retry_after: int = 0
 
 
-class RateLimiter(Protocol):
-    async def hit(self, principal: Principal) -> Verdict: ...
-
-    async def aclose(self) -> None: ...
-
-
 def subject_key(principal: Principal) -> str:
     """Counters are keyed by a hash of the identity, not by the raw subject."""
     return hashlib.sha256(f"{principal.issuer}\n{principal.subject}".encode()).hexdigest()[:32]
 
 
-class _Windows:
-    def __init__(self, limit: int, window_seconds: int) -> None:
+class CounterStore(Protocol):
+    """Where the workers' counts meet."""
+
+    async def add(self, counts: Mapping[WindowKey, int], window_seconds: int) -> dict[WindowKey, int]:
+        """Add `counts` to the shared counters; return the new totals."""
+        ...
+
+    async def purge(self, window_seconds: int) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+_NEW = postgresql.insert(RateLimitWindow)
+_ADD = _NEW.on_conflict_do_update(
+    index_elements=[col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start)],
+    set_={"count": col(RateLimitWindow.count) + _NEW.excluded.count},
+).returning(col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start), col(RateLimitWindow.count))
+# Housekeeping across all subjects (not a request's statement).
+_PURGE = (
+    delete(RateLimitWindow)
+    .where(col(RateLimitWindow.window_start) < func.now() - bindparam("keep", type_=Interval))
+    .execution_options(synchronize_session=False, all_users=True)
+)
+
+
+def _add(session: Session, rows: list[dict[str, Any]]) -> dict[WindowKey, int]:
+    """One INSERT … ON CONFLICT DO UPDATE … RETURNING for all rows (SQLAlchemy's insertmanyvalues)."""
+    totals = session.exec(_ADD, params=rows)
+    return {(key, int(start.timestamp())): count for key, start, count in totals}
+
+
+def _purge(session: Session, keep: timedelta) -> None:
+    session.exec(_PURGE, params={"keep": keep})
+
+
+class PostgresCounters:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def add(self, counts: Mapping[WindowKey, int], window_seconds: int) -> dict[WindowKey, int]:
+        rows = [
+            {"subject_key": key, "window_start": datetime.fromtimestamp(start, UTC), "count": count}
+            for (key, start), count in counts.items()
+        ]
+        return await self.database.run(_add, rows)
+
+    async def purge(self, window_seconds: int) -> None:
+        await self.database.run(_purge, timedelta(seconds=2 * window_seconds))
+
+    async def aclose(self) -> None:
+        return None
+
+
+class RedisCounters:
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import Redis
+
+        self.redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+    async def add(self, counts: Mapping[WindowKey, int], window_seconds: int) -> dict[WindowKey, int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (key, start), count in counts.items():
+                name = f"todo-api:rate:{key}:{start}"
+                pipe.incrby(name, count)
+                pipe.expire(name, 2 * window_seconds)
+            results = await pipe.execute()
+        return {window: int(total) for window, total in zip(counts, results[::2], strict=True)}
+
+    async def purge(self, window_seconds: int) -> None:
+        return None  # keys expire by themselves
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+@dataclass(slots=True)
+class _Count:
+    pending: int = 0  # admitted by this worker, not yet added to the shared counter
+    total: int = 0  # the shared counter as last read (this worker's flushed admissions included)
+
+
+class RateLimiter:
+    """`hit()` decides at once from this worker's view; `run()` (a background task for the app's
+    lifetime) adds the pending counts to the shared store. `store=None`: no limit at all."""
+
+    def __init__(self, store: CounterStore | None, limit: int, window_seconds: int) -> None:
+        self.store = store
         self.limit = limit
         self.window = window_seconds
+        self._counts: dict[WindowKey, _Count] = {}
+        self._pending = asyncio.Event()
+
+    @property
+    def enabled(self) -> bool:
+        return self.store is not None
 
     def current(self) -> tuple[int, int]:
         """(window start as epoch seconds, seconds until the next window)."""
@@ -59,79 +154,64 @@ class _Windows:
         start = int(now) // self.window * self.window
         return start, max(1, int(start + self.window - now + 0.999))
 
-    def verdict(self, count: int, retry_after: int) -> Verdict:
-        return Verdict(True) if count <= self.limit else Verdict(False, retry_after)
-
-
-class Unlimited:
-    async def hit(self, principal: Principal) -> Verdict:
+    def hit(self, principal: Principal) -> Verdict:
+        if self.store is None:
+            return Verdict(True)
+        start, retry_after = self.current()
+        count = self._counts.setdefault((subject_key(principal), start), _Count())
+        if count.total + count.pending >= self.limit:
+            return Verdict(False, retry_after)
+        count.pending += 1
+        self._pending.set()
         return Verdict(True)
 
-    async def aclose(self) -> None:
-        return None
+    async def run(self) -> None:
+        """Flush `FLUSH_SECONDS` after the first admission since the last flush; idle otherwise."""
+        while self.store is not None:
+            await self._pending.wait()
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
 
-
-class PostgresRateLimiter(_Windows):
-    def __init__(self, engine: AsyncEngine, limit: int, window_seconds: int) -> None:
-        super().__init__(limit, window_seconds)
-        self.engine = engine
-
-    async def hit(self, principal: Principal) -> Verdict:
-        start, retry_after = self.current()
-        values = insert(RateLimitWindow).values(
-            subject_key=subject_key(principal), window_start=datetime.fromtimestamp(start, UTC), count=1
-        )
-        statement = values.on_conflict_do_update(
-            index_elements=[col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start)],
-            set_={"count": col(RateLimitWindow.count) + 1},
-        ).returning(col(RateLimitWindow.count))
-        async with self.engine.begin() as connection:  # its own short transaction, not the request's
-            count = (await connection.execute(statement)).scalar_one()
-        return self.verdict(count, retry_after)
+    async def flush(self) -> None:
+        if self.store is None:
+            return
+        self._pending.clear()
+        start, _ = self.current()
+        for window in [window for window in self._counts if window[1] < start - self.window]:
+            del self._counts[window]  # older than the previous window: no longer consulted
+        batch = {window: count.pending for window, count in self._counts.items() if count.pending}
+        if not batch:
+            return
+        for window, added in batch.items():
+            self._counts[window].pending -= added
+        try:
+            totals = await self.store.add(batch, self.window)
+        except Exception as exc:  # keep the counts for the next flush; never fail a request over it
+            logger.warning("rate-limit counters not shared this time: %s", type(exc).__name__)
+            for window, added in batch.items():
+                self._counts.setdefault(window, _Count()).pending += added
+            self._pending.set()
+            return
+        for window, total in totals.items():
+            count = self._counts.setdefault(window, _Count())
+            count.total = max(count.total, total)
 
     async def purge(self) -> None:
-        cutoff = func.now() - timedelta(seconds=2 * self.window)
-        async with self.engine.begin() as connection:
-            await connection.execute(delete(RateLimitWindow).where(col(RateLimitWindow.window_start) < cutoff))
+        if self.store is not None:
+            await self.store.purge(self.window)
 
     async def aclose(self) -> None:
-        return None
+        """Share what is still pending, then close the store."""
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.flush()
+            await self.store.aclose()
 
 
-class RedisRateLimiter(_Windows):
-    def __init__(self, url: str, limit: int, window_seconds: int) -> None:
-        super().__init__(limit, window_seconds)
-        self.redis = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-
-    async def hit(self, principal: Principal) -> Verdict:
-        start, retry_after = self.current()
-        key = f"todo-api:rate:{subject_key(principal)}:{start}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.window * 2)
-            count, _ = await pipe.execute()
-        return self.verdict(int(count), retry_after)
-
-    async def aclose(self) -> None:
-        await self.redis.aclose()
-
-
-def build_rate_limiter(settings: Settings, engine: AsyncEngine) -> RateLimiter:
-    if settings.rate_limit_requests == 0:
-        return Unlimited()
-    if settings.redis_url is not None:
-        return RedisRateLimiter(
-            settings.redis_url.get_secret_value(), settings.rate_limit_requests, settings.rate_limit_window_seconds
-        )
-    return PostgresRateLimiter(engine, settings.rate_limit_requests, settings.rate_limit_window_seconds)
-
-
-async def check(limiter: RateLimiter, principal: Principal) -> Verdict:
-    """The limiter's verdict; allow (and log) when its store is unavailable."""
-    try:
-        return await limiter.hit(principal)
-    except Exception as exc:
-        if is_unreachable(exc):  # PostgreSQL itself: the request would wait as long again, 503 now
-            raise
-        logger.warning("rate limiter unavailable, allowing request: %s", type(exc).__name__)
-        return Verdict(True)
+def build_rate_limiter(settings: Settings, database: Database) -> RateLimiter:
+    store: CounterStore | None = None
+    if settings.rate_limit_requests and settings.redis_url is not None:
+        store = RedisCounters(settings.redis_url.get_secret_value())
+    elif settings.rate_limit_requests:
+        store = PostgresCounters(database)
+    return RateLimiter(store, settings.rate_limit_requests, settings.rate_limit_window_seconds)

@@ -39,7 +39,7 @@ class RunningApp:
 
     @property
     def engine(self) -> AsyncEngine:
-        engine: AsyncEngine = self.app.state.engine
+        engine: AsyncEngine = self.app.state.context.engine
         return engine
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api import Api
-from todo_api.models.todo import todos_table
+from todo_api.models import Todo
 from todo_api.todos.schemas import TodoRead, todo_document
 
 VARIED: list[dict[str, Any]] = [
@@ -43,7 +43,7 @@ async def test_documents_serialise_like_the_model_in_any_session_time_zone(api: 
     """psycopg returns `timestamptz` in the session's time zone; both paths must write the same
     instant the same way (offsets included) whatever it is."""
     await _seed(api)
-    columns = [todos_table.c[name] for name in TodoRead.model_fields]
+    columns = [getattr(Todo, name) for name in TodoRead.model_fields]
     for zone in ("UTC", "Asia/Kolkata", "America/St_Johns"):
         async with db_engine.connect() as connection:
             await connection.execute(text(f"SET TIME ZONE '{zone}'"))

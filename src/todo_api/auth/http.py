@@ -7,9 +7,8 @@ from fastapi import Request
 from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from todo_api import ratelimit
 from todo_api.auth.principal import PRINCIPAL_KEY, Principal, required_scope
-from todo_api.auth.verifier import TokenVerifier
+from todo_api.context import app_context
 from todo_api.errors import AppError, InsufficientScope, NotAuthenticated, TooManyRequests
 from todo_api.http.errors import app_error_response
 
@@ -46,7 +45,7 @@ async def authenticate(request: Request) -> Principal:
     principal = state.get(PRINCIPAL_KEY)
     if isinstance(principal, Principal):
         return principal
-    verifier: TokenVerifier = request.app.state.verifier
+    verifier = app_context(request).verifier
     principal = await verifier.verify(bearer_token(request))
     scope = required_scope(request.method)
     if not principal.allows(scope, require_scopes=verifier.require_scopes):
@@ -74,7 +73,7 @@ class AuthenticationMiddleware:
             request = Request(scope, receive)
             try:
                 principal = await authenticate(request)
-                verdict = await ratelimit.check(request.app.state.rate_limiter, principal)
+                verdict = app_context(request).rate_limiter.hit(principal)
                 if not verdict.allowed:
                     raise TooManyRequests(verdict.retry_after)
             except AppError as exc:

@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 
 from fastapi import Header, Request
 
+from todo_api.context import app_context
 from todo_api.errors import AppError, NotFound
 
 # One list member of `#entity-tag`: OWS, an optional `[W/]"etagc*"`, OWS, then a comma or the end
@@ -161,7 +162,7 @@ class ETag[V](ABC):
         """Dependency: the write's precondition; 428 when the server requires one and none came.
         Several If-Match lines form one list (RFC 9110 §5.3)."""
         lines = request.headers.getlist("if-match")
-        if not lines and request.app.state.settings.require_if_match:
+        if not lines and app_context(request).settings.require_if_match:
             raise PreconditionRequired
         return self.precondition(", ".join(lines) if lines else None)
 

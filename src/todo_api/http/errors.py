@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from todo_api.auth.principal import PRINCIPAL_KEY, Principal
+from todo_api.context import app_context
 from todo_api.errors import RETRY_AFTER_SECONDS, AppError, ServiceUnavailable, violated_constraint
 from todo_api.storage.faults import is_unreachable, sqlstate
 
@@ -206,7 +207,7 @@ async def stale_account_handler(request: Request, exc: Exception) -> Response:
         raise exc
     principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
     if isinstance(principal, Principal):
-        request.app.state.identity_cache.forget(principal)
+        app_context(request).identities.forget(principal)
     return unavailable_response(_request_id(request), retry_after=1)
 
 

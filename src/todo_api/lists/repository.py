@@ -1,62 +1,78 @@
-"""List storage, scoped to one owner, with each list's todo counts computed in the same query.
-
-Like the todo repository: SQLAlchemy expressions over the SQLModel tables, plain rows back.
-Rows carry the list's columns plus `todo_count` and `open_count`.
+"""List storage, scoped to one owner (`owned_lists()`), with each list's todo counts computed in
+the same query. Built like the todo repository: SQLModel statements, once per shape, bind
+parameters for every value, columns rather than entities.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    ColumnElement,
-    DateTime,
-    Integer,
-    Row,
-    Text,
-    bindparam,
-    delete,
-    false,
-    func,
-    insert,
-    or_,
-    select,
-    type_coerce,
-    update,
-)
-from sqlalchemy.engine import Connection
+from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, bindparam, false, type_coerce
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Insert, ReturningDelete, Update
+from sqlmodel import Session, col, delete, func, insert, or_, select, update
 
 from todo_api.errors import violated_constraint
-from todo_api.models.base import new_values, versioned_changes
-from todo_api.models.todo import todos_table
-from todo_api.models.todo_list import lists_table, name_key
-from todo_api.pagination import DATETIME, SortSpec, TextKey, page_params
+from todo_api.models import Todo, TodoList, User
+from todo_api.models.scoping import OWNER, owned_lists, owned_todos, the_owner
+from todo_api.models.todo_list import name_key
+from todo_api.pagination import DATETIME, Expression, Position, SortSpec, TextKey, page_params, select_columns
 
 UNIQUE_NAME = "uq_lists_user_id_lower_name"
-lists = lists_table.c
-todos = todos_table.c
 
 
 class DuplicateNameError(Exception):
     """Another list of the same owner already has this name (case-insensitively)."""
 
 
-def _count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
-    in_list = (todos.list_id == lists.id) & (todos.user_id == lists.user_id)
-    statement = select(func.count()).select_from(todos_table).where(in_list, *conditions).correlate(lists_table)
-    return statement.scalar_subquery()
+class ListState(NamedTuple):
+    """What a list's ETag names: its row version and its counts (part of the representation)."""
+
+    version: int
+    todo_count: int
+    open_count: int
+
+
+class ListRecord(NamedTuple):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    todo_count: int
+    open_count: int
+
+    @property
+    def state(self) -> ListState:
+        return ListState(self.version, self.todo_count, self.open_count)
+
+
+class ListPageRow(NamedTuple):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    todo_count: int
+    open_count: int
+    sort_value: Any
+
+
+def _count(*conditions: ColumnElement[bool]) -> Any:
+    """Todos of the list in hand (correlated), of the same owner."""
+    in_list = col(Todo.list_id) == col(TodoList.id)
+    statement = select(func.count()).select_from(Todo).where(owned_todos(), in_list, *conditions)
+    return statement.correlate(TodoList).scalar_subquery()
 
 
 ALL_TODOS = _count()
-OPEN_TODOS = _count(todos.completed.is_(False))
-WITH_COUNTS = (lists_table, ALL_TODOS.label("todo_count"), OPEN_TODOS.label("open_count"))
-
-type Version = tuple[int, int, int]  # (version, todo_count, open_count): what a list's ETag names
+OPEN_TODOS = _count(col(Todo.completed).is_(False))
+_COLUMNS = [col(TodoList.id), col(TodoList.name), col(TodoList.created_at), col(TodoList.updated_at)]
+WITH_COUNTS = [*_COLUMNS, col(TodoList.version), ALL_TODOS.label("todo_count"), OPEN_TODOS.label("open_count")]
 
 
 def _at(states: int | None) -> list[ColumnElement[bool]]:
@@ -65,7 +81,7 @@ def _at(states: int | None) -> list[ColumnElement[bool]]:
     if states is None:
         return []
     conditions = [
-        (lists.version == bindparam(f"version_{i}", type_=Integer))
+        (col(TodoList.version) == bindparam(f"version_{i}", type_=Integer))
         & (bindparam(f"todo_count_{i}", type_=Integer) == ALL_TODOS)
         & (bindparam(f"open_count_{i}", type_=Integer) == OPEN_TODOS)
         for i in range(states)
@@ -73,25 +89,20 @@ def _at(states: int | None) -> list[ColumnElement[bool]]:
     return [or_(false(), *conditions)]
 
 
-def _state_params(versions: frozenset[Version] | None) -> dict[str, int]:
+def _state_params(states: Iterable[ListState] | None) -> dict[str, int]:
     params: dict[str, int] = {}
-    for i, (version, todo_count, open_count) in enumerate(sorted(versions or ())):
+    for i, (version, todo_count, open_count) in enumerate(sorted(states or ())):
         params |= {f"version_{i}": version, f"todo_count_{i}": todo_count, f"open_count_{i}": open_count}
     return params
 
 
-def _states(versions: frozenset[Version] | None) -> int | None:
-    """How many states a conditional write accepts; None for an unconditional one."""
-    return None if versions is None else len(versions)
-
-
-def _spec(name: str, key: ColumnElement[Any], kind: Any) -> SortSpec:
+def _spec(name: str, key: Expression, kind: Any) -> SortSpec:
     codec = DATETIME if isinstance(kind, DateTime) else TextKey(max_length=100)  # a list name
     return SortSpec(
         name=name,
         descending=name.startswith("-"),
         key=key,
-        id_column=lists.id,
+        id_column=col(TodoList.id),
         cursor_value=key,
         codec=codec,
         bound=lambda value: type_coerce(value, kind),
@@ -101,76 +112,98 @@ def _spec(name: str, key: ColumnElement[Any], kind: Any) -> SortSpec:
 SORTS: dict[str, SortSpec] = {
     spec.name: spec
     for spec in (
-        _spec("created_at", lists.created_at, DateTime(timezone=True)),
-        _spec("-created_at", lists.created_at, DateTime(timezone=True)),
+        _spec("created_at", col(TodoList.created_at), DateTime(timezone=True)),
+        _spec("-created_at", col(TodoList.created_at), DateTime(timezone=True)),
         _spec("name", name_key, Text()),
         _spec("-name", name_key, Text()),
     )
 }
 
 # Built once per shape, values as bind parameters (see todos.repository).
-_MINE = lists.user_id == bindparam("owner")
-_ONE = (lists.id == bindparam("target")) & _MINE
-_EXISTS = select(lists.id).where(_ONE)
-_GET = select(*WITH_COUNTS).where(_ONE)
-_COUNT = select(func.count()).select_from(lists_table).where(_MINE)
-_INSERT = insert(lists_table).returning(*WITH_COUNTS)
+_ONE = (col(TodoList.id) == bindparam("target")) & owned_lists()
+_GET = select_columns(*WITH_COUNTS).where(_ONE)
+_COUNT = select(func.count()).select_from(TodoList).where(owned_lists())
 
 
-_PAGES = {name: spec.pages(WITH_COUNTS, _MINE) for name, spec in SORTS.items()}
+@functools.cache
+def _create(capped: bool) -> Insert:
+    """INSERT … SELECT from the owner's locked user row: the cap holds across workers (see the
+    todo repository). A new list has no todos: its counts are zero, not a query."""
+    source = select_columns(bindparam("new_id", type_=Uuid()), col(User.id), bindparam("new_name", type_=Text()))
+    source = source.where(the_owner())
+    if capped:
+        source = source.where(col(User.list_count) < bindparam("limit", type_=Integer()))
+    columns = [col(TodoList.id), col(TodoList.user_id), col(TodoList.name)]
+    statement = insert(TodoList).from_select(columns, source.with_for_update())
+    returning = statement.returning(*_COLUMNS, col(TodoList.version))
+    return returning.execution_options(dml_strategy="raw")  # bind parameters feed the SELECT, not VALUES
+
+
+_PAGES = {name: spec.pages(WITH_COUNTS, owned_lists()) for name, spec in SORTS.items()}
+_NO_SYNC = {"synchronize_session": False}
 
 
 @functools.lru_cache(maxsize=64)
-def _update(fields: frozenset[str], states: int | None) -> Executable:
-    changes = versioned_changes(lists_table, fields)
-    return update(lists_table).where(_ONE, *_at(states)).values(changes).returning(*WITH_COUNTS)
+def _update(fields: frozenset[str], states: int | None) -> Update:
+    changes: dict[str, Any] = {name: bindparam(f"new_{name}") for name in sorted(fields)}
+    changes |= {"updated_at": func.now(), "version": col(TodoList.version) + 1}
+    statement = update(TodoList).where(_ONE, *_at(states)).values(changes).returning(*WITH_COUNTS)
+    return statement.execution_options(**_NO_SYNC)
 
 
 @functools.lru_cache(maxsize=64)
-def _delete(states: int | None) -> Executable:
-    return delete(lists_table).where(_ONE, *_at(states)).returning(lists.id)
+def _delete(states: int | None) -> ReturningDelete[uuid.UUID]:
+    return delete(TodoList).where(_ONE, *_at(states)).returning(col(TodoList.id)).execution_options(**_NO_SYNC)
 
 
 class ListRepository:
-    def __init__(self, db: Connection, user_id: uuid.UUID) -> None:
-        self.db = db
+    def __init__(self, session: Session, user_id: uuid.UUID) -> None:
+        self.session = session
         self.user_id = user_id
-        self._owner = {"owner": user_id}
+        self._owner = {OWNER: user_id}
 
-    def exists(self, list_id: uuid.UUID) -> bool:
-        return self.db.execute(_EXISTS, {**self._owner, "target": list_id}).first() is not None
-
-    def get(self, list_id: uuid.UUID) -> Row[Any] | None:
-        return self.db.execute(_GET, {**self._owner, "target": list_id}).first()
+    def get(self, list_id: uuid.UUID) -> ListRecord | None:
+        row = self.session.exec(_GET, params={**self._owner, "target": list_id}).first()
+        return None if row is None else ListRecord._make(row)
 
     def count(self) -> int:
-        return int(self.db.execute(_COUNT, self._owner).scalar_one())
+        return int(self.session.exec(_COUNT, params=self._owner).one())
 
-    def page(self, spec: SortSpec, after: tuple[Any, uuid.UUID] | None, limit: int) -> Sequence[Row[Any]]:
-        """Rows with counts and the cursor value (`sort_value`), in `spec` order."""
-        return self.db.execute(_PAGES[spec.name][after is not None], {**self._owner, **page_params(after, limit)}).all()
+    def page(self, spec: SortSpec, after: Position | None, limit: int) -> list[ListPageRow]:
+        """Lists with their counts, in `spec` order after the `after` position."""
+        statement = _PAGES[spec.name][after is not None]
+        rows = self.session.exec(statement, params={**self._owner, **page_params(after, limit)})
+        return [ListPageRow._make(row) for row in rows]
 
-    def create(self, name: str) -> Row[Any]:
-        row = self._execute(_INSERT, {"user_id": self.user_id, "name": name})
-        if row is None:  # pragma: no cover - INSERT … RETURNING always returns its row
-            raise RuntimeError("no row returned")
-        return row
-
-    def update(
-        self, list_id: uuid.UUID, values: dict[str, Any], versions: frozenset[Version] | None = None
-    ) -> Row[Any] | None:
-        params = {**new_values(values), **self._owner, "target": list_id, **_state_params(versions)}
-        return self._execute(_update(frozenset(values), _states(versions)), params)
-
-    def delete(self, list_id: uuid.UUID, versions: frozenset[Version] | None = None) -> bool:
-        """Delete the list; its todos go with it (ON DELETE CASCADE)."""
-        params = {**self._owner, "target": list_id, **_state_params(versions)}
-        return self.db.execute(_delete(_states(versions)), params).first() is not None
-
-    def _execute(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+    def create(self, name: str, limit: int) -> ListRecord | None:
+        """The new list; None if the owner has `limit` lists already (0: no limit) or no account."""
+        params = {**self._owner, "new_id": uuid.uuid4(), "new_name": name, "limit": limit}
         try:
-            return self.db.execute(statement, params).first()
+            row = self.session.exec(_create(limit > 0), params=params).first()
         except IntegrityError as exc:
             if violated_constraint(exc) == UNIQUE_NAME:
                 raise DuplicateNameError from None
             raise
+        return None if row is None else ListRecord._make((*row, 0, 0))
+
+    def update(self, list_id: uuid.UUID, name: str, states: Iterable[ListState] | None = None) -> ListRecord | None:
+        """Rename in one statement; None if not found or, when `states` is given, not in one of them."""
+        state_list = None if states is None else list(states)
+        params = {"new_name": name, **self._owner, "target": list_id, **_state_params(state_list)}
+        return self._returning(_update(frozenset({"name"}), None if state_list is None else len(state_list)), params)
+
+    def delete(self, list_id: uuid.UUID, states: Iterable[ListState] | None = None) -> bool:
+        """Delete the list; its todos go with it (ON DELETE CASCADE)."""
+        state_list = None if states is None else list(states)
+        params = {**self._owner, "target": list_id, **_state_params(state_list)}
+        statement = _delete(None if state_list is None else len(state_list))
+        return self.session.exec(statement, params=params).first() is not None
+
+    def _returning(self, statement: Any, params: dict[str, Any]) -> ListRecord | None:
+        try:
+            row = self.session.exec(statement, params=params).first()
+        except IntegrityError as exc:
+            if violated_constraint(exc) == UNIQUE_NAME:
+                raise DuplicateNameError from None
+            raise
+        return None if row is None else ListRecord._make(row)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from todo_api.deps import CurrentUserDep, CursorSealerDep, DbDep, ListQuotaDep
+from todo_api.deps import CurrentUserDep, CursorSealerDep, ListLimitDep
 from todo_api.http.conditional import IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
     CONFLICT,
@@ -21,45 +21,41 @@ from todo_api.http.responses import (
 from todo_api.http.routing import StrictJsonRoute
 from todo_api.idempotency import IdempotencyKeyHeader, respond_created
 from todo_api.lists import service
-from todo_api.lists.repository import Version
+from todo_api.lists.repository import ListState
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page
 
 router = APIRouter(prefix="/lists", tags=["lists"], route_class=StrictJsonRoute)
-IfMatchDep = Annotated[Precondition[Version] | None, Depends(service.ETAG.if_match)]
+IfMatchDep = Annotated[Precondition[ListState] | None, Depends(service.ETAG.if_match)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ListRead, responses={**CONFLICT, **IDEMPOTENT})
 async def create_list(
     body: ListCreate,
     user: CurrentUserDep,
-    db: DbDep,
-    quota: ListQuotaDep,
+    limit: ListLimitDep,
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a list. Names are unique per user (case-insensitively): a duplicate is 409."""
-    create = partial(service.create_list, user_id=user.id, data=body, quota=quota)
-    return await respond_created(request, db, user.id, idempotency_key, body, create, ("read_list", "list_id"))
+    create = partial(service.create_list, data=body, limit=limit)
+    return await respond_created(request, user, idempotency_key, body, create, ("read_list", "list_id"))
 
 
 @router.get("", response_model=Page[ListRead])
-async def list_lists(
-    query: Annotated[ListQuery, Query()], user: CurrentUserDep, db: DbDep, cursors: CursorSealerDep
-) -> Response:
+async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """The user's lists with their todo counts, one keyset page at a time."""
-    return json_response(await db.run(service.list_lists, user.id, query, cursors))
+    return json_response(await user.run(service.list_lists, query, cursors))
 
 
 @router.get("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **NOT_MODIFIED})
 async def read_list(
     list_id: uuid.UUID,
     user: CurrentUserDep,
-    db: DbDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """One list with its todo counts and `ETag` (which changes when the counts change)."""
-    return cached_or(await db.run(service.get_list, user.id, list_id), if_none_match)
+    return cached_or(await user.run(service.get_list, list_id), if_none_match)
 
 
 @router.put("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
@@ -67,11 +63,10 @@ async def replace_list(
     list_id: uuid.UUID,
     body: ListCreate,
     user: CurrentUserDep,
-    db: DbDep,
     if_match: IfMatchDep,
 ) -> Response:
     """Replace a list."""
-    return representation(await db.run(service.update_list, user.id, list_id, body, if_match))
+    return representation(await user.run(service.update_list, list_id, body, if_match))
 
 
 @router.patch("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
@@ -79,14 +74,13 @@ async def update_list(
     list_id: uuid.UUID,
     body: ListUpdate,
     user: CurrentUserDep,
-    db: DbDep,
     if_match: IfMatchDep,
 ) -> Response:
     """Change only the fields sent."""
-    return representation(await db.run(service.update_list, user.id, list_id, body, if_match))
+    return representation(await user.run(service.update_list, list_id, body, if_match))
 
 
 @router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
-async def delete_list(list_id: uuid.UUID, user: CurrentUserDep, db: DbDep, if_match: IfMatchDep) -> None:
+async def delete_list(list_id: uuid.UUID, user: CurrentUserDep, if_match: IfMatchDep) -> None:
     """Delete a list **and every todo in it**."""
-    await db.run(service.delete_list, user.id, list_id, if_match)
+    await user.run(service.delete_list, list_id, if_match)

@@ -1,118 +1,115 @@
-"""List rules: per-user unique names, counts, keyset pages, and the ownership check todos use."""
+"""List rules: per-user unique names, counts, caps and keyset pages."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from sqlalchemy import Row
-from sqlalchemy.engine import Connection
+from sqlmodel import Session
 
 from todo_api.errors import Conflict, NotFound, QuotaExceeded
 from todo_api.http.conditional import ETag, Precondition, Tagged, accepted, decimal, ensure_matches, missing_or_stale
-from todo_api.lists.repository import SORTS, DuplicateNameError, ListRepository, Version
+from todo_api.lists.repository import (
+    SORTS,
+    DuplicateNameError,
+    ListPageRow,
+    ListRecord,
+    ListRepository,
+    ListState,
+)
 from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
 from todo_api.pagination import Page, decode_cursor, encode_cursor, query_binding
-from todo_api.quota import Quota
 from todo_api.sealed import Sealer
+from todo_api.users import service as users
 
 DUPLICATE_NAME = "A list with this name already exists"
 
 
-class ListETag(ETag[Version]):
+class ListETag(ETag[ListState]):
     """`"<version>.<todo_count>.<open_count>"`: a list's representation includes its counts, so
     completing a todo in it changes its ETag too."""
 
-    def opaque(self, version: Version) -> str:
+    def opaque(self, version: ListState) -> str:
         return "{}.{}.{}".format(*version)
 
-    def parse(self, opaque: str) -> Version | None:
+    def parse(self, opaque: str) -> ListState | None:
         numbers = [decimal(part) for part in opaque.split(".")]
         match numbers:
             case [int(version), int(todo_count), int(open_count)]:
-                return version, todo_count, open_count
+                return ListState(version, todo_count, open_count)
         return None
 
 
 ETAG = ListETag()
 
 
-def _read(row: Row[Any]) -> ListRead:
-    return ListRead.model_validate(row, from_attributes=True)
+def _read(record: ListRecord | ListPageRow) -> ListRead:
+    return ListRead.model_validate(record, from_attributes=True)
 
 
-def _version(row: Row[Any]) -> Version:
-    return row.version, row.todo_count, row.open_count
+def _tagged(record: ListRecord) -> Tagged[ListRead]:
+    return ETAG.tagged(_read(record), record.state)
 
 
-def _tagged(row: Row[Any]) -> Tagged[ListRead]:
-    return ETAG.tagged(_read(row), _version(row))
+def _get(repository: ListRepository, list_id: uuid.UUID) -> ListRecord:
+    record = repository.get(list_id)
+    if record is None:
+        raise NotFound
+    return record
 
 
-def is_owned(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
-    return ListRepository(db, user_id).exists(list_id)
-
-
-def create_list(db: Connection, user_id: uuid.UUID, data: ListCreate, quota: Quota) -> Tagged[ListRead]:
-    """Create a list; at most `quota.limit` per user (0: unlimited)."""
-    repository = ListRepository(db, user_id)
-    if not quota.gauge.admits("lists", user_id, quota.limit, repository.count):
-        raise QuotaExceeded(f"List limit reached: at most {quota.limit} lists per user")
+def create_list(session: Session, user_id: uuid.UUID, data: ListCreate, limit: int) -> Tagged[ListRead]:
+    """Create a list; at most `limit` per user (0: unlimited), checked in the same statement."""
     try:
-        created = repository.create(data.name)
+        created = ListRepository(session, user_id).create(data.name, limit)
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
+    if created is None:
+        users.require_account(session, user_id)
+        raise QuotaExceeded(f"List limit reached: at most {limit} lists per user")
     return _tagged(created)
 
 
-def _get(repository: ListRepository, list_id: uuid.UUID) -> Row[Any]:
-    row = repository.get(list_id)
-    if row is None:
-        raise NotFound
-    return row
-
-
-def get_list(db: Connection, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
-    return _tagged(_get(ListRepository(db, user_id), list_id))
+def get_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID) -> Tagged[ListRead]:
+    return _tagged(_get(ListRepository(session, user_id), list_id))
 
 
 def update_list(
-    db: Connection,
+    session: Session,
     user_id: uuid.UUID,
     list_id: uuid.UUID,
     data: ListCreate | ListUpdate,
-    precondition: Precondition[Version] | None,
+    precondition: Precondition[ListState] | None,
 ) -> Tagged[ListRead]:
     """PUT (ListCreate: every field) and PATCH (ListUpdate: the fields sent), checked and written
     in one statement."""
     changes = data.changes() if isinstance(data, ListUpdate) else data.model_dump()
-    repository = ListRepository(db, user_id)
-    if not changes:
+    repository = ListRepository(session, user_id)
+    if "name" not in changes:
         current = _get(repository, list_id)
-        ensure_matches(precondition, _version(current))
+        ensure_matches(precondition, current.state)
         return _tagged(current)
     try:
-        row = repository.update(list_id, changes, accepted(precondition))
+        record = repository.update(list_id, changes["name"], accepted(precondition))
     except DuplicateNameError:
         raise Conflict(DUPLICATE_NAME) from None
-    if row is None:
+    if record is None:
         missing_or_stale(repository.get(list_id))
-    return _tagged(row)
+    return _tagged(record)
 
 
 def delete_list(
-    db: Connection, user_id: uuid.UUID, list_id: uuid.UUID, precondition: Precondition[Version] | None
+    session: Session, user_id: uuid.UUID, list_id: uuid.UUID, precondition: Precondition[ListState] | None
 ) -> None:
-    repository = ListRepository(db, user_id)
+    repository = ListRepository(session, user_id)
     if not repository.delete(list_id, accepted(precondition)):
         missing_or_stale(repository.get(list_id))
 
 
-def list_lists(db: Connection, user_id: uuid.UUID, query: ListQuery, cursors: Sealer) -> Page[ListRead]:
+def list_lists(session: Session, user_id: uuid.UUID, query: ListQuery, cursors: Sealer) -> Page[ListRead]:
     spec = SORTS[query.sort]
     binding = query_binding(user_id, [query.sort])
     after = decode_cursor(cursors, query.cursor, spec, binding) if query.cursor else None
-    rows = ListRepository(db, user_id).page(spec, after, query.limit + 1)
+    rows = ListRepository(session, user_id).page(spec, after, query.limit + 1)
     items = [_read(row) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:

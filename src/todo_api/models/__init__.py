@@ -5,6 +5,6 @@ from todo_api.models.idempotency import IdempotencyKey
 from todo_api.models.rate_limit import RateLimitWindow
 from todo_api.models.todo import Todo
 from todo_api.models.todo_list import TodoList
-from todo_api.models.user import User
+from todo_api.models.user import DeletedAccount, User
 
-__all__ = ["IdempotencyKey", "RateLimitWindow", "Todo", "TodoList", "User", "metadata"]
+__all__ = ["DeletedAccount", "IdempotencyKey", "RateLimitWindow", "Todo", "TodoList", "User", "metadata"]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Table, bindparam, func
+from sqlalchemy import ColumnElement, DateTime, cast, func, literal
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Field, SQLModel
 
 SQLModel.metadata.naming_convention = {
@@ -39,13 +39,13 @@ def version_column() -> int:
     return Field(default=1, sa_column_kwargs={"server_default": "1", "nullable": False})  # type: ignore[no-any-return]
 
 
-def versioned_changes(table: Table, fields: Iterable[str]) -> dict[str, Any]:
-    """The SET of an UPDATE on a versioned, timestamped table: each of `fields` from a bind
-    parameter `new_<field>` (see `new_values`), `updated_at` now, `version` bumped."""
-    changes: dict[str, Any] = {name: bindparam(f"new_{name}", type_=table.c[name].type) for name in fields}
-    return changes | {"updated_at": func.now(), "version": table.c.version + 1}
+def timestamp_literal(value: str) -> ColumnElement[datetime]:
+    """A timestamptz constant such as 'infinity', inlined into the SQL (index expressions need the
+    constant itself, not a bind parameter)."""
+    return cast(literal(value, literal_execute=True), DateTime(timezone=True))
 
 
-def new_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The bind parameters of `versioned_changes` for these column values."""
-    return {f"new_{name}": value for name, value in values.items()}
+def sql_type(attribute: Any) -> TypeEngine[Any]:
+    """The SQL type of a model attribute (`Todo.priority` → SMALLINT), for typed bind parameters."""
+    kind: TypeEngine[Any] = attribute.type
+    return kind

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, Table, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -29,6 +29,3 @@ class IdempotencyKey(SQLModel, table=True):
     headers: dict[str, Any] = Field(sa_type=JSONB)
     body: bytes = Field(sa_type=LargeBinary)
     created_at: datetime = timestamp()
-
-
-idempotency_table: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]

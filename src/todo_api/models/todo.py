@@ -12,16 +12,13 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     SmallInteger,
-    Table,
     Text,
     false,
-    func,
-    literal_column,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, func
 
-from todo_api.models.base import timestamp, uuid_pk, version_column
+from todo_api.models.base import timestamp, timestamp_literal, uuid_pk, version_column
 
 TEXT_LIST = ARRAY(Text, dimensions=1)
 
@@ -69,22 +66,16 @@ class Todo(SQLModel, table=True):
     version: int = version_column()
 
 
-todos_table: Table = Todo.__table__  # type: ignore[attr-defined]
-
-# Sort keys that are not plain columns. The same expression objects build the indexes below and
-# the queries, so the planner always finds the index.
-title_key = func.lower(todos_table.c.title)
+# Sort keys that are not plain columns. The same expressions build the indexes below and the
+# queries, so the planner always finds the index.
+title_key = func.lower(col(Todo.title))
 # `due_at` is nullable but sorts "nulls last" in both directions; keyset pagination needs a
-# non-null key, so each direction sorts on due_at with nulls pushed to its own far end.
-due_at_asc_key = func.coalesce(
-    todos_table.c.due_at,
-    literal_column("'infinity'::timestamp with time zone"),
-)
-due_at_desc_key = func.coalesce(
-    todos_table.c.due_at,
-    literal_column("'-infinity'::timestamp with time zone"),
-)
+# non-null key, so each direction sorts on due_at with nulls pushed to its own far end. The far
+# ends are inlined constants (`literal_execute`), as in the index expressions: a bind parameter
+# would not match them.
+due_at_asc_key = func.coalesce(col(Todo.due_at), timestamp_literal("infinity"))
+due_at_desc_key = func.coalesce(col(Todo.due_at), timestamp_literal("-infinity"))
 
-Index("ix_todos_user_id_lower_title_id", todos_table.c.user_id, title_key, todos_table.c.id)
-Index("ix_todos_user_id_due_asc_id", todos_table.c.user_id, due_at_asc_key, todos_table.c.id)
-Index("ix_todos_user_id_due_desc_id", todos_table.c.user_id, due_at_desc_key, todos_table.c.id)
+Index("ix_todos_user_id_lower_title_id", col(Todo.user_id), title_key, col(Todo.id))
+Index("ix_todos_user_id_due_asc_id", col(Todo.user_id), due_at_asc_key, col(Todo.id))
+Index("ix_todos_user_id_due_desc_id", col(Todo.user_id), due_at_desc_key, col(Todo.id))

@@ -3,8 +3,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Table, Text, UniqueConstraint, func
-from sqlmodel import Field, SQLModel
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel, col, func
 
 from todo_api.models.base import timestamp, uuid_pk, version_column
 
@@ -30,6 +30,5 @@ class TodoList(SQLModel, table=True):
 
 # Names are unique per user, case-insensitively. The index also serves `sort=name`: lower(name) is
 # unique per user, so it orders a user's lists totally on its own.
-lists_table: Table = TodoList.__table__  # type: ignore[attr-defined]
-name_key = func.lower(lists_table.c.name)
-Index("uq_lists_user_id_lower_name", lists_table.c.user_id, name_key, unique=True)
+name_key = func.lower(col(TodoList.name))
+Index("uq_lists_user_id_lower_name", col(TodoList.user_id), name_key, unique=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Table, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from todo_api.models.base import timestamp, uuid_pk
@@ -26,6 +26,19 @@ class User(SQLModel, table=True):
     name: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
+    # Kept by the database (triggers on todos and lists, migration 0004), never written here: what
+    # a quota is checked against.
+    todo_count: int = Field(default=0, sa_column_kwargs={"server_default": "0", "nullable": False})
+    list_count: int = Field(default=0, sa_column_kwargs={"server_default": "0", "nullable": False})
 
 
-users_table: Table = User.__table__  # type: ignore[attr-defined]
+class DeletedAccount(SQLModel, table=True):
+    """When an account was deleted, kept for a few minutes (housekeeping purges older ones): a write
+    whose user row is gone began either before the deletion (it raced with it: refused) or after
+    (a worker's cached identity was stale: the account starts afresh)."""
+
+    __tablename__ = "deleted_accounts"
+    __table_args__ = (Index("ix_deleted_accounts_deleted_at", "deleted_at"),)
+
+    user_id: uuid.UUID = Field(primary_key=True)
+    deleted_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -13,9 +13,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
+from sqlmodel import Session
 
 from todo_api.config import Settings
 from todo_api.storage.faults import (
@@ -191,43 +192,47 @@ class FairGate:
 
 
 class Database:
-    """The app's way into PostgreSQL: `await database.run(work, *args)` calls `work(connection,
-    *args)`, a plain function, in one transaction on one pooled connection. It commits when `work`
-    returns (before the response is sent: a 2xx means the write is durable) and rolls back when
-    it raises. Admission is first come, first served (`FairGate`).
+    """The app's one way into PostgreSQL: `await database.run(work, *args)` calls
+    `work(session, *args)`, a plain function, with a SQLModel `Session` that is one transaction on
+    one pooled connection. It commits when `work` returns (before the response is sent: a 2xx means
+    the write is durable) and rolls back when it raises; nothing else commits. Admission is first
+    come, first served (`FairGate`). Requests, the rate limiter's flushes, housekeeping and the
+    healthcheck all come through here.
 
-    `work` runs in one greenlet with SQLAlchemy's synchronous `Connection`: each round trip is a
-    switch to the event loop, as with `AsyncConnection`, but SQLAlchemy's async layer (a greenlet
-    per connect, execute, commit and close) is paid once per transaction instead of per call:
-    ~150-200 µs less CPU per request (bench/README.md, "One greenlet per transaction").
-    `greenlet_spawn` is the bridge `AsyncConnection.run_sync` itself is built on.
+    Why a unit of work handed to `run`, rather than a session from a `yield` dependency: the work
+    runs in one greenlet with a synchronous `Session` (the bridge `AsyncSession` itself is built
+    on), so SQLAlchemy's async layer is paid once per transaction instead of once per statement,
+    commit and close (~150-200 µs less CPU per request, bench/README.md). Handlers still get the
+    `Database` by dependency injection and stay one line: `await db.run(service.fn, …)`.
     """
 
     def __init__(self, engine: AsyncEngine, gate: FairGate) -> None:
         self._sync_engine = engine.sync_engine
         self._gate = gate
 
-    async def run[**P, T](self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def run[**P, T](self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         async with self._gate:
-            result: T = await greenlet_spawn(self._retried, lambda connection: work(connection, *args, **kwargs))
+            result: T = await greenlet_spawn(self._retried, lambda session: work(session, *args, **kwargs))
             return result
 
-    def _retried[T](self, work: Callable[[Connection], T]) -> T:
-        """Run the transaction again, once, when PostgreSQL aborted it as a serialization failure or
+    def _retried[T](self, work: Callable[[Session], T]) -> T:
+        """Run the unit of work again, once, when PostgreSQL aborted it as a serialization failure or
         a deadlock victim: the server rolled all of it back and nothing has reached the client yet
         (`work` only builds the response), so a second run is safe and usually succeeds."""
         try:
-            return self._transaction(work)
+            return self._unit_of_work(work)
         except sa_exc.DBAPIError as exc:
             if sqlstate(exc) not in RETRYABLE_SQLSTATES:
                 raise
             logger.info("transaction retried after SQLSTATE %s", sqlstate(exc))
-        return self._transaction(work)
+        return self._unit_of_work(work)
 
-    def _transaction[T](self, work: Callable[[Connection], T]) -> T:
-        with self._sync_engine.connect() as connection:  # closing rolls back what was not committed
-            result = work(connection)
-            connection.commit()
+    def _unit_of_work[T](self, work: Callable[[Session], T]) -> T:
+        # Nothing is loaded into the identity map (statements select columns), so there is nothing
+        # to flush automatically or to expire after the commit.
+        with Session(self._sync_engine, autoflush=False, expire_on_commit=False) as session:
+            result = work(session)  # closing the session rolls back what was not committed
+            session.commit()
             return result
 
 

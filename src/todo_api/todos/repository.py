@@ -1,216 +1,316 @@
-"""Todo storage. Built with the owner's id; every statement starts from the owner's rows.
+"""Todo storage, scoped to one owner: every statement starts from `owned_todos()`.
 
-Statements are SQLAlchemy expressions over the SQLModel table (`Todo.__table__`), executed on the
-request's connection and returning plain rows: the API never hands out table objects, so an ORM
-identity map would only cost time on every request.
+Statements are built from the SQLModel class (`select(Todo.id, …)`, ORM-enabled `insert(Todo)`,
+`update(Todo)`, `delete(Todo)`), once per shape, with a bind parameter for every value, and run
+on the unit of work's SQLModel `Session`. Building a statement and deriving its cache key costs
+more than running it, so they are built at import (or once per filter combination) and reused.
+Pages select columns, not entities: nothing here needs the identity map.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple, TypedDict
 
-from sqlalchemy import (
-    ColumnElement,
-    DateTime,
-    Row,
-    Select,
-    Text,
-    bindparam,
-    case,
-    delete,
-    func,
-    insert,
-    literal_column,
-    or_,
-    select,
-    type_coerce,
-    update,
-)
-from sqlalchemy.engine import Connection
+from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, bindparam, case, type_coerce
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Insert, ReturningDelete, Update
+from sqlmodel import Session, col, delete, func, insert, or_, select, update
 
 from todo_api.errors import violated_constraint
-from todo_api.models.base import new_values, versioned_changes
-from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key, todos_table
-from todo_api.pagination import DATETIME, NULLABLE_DATETIME, IntegerKey, KeyCodec, SortSpec, TextKey, page_params
-from todo_api.todos.schemas import Priority, TodoRead
+from todo_api.models import Todo, User
+from todo_api.models.base import sql_type, timestamp_literal
+from todo_api.models.scoping import OWNER, owned_todos, the_owner
+from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key
+from todo_api.pagination import (
+    DATETIME,
+    NULLABLE_DATETIME,
+    Expression,
+    IntegerKey,
+    KeyCodec,
+    Position,
+    SortSpec,
+    TextKey,
+    page_params,
+    select_columns,
+)
+from todo_api.todos.schemas import Priority
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 LIKE_ESCAPE = "/"
+TIMESTAMP = DateTime(timezone=True)
 
 
 class ListReferenceError(Exception):
     """The database refused a `list_id` that is not one of the owner's lists."""
 
 
-# A sort's `bound` receives the cursor's bind parameter (see `_PAGES`) and gives it the key's type.
+class TodoRecord(NamedTuple):
+    """A todo as the API represents it (`TodoRead`'s fields, in order) and its row version."""
+
+    id: uuid.UUID
+    title: str
+    description: str
+    completed: bool
+    completed_at: datetime | None
+    due_at: datetime | None
+    priority: int
+    tags: list[str]
+    list_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class TodoPageRow(NamedTuple):
+    """A page row: the representation's fields (no version) and the sort key of the page's order."""
+
+    id: uuid.UUID
+    title: str
+    description: str
+    completed: bool
+    completed_at: datetime | None
+    due_at: datetime | None
+    priority: int
+    tags: list[str]
+    list_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    sort_value: Any
+
+
+class TodoValues(TypedDict, total=False):
+    """Column values of a write (priority as its rank, tags with their case-folded keys)."""
+
+    title: str
+    description: str
+    completed: bool
+    due_at: datetime | None
+    priority: int
+    tags: list[str]
+    tag_keys: list[str]
+    list_id: uuid.UUID | None
+
+
+# Column values of a new todo that the client left out (PUT and POST bodies carry them all).
+_DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "completed": False,
+    "due_at": None,
+    "priority": 0,
+    "tags": [],
+    "tag_keys": [],
+    "list_id": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TodoFilters:
+    """What a page is filtered by; unset filters (None, empty) do not apply."""
+
+    completed: bool | None = None
+    in_no_list: bool = False
+    list_id: uuid.UUID | None = None
+    priority: int | None = None
+    tag_keys: tuple[str, ...] = ()
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    text: str | None = None  # case-insensitive substring of title or description, matched literally
+
+    def params(self) -> dict[str, Any]:
+        """The bind parameters of the filters that apply, named as in `_FILTERS`."""
+        values: dict[str, Any] = {
+            "completed": self.completed,
+            "list_id": self.list_id,
+            "priority": self.priority,
+            "tag_keys": list(self.tag_keys) or None,
+            "due_before": self.due_before,
+            "due_after": self.due_after,
+            "q": None if self.text is None else like_pattern(self.text),
+        }
+        params = {name: value for name, value in values.items() if value is not None}
+        if self.in_no_list:
+            params["no_list"] = None
+        return params
+
+
 def _typed(kind: Any) -> Any:
     return lambda value: type_coerce(value, kind)
 
 
 def _due_bound(far_end: str) -> Any:
-    sentinel: ColumnElement[Any] = literal_column(f"'{far_end}'::timestamp with time zone")
-    return lambda value: func.coalesce(type_coerce(value, DateTime(timezone=True)), sentinel)
+    sentinel = timestamp_literal(far_end)
+    return lambda value: func.coalesce(type_coerce(value, TIMESTAMP), sentinel)
 
 
-def _spec(
-    name: str, key: ColumnElement[Any], codec: KeyCodec, bound: Any, cursor_value: ColumnElement[Any] | None = None
-) -> SortSpec:
-    descending = name.startswith("-")
+def _spec(name: str, key: Expression, codec: KeyCodec, bound: Any, cursor_value: Expression | None = None) -> SortSpec:
     return SortSpec(
         name=name,
-        descending=descending,
+        descending=name.startswith("-"),
         key=key,
-        id_column=columns.id,
+        id_column=col(Todo.id),
         cursor_value=key if cursor_value is None else cursor_value,
         codec=codec,
         bound=bound,
     )
 
 
-def _both_directions(name: str, key: ColumnElement[Any], codec: KeyCodec, bound: Any) -> list[SortSpec]:
+def _both_directions(name: str, key: Expression, codec: KeyCodec, bound: Any) -> list[SortSpec]:
     return [_spec(name, key, codec, bound), _spec(f"-{name}", key, codec, bound)]
 
 
-columns = todos_table.c
-TIMESTAMP = DateTime(timezone=True)
 # What a cursor may carry back for these keys (checked before it reaches SQL).
 PRIORITY_KEY = IntegerKey(min(Priority), max(Priority))
 TITLE_KEY = TextKey(max_length=500)
 SORTS: dict[str, SortSpec] = {
     spec.name: spec
     for spec in [
-        *_both_directions("created_at", columns.created_at, DATETIME, _typed(TIMESTAMP)),
-        *_both_directions("updated_at", columns.updated_at, DATETIME, _typed(TIMESTAMP)),
-        *_both_directions("priority", columns.priority, PRIORITY_KEY, _typed(columns.priority.type)),
-        *_both_directions("title", title_key, TITLE_KEY, _typed(columns.title.type)),
+        *_both_directions("created_at", col(Todo.created_at), DATETIME, _typed(TIMESTAMP)),
+        *_both_directions("updated_at", col(Todo.updated_at), DATETIME, _typed(TIMESTAMP)),
+        *_both_directions("priority", col(Todo.priority), PRIORITY_KEY, _typed(sql_type(Todo.priority))),
+        *_both_directions("title", title_key, TITLE_KEY, _typed(Text())),
         # Nulls last in both directions: each direction has its own key (see models.todo).
-        _spec("due_at", due_at_asc_key, NULLABLE_DATETIME, _due_bound("infinity"), columns.due_at),
-        _spec("-due_at", due_at_desc_key, NULLABLE_DATETIME, _due_bound("-infinity"), columns.due_at),
+        _spec("due_at", due_at_asc_key, NULLABLE_DATETIME, _due_bound("infinity"), col(Todo.due_at)),
+        _spec("-due_at", due_at_desc_key, NULLABLE_DATETIME, _due_bound("-infinity"), col(Todo.due_at)),
     ]
+}
+
+# What a todo's representation needs (not the owner, not tag_keys), in `TodoRead`'s field order.
+# Single todos add the version (their ETag); pages have no ETags per item.
+_FIELDS: list[Any] = [col(getattr(Todo, name)) for name in TodoRecord._fields if name != "version"]
+_RECORD = [*_FIELDS, col(Todo.version)]
+_ONE = (col(Todo.id) == bindparam("target")) & owned_todos()
+_GET = select(*_RECORD).where(_ONE)
+_COUNT = select(func.count()).select_from(Todo).where(owned_todos())
+_PAGES = {name: spec.pages(_FIELDS, owned_todos()) for name, spec in SORTS.items()}
+# Filters a page can add, each on a bind parameter of the same name (`no_list` takes none).
+_FILTERS: dict[str, ColumnElement[bool]] = {
+    "completed": col(Todo.completed) == bindparam("completed", type_=sql_type(Todo.completed)),
+    "no_list": col(Todo.list_id).is_(None),
+    "list_id": col(Todo.list_id) == bindparam("list_id", type_=sql_type(Todo.list_id)),
+    "priority": col(Todo.priority) == bindparam("priority", type_=sql_type(Todo.priority)),
+    "tag_keys": col(Todo.tag_keys).contains(bindparam("tag_keys", type_=sql_type(Todo.tag_keys))),
+    "due_before": col(Todo.due_at) < bindparam("due_before", type_=TIMESTAMP),
+    "due_after": col(Todo.due_at) > bindparam("due_after", type_=TIMESTAMP),
+    # Case-insensitive substring; the value comes escaped by `like_pattern`.
+    "q": or_(
+        col(Todo.title).icontains(bindparam("q", type_=Text), escape=LIKE_ESCAPE),
+        col(Todo.description).icontains(bindparam("q", type_=Text), escape=LIKE_ESCAPE),
+    ),
+}
+# ORM-enabled DML without objects to keep in step: skip the session's synchronisation pass.
+_NO_SYNC = {"synchronize_session": False}
+
+
+@functools.lru_cache(maxsize=256)
+def _filtered_page(sort: str, after: bool, filters: frozenset[str]) -> Any:
+    return _PAGES[sort][after].where(*(_FILTERS[name] for name in sorted(filters)))
+
+
+_CREATED = list(TodoValues.__annotations__)
+
+
+@functools.cache
+def _create(completed: bool, capped: bool) -> Insert:
+    """INSERT … SELECT from the owner's user row, locked (FOR UPDATE), so that concurrent creates of
+    one user take turns and each sees the count its predecessor left: the cap (`limit`) holds
+    across workers and replicas. No row comes back when the cap is reached or the user row is gone.
+    The values are bind parameters `new_<column>`."""
+    values: list[Any] = [bindparam(f"new_{name}", type_=sql_type(getattr(Todo, name))) for name in _CREATED]
+    names = ["id", "user_id", *_CREATED, *(["completed_at"] if completed else [])]
+    columns = [col(getattr(Todo, name)) for name in names]
+    values += [func.now()] if completed else []
+    source = select_columns(bindparam("new_id", type_=Uuid()), col(User.id), *values).where(the_owner())
+    if capped:
+        source = source.where(col(User.todo_count) < bindparam("limit", type_=Integer()))
+    statement = insert(Todo).from_select(columns, source.with_for_update()).returning(*_RECORD)
+    return statement.execution_options(dml_strategy="raw")  # bind parameters feed the SELECT, not VALUES
+
+
+_IF_VERSION = col(Todo.version).in_(bindparam("versions", expanding=True))
+_DELETE: dict[bool, ReturningDelete[uuid.UUID]] = {
+    conditional: delete(Todo)
+    .where(_ONE, *([_IF_VERSION] if conditional else []))
+    .returning(col(Todo.id))
+    .execution_options(**_NO_SYNC)
+    for conditional in (False, True)
 }
 
 
 def completed_at_for(completed: ColumnElement[bool]) -> ColumnElement[Any]:
     """Keep the first completion time while completed; clear it when reopened."""
-    return case((completed, func.coalesce(columns.completed_at, func.now())), else_=None)
-
-
-# Statements are built once per shape, with bind parameters for every value, and reused: building
-# one and deriving its cache key costs more than running it (an UPDATE … RETURNING: ~150 µs).
-# Each still starts from the owner's rows (`user_id = :owner`).
-_MINE = columns.user_id == bindparam("owner")
-_ONE = (columns.id == bindparam("target")) & _MINE
-# What a todo's representation needs: not the owner, not tag_keys. Single todos add the version
-# (their ETag); pages have no ETags per item.
-_FIELDS: list[ColumnElement[Any]] = [columns[name] for name in TodoRead.model_fields]
-_READ = [*_FIELDS, columns.version]
-_GET = select(*_READ).where(_ONE)
-_COUNT = select(func.count()).select_from(todos_table).where(_MINE)
-
-
-_PAGES = {name: spec.pages(_FIELDS, _MINE) for name, spec in SORTS.items()}
-# Filters a page can add, each on a bind parameter of the same name (`no_list` takes none).
-_FILTERS: dict[str, ColumnElement[bool]] = {
-    "completed": columns.completed == bindparam("completed", type_=columns.completed.type),
-    "no_list": columns.list_id.is_(None),
-    "list_id": columns.list_id == bindparam("list_id", type_=columns.list_id.type),
-    "priority": columns.priority == bindparam("priority", type_=columns.priority.type),
-    "tag_keys": columns.tag_keys.contains(bindparam("tag_keys", type_=columns.tag_keys.type)),
-    "due_before": columns.due_at < bindparam("due_before", type_=TIMESTAMP),
-    "due_after": columns.due_at > bindparam("due_after", type_=TIMESTAMP),
-    # Case-insensitive substring; the value comes escaped by `like_pattern`.
-    "q": or_(
-        columns.title.icontains(bindparam("q", type_=Text), escape=LIKE_ESCAPE),
-        columns.description.icontains(bindparam("q", type_=Text), escape=LIKE_ESCAPE),
-    ),
-}
+    return case((completed, func.coalesce(col(Todo.completed_at), func.now())), else_=None)
 
 
 @functools.lru_cache(maxsize=256)
-def _filtered_page(sort: str, after: bool, filters: frozenset[str]) -> Select[*tuple[Any, ...]]:
-    return _PAGES[sort][after].where(*(_FILTERS[name] for name in sorted(filters)))
-
-
-_INSERT = insert(todos_table).returning(*_READ)
-_INSERT_COMPLETED = insert(todos_table).values(completed_at=func.now()).returning(*_READ)
-_IF_VERSION = columns.version.in_(bindparam("versions", expanding=True))
-_DELETE = {
-    conditional: delete(todos_table).where(_ONE, *([_IF_VERSION] if conditional else [])).returning(columns.id)
-    for conditional in (False, True)
-}
-
-
-@functools.lru_cache(maxsize=256)
-def _update(fields: frozenset[str], conditional: bool) -> Executable:
-    """SET each of `fields` from `:new_<field>` (and the completion time with `completed`)."""
-    assignments = versioned_changes(todos_table, fields)
+def _update(fields: frozenset[str], conditional: bool) -> Update:
+    """SET each of `fields` from `:new_<field>`, `updated_at` now, `version` bumped (and the
+    completion time with `completed`)."""
+    assignments: dict[Any, Any] = {
+        name: bindparam(f"new_{name}", type_=sql_type(getattr(Todo, name))) for name in sorted(fields)
+    }
+    assignments |= {"updated_at": func.now(), "version": col(Todo.version) + 1}
     if "completed" in fields:
         assignments["completed_at"] = completed_at_for(assignments["completed"])
     where = [_ONE, _IF_VERSION] if conditional else [_ONE]
-    return update(todos_table).where(*where).values(assignments).returning(*_READ)
+    return update(Todo).where(*where).values(assignments).returning(*_RECORD).execution_options(**_NO_SYNC)
 
 
-def _versions(versions: frozenset[int] | None) -> dict[str, Any]:
+def _versions(versions: Iterable[int] | None) -> dict[str, Any]:
     return {} if versions is None else {"versions": sorted(versions)}
 
 
 class TodoRepository:
-    def __init__(self, db: Connection, user_id: uuid.UUID) -> None:
-        self.db = db
+    def __init__(self, session: Session, user_id: uuid.UUID) -> None:
+        self.session = session
         self.user_id = user_id
-        self._owner = {"owner": user_id}
+        self._owner = {OWNER: user_id}
 
-    def get(self, todo_id: uuid.UUID) -> Row[Any] | None:
-        return self.db.execute(_GET, {**self._owner, "target": todo_id}).first()
+    def get(self, todo_id: uuid.UUID) -> TodoRecord | None:
+        row = self.session.exec(_GET, params={**self._owner, "target": todo_id}).first()
+        return None if row is None else TodoRecord._make(row)
 
-    def page(
-        self,
-        filters: Mapping[str, Any],
-        spec: SortSpec,
-        after: tuple[Any, uuid.UUID] | None,
-        limit: int,
-    ) -> Sequence[Row[Any]]:
-        """Up to `limit` todos matching every filter (named as in `_FILTERS`, with their values), in
-        `spec` order after the `after` position; each row ends with its cursor value
-        (`sort_value`)."""
-        params = {**filters, **self._owner, **page_params(after, limit)}
-        statement = _filtered_page(spec.name, after is not None, frozenset(filters))
-        return self.db.execute(statement, params).all()
+    def page(self, filters: TodoFilters, spec: SortSpec, after: Position | None, limit: int) -> list[TodoPageRow]:
+        """Up to `limit` todos matching every filter, in `spec` order after the `after` position."""
+        params = filters.params()
+        statement = _filtered_page(spec.name, after is not None, frozenset(params))
+        rows = self.session.exec(statement, params={**params, **self._owner, **page_params(after, limit)})
+        return [TodoPageRow._make(row) for row in rows]
 
     def count(self) -> int:
-        return int(self.db.execute(_COUNT, self._owner).scalar_one())
+        return int(self.session.exec(_COUNT, params=self._owner).one())
 
-    def create(self, values: dict[str, Any]) -> Row[Any]:
-        statement = _INSERT_COMPLETED if values.get("completed") else _INSERT
-        row = self._returning(statement, {**values, "user_id": self.user_id})
-        if row is None:  # pragma: no cover - INSERT … RETURNING always returns its row
-            raise RuntimeError("no row returned")
-        return row
+    def create(self, values: TodoValues, limit: int) -> TodoRecord | None:
+        """The new todo; None if the owner has `limit` todos already (0: no limit) or no account."""
+        params = {f"new_{name}": values.get(name, _DEFAULTS.get(name)) for name in _CREATED}
+        params |= {**self._owner, "new_id": uuid.uuid4(), "limit": limit}
+        return self._returning(_create(bool(values.get("completed")), limit > 0), params)
 
     def update(
-        self, todo_id: uuid.UUID, values: dict[str, Any], versions: frozenset[int] | None = None
-    ) -> Row[Any] | None:
+        self, todo_id: uuid.UUID, values: TodoValues, versions: Iterable[int] | None = None
+    ) -> TodoRecord | None:
         """Apply `values` in one statement (no read-modify-write); None if not found or, when
         `versions` is given, if the row's version is not one of them."""
-        params = {**new_values(values), **self._owner, "target": todo_id, **_versions(versions)}
+        params = {f"new_{name}": value for name, value in values.items()}
+        params |= {**self._owner, "target": todo_id, **_versions(versions)}
         return self._returning(_update(frozenset(values), versions is not None), params)
 
-    def delete(self, todo_id: uuid.UUID, versions: frozenset[int] | None = None) -> bool:
-        statement = _DELETE[versions is not None]
-        return self.db.execute(statement, {**self._owner, "target": todo_id, **_versions(versions)}).first() is not None
+    def delete(self, todo_id: uuid.UUID, versions: Iterable[int] | None = None) -> bool:
+        params = {**self._owner, "target": todo_id, **_versions(versions)}
+        return self.session.exec(_DELETE[versions is not None], params=params).first() is not None
 
-    def _returning(self, statement: Any, params: dict[str, Any]) -> Row[Any] | None:
+    def _returning(self, statement: Insert | Update, params: dict[str, Any]) -> TodoRecord | None:
         try:
-            return self.db.execute(statement, params).first()
+            row = self.session.exec(statement, params=params).first()
         except IntegrityError as exc:
             if violated_constraint(exc) == FK_LIST:
                 raise ListReferenceError from None
             raise
+        return None if row is None else TodoRecord._make(row)
 
 
 def like_pattern(text: str) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from todo_api.deps import CurrentUserDep, CursorSealerDep, DbDep, TodoQuotaDep
+from todo_api.deps import CurrentUserDep, CursorSealerDep, TodoLimitDep
 from todo_api.http.conditional import IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
     IDEMPOTENT,
@@ -31,33 +31,29 @@ IfMatchDep = Annotated[Precondition[int] | None, Depends(service.ETAG.if_match)]
 async def create_todo(
     body: TodoCreate,
     user: CurrentUserDep,
-    db: DbDep,
-    quota: TodoQuotaDep,
+    limit: TodoLimitDep,
     request: Request,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Create a todo. `Location` names it; send `Idempotency-Key` to retry safely."""
-    create = partial(service.create_todo, user_id=user.id, data=body, quota=quota)
-    return await respond_created(request, db, user.id, idempotency_key, body, create, ("read_todo", "todo_id"))
+    create = partial(service.create_todo, data=body, limit=limit)
+    return await respond_created(request, user, idempotency_key, body, create, ("read_todo", "todo_id"))
 
 
 @router.get("", response_model=Page[TodoRead])
-async def list_todos(
-    query: Annotated[TodoQuery, Query()], user: CurrentUserDep, db: DbDep, cursors: CursorSealerDep
-) -> Response:
+async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """The user's todos, filtered and sorted, one keyset page at a time (follow `next_cursor`)."""
-    return json_bytes_response((await db.run(service.list_todos, user.id, query, cursors)).to_json())
+    return json_bytes_response((await user.run(service.list_todos, query, cursors)).to_json())
 
 
 @router.get("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **NOT_MODIFIED})
 async def read_todo(
     todo_id: uuid.UUID,
     user: CurrentUserDep,
-    db: DbDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """One todo, with its `ETag`; `If-None-Match` with that ETag → 304."""
-    return cached_or(await db.run(service.get_todo, user.id, todo_id), if_none_match)
+    return cached_or(await user.run(service.get_todo, todo_id), if_none_match)
 
 
 @router.put("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **PRECONDITION})
@@ -65,11 +61,10 @@ async def replace_todo(
     todo_id: uuid.UUID,
     body: TodoCreate,
     user: CurrentUserDep,
-    db: DbDep,
     if_match: IfMatchDep,
 ) -> Response:
     """Replace a todo: fields left out are reset to their defaults."""
-    return representation(await db.run(service.replace_todo, user.id, todo_id, body, if_match))
+    return representation(await user.run(service.replace_todo, todo_id, body, if_match))
 
 
 @router.patch("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **PRECONDITION})
@@ -77,14 +72,13 @@ async def update_todo(
     todo_id: uuid.UUID,
     body: TodoUpdate,
     user: CurrentUserDep,
-    db: DbDep,
     if_match: IfMatchDep,
 ) -> Response:
     """Change only the fields sent; `null` clears `due_at` or `list_id`."""
-    return representation(await db.run(service.update_todo, user.id, todo_id, body, if_match))
+    return representation(await user.run(service.update_todo, todo_id, body, if_match))
 
 
 @router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
-async def delete_todo(todo_id: uuid.UUID, user: CurrentUserDep, db: DbDep, if_match: IfMatchDep) -> None:
+async def delete_todo(todo_id: uuid.UUID, user: CurrentUserDep, if_match: IfMatchDep) -> None:
     """Delete a todo."""
-    await db.run(service.delete_todo, user.id, todo_id, if_match)
+    await user.run(service.delete_todo, todo_id, if_match)

@@ -1,50 +1,95 @@
-"""Users by identity (issuer, subject). A user row is only ever reached through its own token."""
+"""Users by identity (issuer, subject). A user row is only ever reached through its own token:
+every statement starts from `the_user()` (or `the_owner()`, the id that identity resolved to)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import Row, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Connection
+from sqlalchemy import Interval, bindparam
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.dml import UpdateBase
+from sqlmodel import Session, col, delete, func, insert, select
 
 from todo_api.auth.principal import Principal
-from todo_api.models.user import users_table
+from todo_api.models import DeletedAccount, User
+from todo_api.models.scoping import ISSUER, OWNER, SUBJECT, owned_deleted_accounts, the_owner, the_user
+from todo_api.pagination import select_columns
 
-users = users_table.c
-_IDENTITY = (users.issuer == bindparam("issuer")) & (users.subject == bindparam("subject"))
-_FIND = select(users_table).where(_IDENTITY)
-_DELETE = delete(users_table).where(_IDENTITY)
+
+class UserRecord(NamedTuple):
+    id: uuid.UUID
+    issuer: str
+    subject: str
+    email: str | None
+    name: str | None
+    created_at: datetime
+
+
+_COLUMNS = [col(getattr(User, name)) for name in UserRecord._fields]
+_FIND = select_columns(*_COLUMNS).where(the_user())
+_DELETE = delete(User).where(the_user()).returning(col(User.id)).execution_options(synchronize_session=False)
+_EXISTS = select(col(User.id)).where(the_owner())
+_DELETED_AT = select(col(DeletedAccount.deleted_at)).where(owned_deleted_accounts())
+_TOMBSTONE = insert(DeletedAccount)
+# Housekeeping across all users: tombstones matter only while a worker may still hold a cached id.
+_PURGE_TOMBSTONES = (
+    delete(DeletedAccount)
+    .where(col(DeletedAccount.deleted_at) < func.now() - bindparam("keep", type_=Interval))
+    .execution_options(synchronize_session=False, all_users=True)
+)
+
+
+def _upsert() -> UpdateBase:
+    """Create the user, or refresh email/name (absent claims keep the stored values)."""
+    new = postgresql.insert(User)
+    return new.on_conflict_do_update(
+        index_elements=[col(User.issuer), col(User.subject)],
+        set_={
+            "email": func.coalesce(new.excluded.email, col(User.email)),
+            "name": func.coalesce(new.excluded.name, col(User.name)),
+            "updated_at": func.now(),
+        },
+    ).returning(*_COLUMNS)
+
+
+_UPSERT = _upsert()
 
 
 class UserRepository:
-    def __init__(self, db: Connection) -> None:
-        self.db = db
+    def __init__(self, session: Session, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+        self._identity = {ISSUER: principal.issuer, SUBJECT: principal.subject}
 
-    def find_by_identity(self, issuer: str, subject: str) -> Row[Any] | None:
-        return self.db.execute(_FIND, {"issuer": issuer, "subject": subject}).first()
+    def find(self) -> UserRecord | None:
+        row = self.session.exec(_FIND, params=self._identity).first()
+        return None if row is None else UserRecord._make(row)
 
-    def upsert(self, principal: Principal) -> Row[Any]:
+    def upsert(self) -> UserRecord:
         """Create the user, or refresh email/name; safe under concurrent first requests."""
-        values = insert(users_table).values(
-            id=uuid.uuid4(),
-            issuer=principal.issuer,
-            subject=principal.subject,
-            email=principal.email,
-            name=principal.name,
-        )
-        statement = values.on_conflict_do_update(
-            index_elements=[users.issuer, users.subject],
-            set_={
-                "email": func.coalesce(values.excluded.email, users.email),
-                "name": func.coalesce(values.excluded.name, users.name),
-                "updated_at": func.now(),
-            },
-        ).returning(users_table)
-        row: Row[Any] = self.db.execute(statement).one()
-        return row
+        principal = self.principal
+        values = {"id": uuid.uuid4(), "email": principal.email, "name": principal.name, **self._identity}
+        return UserRecord._make(self.session.exec(_UPSERT, params=values).one())
 
-    def delete_identity(self, issuer: str, subject: str) -> None:
-        """Delete the user; lists and todos go with it (ON DELETE CASCADE)."""
-        self.db.execute(_DELETE, {"issuer": issuer, "subject": subject})
+    def delete(self) -> uuid.UUID | None:
+        """Delete the user; lists and todos go with it (ON DELETE CASCADE). The id it had, if any."""
+        return self.session.exec(_DELETE, params=self._identity).scalar()
+
+
+def account_exists(session: Session, user_id: uuid.UUID) -> bool:
+    return session.exec(_EXISTS, params={OWNER: user_id}).first() is not None
+
+
+def remember_deletion(session: Session, user_id: uuid.UUID, at: datetime) -> None:
+    """The tombstone of a deleted account (kept for a few minutes, see `users.service`)."""
+    session.exec(_TOMBSTONE, params={"user_id": user_id, "deleted_at": at})
+
+
+def deletion_time(session: Session, user_id: uuid.UUID) -> datetime | None:
+    return session.exec(_DELETED_AT, params={OWNER: user_id}).first()
+
+
+def purge_tombstones(session: Session, keep: timedelta) -> None:
+    session.exec(_PURGE_TOMBSTONES, params={"keep": keep})

@@ -3,48 +3,84 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row
-from sqlalchemy.engine import Connection
+from sqlmodel import Session
 
+from todo_api.auth.identities import IdentityCache
 from todo_api.auth.principal import Principal
-from todo_api.users.cache import IdentityCache
-from todo_api.users.repository import UserRepository
+from todo_api.errors import AccountGone
+from todo_api.users.repository import (
+    UserRecord,
+    UserRepository,
+    account_exists,
+    deletion_time,
+    purge_tombstones,
+    remember_deletion,
+)
 
 
-def _is_current(user: Row[Any], principal: Principal) -> bool:
+def _is_current(user: UserRecord, principal: Principal) -> bool:
     """Stored profile already matches the token's claims (absent claims change nothing)."""
     return (principal.email is None or principal.email == user.email) and (
         principal.name is None or principal.name == user.name
     )
 
 
-def _current_user(db: Connection, principal: Principal, cache: IdentityCache) -> Row[Any]:
+def _current_user(session: Session, principal: Principal, cache: IdentityCache) -> UserRecord:
     """The user for this token: created on first sight, profile refreshed when claims change.
 
     Only a row that was already committed goes into the cache: one written here is not yet (its
     transaction may still fail to commit); the next request finds it and caches it.
     """
-    repository = UserRepository(db)
-    user = repository.find_by_identity(principal.issuer, principal.subject)
+    repository = UserRepository(session, principal)
+    user = repository.find()
     if user is not None and _is_current(user, principal):
         cache.put(user)
         return user
-    return repository.upsert(principal)
+    return repository.upsert()
 
 
-def current_user_id(db: Connection, principal: Principal, cache: IdentityCache) -> uuid.UUID:
+def current_user_id(session: Session, principal: Principal, cache: IdentityCache) -> uuid.UUID:
     """The internal id for this token (the caller has already looked in the cache)."""
-    user_id: uuid.UUID = _current_user(db, principal, cache).id
-    return user_id
+    return _current_user(session, principal, cache).id
 
 
-def read_account(db: Connection, principal: Principal, cache: IdentityCache) -> Row[Any]:
-    return _current_user(db, principal, cache)
+def read_account(session: Session, principal: Principal, cache: IdentityCache) -> UserRecord:
+    return _current_user(session, principal, cache)
 
 
-def delete_account(db: Connection, principal: Principal, cache: IdentityCache) -> None:
-    """Delete the account and everything it owns (ON DELETE CASCADE)."""
+def delete_account(session: Session, principal: Principal, cache: IdentityCache) -> None:
+    """Delete the account and everything it owns (ON DELETE CASCADE), and remember when (the
+    worker's clock, as the last statement before the commit): creates of this user that were in
+    flight meanwhile find the user row gone and are refused, later ones start a fresh account
+    (`replace_account`)."""
     cache.forget(principal)
-    UserRepository(db).delete_identity(principal.issuer, principal.subject)
+    deleted = UserRepository(session, principal).delete()
+    if deleted is not None:
+        remember_deletion(session, deleted, datetime.now(UTC))
+
+
+def require_account(session: Session, user_id: uuid.UUID) -> None:
+    """After a create was not admitted: return if the account exists (its cap refused the row),
+    raise `AccountGone` if not."""
+    if not account_exists(session, user_id):
+        raise AccountGone
+
+
+def deleted_since(session: Session, user_id: uuid.UUID, since: datetime) -> bool:
+    """Whether the account with this id was deleted at or after `since` (as far as the tombstones
+    still tell: they are kept for `TOMBSTONE_RETENTION`)."""
+    deleted_at = deletion_time(session, user_id)
+    return deleted_at is not None and deleted_at >= since
+
+
+# A deletion matters to `require_account` only while some worker may still hold the account's id in
+# its identity cache (its TTL) or a request that began before it may still run (bounded by the
+# statement timeout): a few minutes cover both with room to spare.
+TOMBSTONE_RETENTION = timedelta(minutes=10)
+
+
+def forget_old_deletions(session: Session) -> None:
+    """Housekeeping: drop tombstones older than `TOMBSTONE_RETENTION` (every user's)."""
+    purge_tombstones(session, TOMBSTONE_RETENTION)

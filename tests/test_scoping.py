@@ -1,0 +1,252 @@
+"""Scoping you cannot forget: every statement on a user-owned table carries its model's owner filter.
+
+Two nets. Statically, every statement the repositories can build (module-level statements and every
+shape of the per-shape builders) is inspected. Dynamically, the API is driven through every route
+by two users while a session event records each statement as it runs; each must carry the owner
+filter, bound to the id of the user who sent the request. Housekeeping purges are the only
+statements allowed to span users, and they say so (`all_users` execution option).
+`test_the_guard_flags_a_statement_without_its_owner_filter` shows the guard fails when a filter
+is missing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import BindParameter, Column, Table, event
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BinaryExpression, ClauseElement
+from sqlalchemy.sql.util import find_tables
+from sqlmodel import col, select
+
+from tests.api import Api
+from tests.conftest import AppClientFactory
+from todo_api import maintenance
+from todo_api.config import load_settings
+from todo_api.idempotency import _FIND, _LOCK, _SAVE
+from todo_api.lists import repository as lists_repository
+from todo_api.models import DeletedAccount, IdempotencyKey, RateLimitWindow, Todo, TodoList, User
+from todo_api.models.scoping import ISSUER, OWNER, SUBJECT, SUBJECT_KEY
+from todo_api.ratelimit import _ADD, build_rate_limiter
+from todo_api.storage.database import create_engine, database
+from todo_api.todos import repository as todos_repository
+from todo_api.users import repository as users_repository
+
+# Per guarded table, the owner filters that scope it: each a set of (column, bind parameter) pairs
+# that must all be compared with `=`.
+GUARDS: dict[str, tuple[tuple[tuple[str, str], ...], ...]] = {
+    "todos": ((("user_id", OWNER),),),
+    "lists": ((("user_id", OWNER),),),
+    "idempotency_keys": ((("user_id", OWNER),),),
+    "deleted_accounts": ((("user_id", OWNER),),),
+    # By the token's identity, or by the id it resolved to.
+    "users": ((("issuer", ISSUER), ("subject", SUBJECT)), (("id", OWNER),)),
+    "rate_limit_windows": ((("subject_key", SUBJECT_KEY),),),
+}
+# An INSERT is scoped by the owner values it writes (checked against the request's user at run time).
+INSERT_OWNER = {"todos": OWNER, "lists": OWNER, "idempotency_keys": "user_id", "deleted_accounts": "user_id"}
+
+
+def _compared(statement: ClauseElement) -> set[tuple[str, str, str]]:
+    """(table, column, bind parameter) for every `column = :parameter` in the statement."""
+    found: set[tuple[str, str, str]] = set()
+    for element in visitors.iterate(statement):
+        if not isinstance(element, BinaryExpression) or element.operator is not operators.eq:
+            continue
+        for column, parameter in ((element.left, element.right), (element.right, element.left)):
+            if isinstance(column, Column) and isinstance(parameter, BindParameter):
+                table = column.table
+                if isinstance(table, Table):
+                    found.add((table.name, column.name, str(parameter.key)))
+    return found
+
+
+def _tables(statement: Executable) -> set[str]:
+    assert isinstance(statement, ClauseElement)
+    found = find_tables(statement, include_crud=True, include_selects=True)
+    return {table.name for table in found if isinstance(table, Table)}
+
+
+def unscoped_tables(statement: Executable) -> set[str]:
+    """Guarded tables the statement touches without their owner filter (empty: all is well)."""
+    if statement.get_execution_options().get("all_users"):
+        return set()
+    assert isinstance(statement, ClauseElement)
+    tables = _tables(statement)
+    compared = _compared(statement)
+    missing = set()
+    for name in tables & GUARDS.keys():
+        if isinstance(statement, Insert) and statement.table.name == name:
+            continue  # an INSERT's owner is in its values: checked against the request at run time
+        if not any(all((name, *pair) in compared for pair in guard) for guard in GUARDS[name]):
+            missing.add(name)
+    return missing
+
+
+def _repository_statements() -> Iterator[tuple[str, Executable]]:
+    """Every statement the data-access modules can build."""
+    for module in (todos_repository, lists_repository, users_repository):
+        for name, value in vars(module).items():
+            if isinstance(value, Executable):
+                yield f"{module.__name__}.{name}", value
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(item, Executable):
+                        yield f"{module.__name__}.{name}[{key}]", item
+                    if isinstance(item, dict):
+                        for inner_key, inner in item.items():
+                            yield f"{module.__name__}.{name}[{key}][{inner_key}]", inner
+    yield from (("idempotency._FIND", _FIND), ("idempotency._SAVE", _SAVE), ("idempotency._LOCK", _LOCK))
+    yield "ratelimit._ADD", _ADD
+    for capped in (False, True):
+        yield f"lists create capped={capped}", lists_repository._create(capped)
+        for completed in (False, True):
+            yield f"todos create capped={capped} completed={completed}", todos_repository._create(completed, capped)
+    filters = sorted(todos_repository._FILTERS)
+    for sort, after in itertools.product(todos_repository.SORTS, (False, True)):
+        for size in range(len(filters) + 1):
+            for chosen in itertools.combinations(filters, size):
+                statement = todos_repository._filtered_page(sort, after, frozenset(chosen))
+                yield f"todos page {sort} after={after} {chosen}", statement
+    fields = sorted(todos_repository.TodoValues.__annotations__)
+    for size in range(1, len(fields) + 1):
+        for chosen in itertools.combinations(fields, size):
+            for conditional in (False, True):
+                yield f"todos update {chosen}", todos_repository._update(frozenset(chosen), conditional)
+    for states in (None, 0, 1, 3):
+        yield f"lists update {states}", lists_repository._update(frozenset({"name"}), states)
+        yield f"lists delete {states}", lists_repository._delete(states)
+
+
+def test_every_statement_the_repositories_can_build_carries_its_owner_filter() -> None:
+    checked = 0
+    for name, statement in _repository_statements():
+        assert unscoped_tables(statement) == set(), name
+        checked += 1
+    assert checked > 2000  # every filter combination of every sort, every update shape
+
+
+def test_the_guard_flags_a_statement_without_its_owner_filter() -> None:
+    unscoped = select(col(Todo.id)).where(col(Todo.id) == uuid.uuid4())
+    assert unscoped_tables(unscoped) == {"todos"}
+    # A filter on another table does not scope this one (a join of lists and todos).
+    joined = select(col(Todo.id)).where(col(TodoList.user_id) == BindParameter(OWNER), Todo.list_id == TodoList.id)
+    assert unscoped_tables(joined) == {"todos"}
+    # Only the identity (issuer and subject) scopes a user row.
+    assert unscoped_tables(select(col(User.id)).where(col(User.issuer) == BindParameter(ISSUER))) == {"users"}
+
+
+@dataclass(eq=False)
+class Recorder:
+    """Statements run through any SQLModel session while recording, with their parameters."""
+
+    seen: list[tuple[Executable, Mapping[str, Any]]] = field(default_factory=list)
+
+    def __call__(self, state: ORMExecuteState) -> None:
+        params = state.parameters if isinstance(state.parameters, Mapping) else {}
+        self.seen.append((state.statement, dict(params)))
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    record = Recorder()
+    event.listen(Session, "do_orm_execute", record)
+    try:
+        yield record
+    finally:
+        event.remove(Session, "do_orm_execute", record)
+
+
+async def _exercise(api: Api) -> None:
+    """Every route, most branches: creates (with and without lists, keys), pages (every sort and
+    filter), reads, conditional and unconditional writes, deletes, the account."""
+    me = await api.request("GET", "/api/users/me")
+    assert me.status_code == 200
+    first = await api.create_list("Groceries")
+    await api.create_list("Work")
+    todo = await api.create_todo(title="milk", list_id=first["id"], tags=["Home"], due_at="2030-01-01T09:00:00Z")
+    keyed = {"Idempotency-Key": f"key-{uuid.uuid4()}"}
+    for _ in range(2):
+        created = await api.request("POST", "/api/todos", json={"title": "once"}, headers=keyed)
+        assert created.status_code == 201
+    for sort in todos_repository.SORTS:
+        await api.all_pages("/api/todos", sort=sort, limit=1)
+    filters = {"completed": "false", "list_id": first["id"], "priority": "none", "tag": "home", "q": "mi"}
+    await api.all_pages("/api/todos", limit=1, due_before="2031-01-01T00:00:00Z", due_after="2029-01-01T00:00:00Z")
+    await api.all_pages("/api/todos", **filters)
+    await api.all_pages("/api/todos", list_id="none")
+    for sort in lists_repository.SORTS:
+        await api.all_pages("/api/lists", sort=sort, limit=1)
+    single = await api.request("GET", f"/api/todos/{todo['id']}")
+    etag = single.headers["etag"]
+    await api.request("PATCH", f"/api/todos/{todo['id']}", json={"completed": True}, headers={"If-Match": etag})
+    await api.request("PATCH", f"/api/todos/{todo['id']}", json={"completed": True}, headers={"If-Match": etag})
+    await api.request("PUT", f"/api/todos/{todo['id']}", json={"title": "replaced", "list_id": first["id"]})
+    await api.request("PATCH", f"/api/todos/{todo['id']}", json={})
+    listed = await api.request("GET", f"/api/lists/{first['id']}")
+    list_etag = listed.headers["etag"]
+    await api.request("PATCH", f"/api/lists/{first['id']}", json={"name": "Food"}, headers={"If-Match": list_etag})
+    await api.request("PUT", f"/api/lists/{first['id']}", json={"name": "Food"})
+    await api.request("DELETE", f"/api/todos/{todo['id']}", headers={"If-Match": '"999"'})
+    await api.request("DELETE", f"/api/todos/{todo['id']}")
+    await api.request("DELETE", f"/api/lists/{first['id']}", headers={"If-Match": list_etag})
+    await api.request("DELETE", f"/api/lists/{first['id']}")
+    await api.request("GET", f"/api/todos/{uuid.uuid4()}")
+    await api.request("DELETE", "/api/users/me")
+
+
+async def test_every_statement_a_request_runs_is_scoped_to_the_requesting_user(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], recorder: Recorder
+) -> None:
+    # Rate limiting on (PostgreSQL counters), so its statements are recorded too.
+    async with app_client(rate_limit_requests=10_000) as client:
+        users = [Api(client, auth(f"scoping-{n}")) for n in range(2)]
+        ids = {}
+        for api in users:
+            ids[(await api.request("GET", "/api/users/me")).json()["id"]] = api
+        for api in users:
+            await _exercise(api)
+    assert len(recorder.seen) > 100
+    guarded = 0
+    for statement, params in recorder.seen:
+        assert not statement.get_execution_options().get("all_users"), str(statement)
+        assert unscoped_tables(statement) == set(), str(statement)
+        tables = _tables(statement)
+        if OWNER in params:
+            assert str(params[OWNER]) in ids, str(statement)
+        if isinstance(statement, Insert) and statement.table.name in INSERT_OWNER:
+            owner = params[INSERT_OWNER[statement.table.name]]
+            assert str(owner) in ids, str(statement)
+            if OWNER in params:
+                assert params[OWNER] == owner
+        guarded += bool(tables & GUARDS.keys())
+    assert guarded > 100
+
+
+async def test_only_housekeeping_statements_span_users(base_settings: dict[str, Any], recorder: Recorder) -> None:
+    """The purges are the statements marked `all_users` (requests never are: see above), and they
+    touch nothing but expiring records."""
+    settings = load_settings(**{**base_settings, "rate_limit_requests": 100})
+    engine = create_engine(settings)
+    try:
+        db = database(settings, engine)
+        await maintenance.purge_once(db, build_rate_limiter(settings, db), timedelta(hours=24))
+    finally:
+        await engine.dispose()
+    assert len(recorder.seen) == 3
+    for statement, _ in recorder.seen:
+        assert statement.get_execution_options().get("all_users") is True
+        assert _tables(statement) <= {
+            IdempotencyKey.__tablename__,
+            RateLimitWindow.__tablename__,
+            DeletedAccount.__tablename__,
+        }
