@@ -22,7 +22,7 @@ import pickle
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -148,16 +148,18 @@ class HttpToolsWithDeadlines(HttpToolsProtocol):
 
 @dataclass
 class _Health:
-    """The supervisor's view of one worker: its last unanswered ping and whether it has started."""
+    """The supervisor's view of one worker: since when it is known, its last unanswered health
+    check, and whether it has said that its server started."""
 
+    seen: float = field(default_factory=time.monotonic)  # first check, within a tick of the spawn
     ping_sent: float | None = None
     started: bool = False
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's worker supervisor with separate startup and liveness allowances, health checks
-    that never block the loop (so signals are handled within its 0.5 s tick), and a listener that
-    closes as soon as the supervisor stops."""
+    """uvicorn's worker supervisor with separate allowances for starting (importing, building the
+    app, the lifespan) and for answering health checks once started; checks never block the loop
+    (signals are handled within its 0.5 s tick); and a listener that closes as soon as it stops."""
 
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], *, startup: float, liveness: float):
         super().__init__(config, sockets)
@@ -178,9 +180,8 @@ class Supervisor(Multiprocess):
             return
         self.health = {process: self.health.get(process, _Health()) for process in self.processes}
         for index, process in enumerate(self.processes):
-            silence = self._silence(process)
-            limit = self.liveness_timeout if self.health[process].started else self.startup_timeout
-            if silence is not None and silence < limit:
+            problem = self._problem(process)
+            if problem is None:
                 continue
             process.kill()
             process.join()
@@ -189,32 +190,33 @@ class Supervisor(Multiprocess):
                 logger.error("Worker [%s] failed to start, stopping.", process.pid)
                 self.should_exit.set()
                 return
-            if silence is None:
-                logger.warning("Worker [%s] died; starting a new one.", process.pid)
-            else:
-                state = "running" if self.health[process].started else "starting"
-                logger.warning("Worker [%s] (%s) did not answer for %.0f s; replaced.", process.pid, state, silence)
+            logger.warning("Worker [%s] %s; starting a new one.", process.pid, problem)
             replacement = Process(self.config, self.sockets)
             replacement.start()
             self.processes[index] = replacement
 
-    def _silence(self, process: Process) -> float | None:
-        """Seconds the worker has left a ping unanswered (0 if none is pending); None if it is dead.
-
-        uvicorn's worker answers every ping from a thread with whether its server has started.
-        """
+    def _problem(self, process: Process) -> str | None:
+        """Why the worker must be replaced, or None. uvicorn's worker answers every ping, from a
+        thread, with whether its server has started; a worker that is still importing cannot."""
         if not process.process.is_alive():
-            return None
+            return "died"
         health, now = self.health[process], time.monotonic()
         try:
             while process.parent_conn.poll():
-                health.started, health.ping_sent = bool(process.parent_conn.recv()), None
+                started, health.ping_sent = bool(process.parent_conn.recv()), None
+                if started and not health.started:
+                    health.started = True
+                    logger.info("Worker [%s] ready after %.1f s.", process.pid, now - health.seen)
             if health.ping_sent is None:
                 process.parent_conn.send(b"ping")
                 health.ping_sent = now
         except (OSError, EOFError, pickle.UnpicklingError):
-            return None
-        return now - health.ping_sent
+            return "stopped answering"
+        if not health.started and now - health.seen > self.startup_timeout:
+            return f"had not started after {now - health.seen:.0f} s"
+        if health.started and now - health.ping_sent > self.liveness_timeout:
+            return f"did not answer for {now - health.ping_sent:.0f} s"
+        return None
 
 
 # --- serving ------------------------------------------------------------------------------------
