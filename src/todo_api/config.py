@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(default=20, gt=0, le=300)
     # `serve --workers N`: time a worker has to start (import, build the app, lifespan) before the
     # supervisor replaces it, and time a started worker may leave a health check unanswered.
-    worker_startup_timeout_seconds: int = Field(default=60, ge=1, le=600)
+    worker_startup_timeout_seconds: int = Field(default=120, ge=1, le=600)
     worker_liveness_timeout_seconds: int = Field(default=10, ge=1, le=300)
 
     # --- write safety and quotas ----------------------------------------------------------
