@@ -2,12 +2,12 @@
 
 - Slow clients are cut off. uvicorn never closes a connection that sends nothing, or that sends its
   headers or body a byte at a time (its keep-alive timer only runs between requests and every byte
-  cancels it). The protocol classes below give each request a deadline for its headers and one for
+  cancels it). The protocol class below gives each request a deadline for its headers and one for
   its body; past it the client gets 408 and the connection is closed.
 - A starting worker is not a hung worker. uvicorn pings workers with one timeout (5 s) from the
   moment they are spawned; a worker still importing on a busy machine cannot answer yet and was
-  killed. `Supervisor` allows `WORKER_STARTUP_TIMEOUT_SECONDS` until a worker has started and
-  `WORKER_LIVENESS_TIMEOUT_SECONDS` after that, and never blocks its loop waiting for an answer.
+  killed. `Supervisor` gives a worker `WORKER_STARTUP_TIMEOUT_SECONDS` to start and, once started,
+  `WORKER_LIVENESS_TIMEOUT_SECONDS` to answer each check; it never blocks its loop waiting.
 - SIGTERM closes the listener at once. With `--workers N` the parent keeps its copy of the listening
   socket until every worker has drained, so the kernel kept accepting connections nobody would
   answer; `Supervisor` closes its copy before it signals the workers (which close theirs).
@@ -126,15 +126,18 @@ class HttpToolsWithDeadlines(HttpToolsProtocol):
             self.deadline = self.loop.call_later(seconds, self._expired)
 
     def _expired(self) -> None:
-        """408 and close, unless nothing was sent or the app already answered. The app's pending
-        `receive()` then gets `http.disconnect`, and its `send()` does nothing."""
+        """Close the connection; say 408 first when that is the answer to the request that timed
+        out. A request still in progress sees `http.disconnect`, and its `send()` does nothing."""
         phase, self.deadline, self.deadline_phase = self.deadline_phase, None, None
         if phase is None or self.transport.is_closing():
             return
-        answer = phase is Phase.HEADERS
-        cycle = self.cycle
-        if phase is Phase.BODY and cycle is not None and not cycle.response_complete:
-            answer = not cycle.response_started
+        cycle = self.cycle  # in the header phase: the previous request's, if any
+        in_progress = cycle is not None and not cycle.response_complete
+        if phase is Phase.HEADERS:
+            answer = not in_progress  # never in the middle of (or ahead of) a pipelined response
+        else:
+            answer = phase is Phase.BODY and in_progress and not cycle.response_started
+        if in_progress:
             cycle.disconnected = True
             cycle.message_event.set()
         logger.debug("closed a slow client: %s not received in time", phase.value)
