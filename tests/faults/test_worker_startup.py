@@ -63,6 +63,14 @@ def workers_of(parent: int) -> list[int]:
     return workers
 
 
+def wait_for_log(server: ApiServer, text: str, count: int = 1, timeout: float = HANG) -> float:
+    """Until the server's log holds `text` `count` times; the seconds that took. Fails with the log."""
+    try:
+        return wait_until(lambda: server.log_text().count(text) >= count, timeout, f"{count} x {text!r} in the log")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{server.log_text()[-3000:]}") from None
+
+
 def served_on_fresh_connections(server: ApiServer, headers: dict[str, str], count: int = 20) -> None:
     for _ in range(count):
         response = httpx.get(
@@ -85,6 +93,7 @@ def test_workers_start_while_every_cpu_is_busy(
 ) -> None:
     started = time.monotonic()
     server = serve(timeout=300)  # WORKER_STARTUP_TIMEOUT_SECONDS: the default
+    wait_for_log(server, "] ready after", count=2, timeout=HANG * 4)
     ready_after = time.monotonic() - started
     served_on_fresh_connections(server, auth())
     log = server.log_text()
@@ -142,11 +151,11 @@ def test_a_running_worker_that_stops_answering_is_replaced_within_the_liveness_t
 ) -> None:
     liveness = 2
     server = serve(WORKER_LIVENESS_TIMEOUT_SECONDS=str(liveness))
-    wait_until(lambda: len(workers_of(server.process.pid)) == 2, HANG, "two workers")
+    wait_for_log(server, "] ready after", count=2, timeout=HANG * 4)  # both started: liveness applies
     hung = workers_of(server.process.pid)[0]
     os.kill(hung, signal.SIGSTOP)
-    replaced_after = wait_until(lambda: "did not answer" in server.log_text(), HANG, "the hung worker to be replaced")
-    wait_until(lambda: server.log_text().count("Application startup complete") == 3, HANG * 4, "its replacement")
+    replaced_after = wait_for_log(server, "did not answer")
+    wait_for_log(server, "] ready after", count=3, timeout=HANG * 4)  # its replacement
     served_on_fresh_connections(server, auth())
     log = server.log_text()
     print(
@@ -168,8 +177,8 @@ def test_a_worker_that_never_finishes_starting_is_replaced_after_the_startup_tim
         server = serve(WORKER_STARTUP_TIMEOUT_SECONDS=str(startup))  # ready: the other worker answers
     finally:
         freezer.join()
-    wait_until(lambda: "had not started" in server.log_text(), startup + HANG, "the frozen worker to be replaced")
-    wait_until(lambda: server.log_text().count("Application startup complete") == 2, HANG * 4, "its replacement")
+    wait_for_log(server, "had not started", timeout=startup + HANG)
+    wait_for_log(server, "] ready after", count=2, timeout=HANG * 4)  # the other worker and the replacement
     served_on_fresh_connections(server, auth())
     log = server.log_text()
     match = re.search(rf"Worker \[{frozen[0]}\] had not started after (\d+) s", log)
