@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import orjson
-import uvicorn
 from sqlalchemy import literal
 from sqlmodel import Session, select
 
+from todo_api import server
 from todo_api.app import create_app
 from todo_api.auth.dev import mint_token, with_dev_cursor_secret, with_dev_key
 from todo_api.auth.verifier import TokenVerifier
@@ -49,17 +49,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings = _validated(load_settings(require_cursor_secret=True))
     configure_logging(settings.log_level, settings.log_format)
     _exit_cleanly_after_sigterm()
-    uvicorn.run(
+    server.serve(
         "todo_api.app:create_app_from_env",
+        settings,
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
@@ -97,9 +93,7 @@ def cmd_dev(args: argparse.Namespace) -> None:
         banner.append("Tokens come from your identity provider (JWT_JWKS_URL / JWT_PUBLIC_KEY).")
     print("\n".join(banner), file=sys.stderr, flush=True)
     _exit_cleanly_after_sigterm()
-    uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False, server_header=False
-    )
+    server.serve(create_app(settings), settings, host=args.host, port=args.port)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:

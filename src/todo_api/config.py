@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     cors_origins: Annotated[CsvList, Field(default_factory=list)]
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     shutdown_grace_seconds: int = Field(default=10, ge=0, le=300)
+    # Slow clients (todo_api.server): a request's headers must arrive within the first timeout
+    # (counted from the connection or the request's first byte), its body within the second
+    # (counted from the end of the headers); then 408 and the connection is closed.
+    http_header_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    http_body_timeout_seconds: float = Field(default=20, gt=0, le=300)
+    # `serve --workers N`: time a worker has to start (import, build the app, lifespan) before the
+    # supervisor replaces it, and time a started worker may leave a health check unanswered.
+    worker_startup_timeout_seconds: int = Field(default=120, ge=1, le=600)
+    worker_liveness_timeout_seconds: int = Field(default=10, ge=1, le=300)
 
     # --- write safety and quotas ----------------------------------------------------------
     require_if_match: bool = False

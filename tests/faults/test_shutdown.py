@@ -1,14 +1,15 @@
 """Graceful shutdown of the real `todo-api serve` process on SIGTERM (what every orchestrator sends).
 
-The listener closes at once (new connections are refused, so a load balancer moves on), the
-request in flight is allowed to finish and its write is committed, and the process exits on its
-own within SHUTDOWN_GRACE_SECONDS.
+The listener closes at once, with one worker or several (new connections are refused, so a load
+balancer moves on; none is accepted and left unanswered), the request in flight is allowed to
+finish and its write is committed, and the process exits on its own within SHUTDOWN_GRACE_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -52,15 +53,38 @@ def serve(
         server.stop()
 
 
-@pytest.fixture
-def server(serve: Callable[..., ApiServer]) -> ApiServer:
-    # The held lock must not time the request out.
-    return serve(SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS), DB_STATEMENT_TIMEOUT_MS="20000")
+# "At once": the supervisor handles signals on a 0.5 s tick, a worker on a 0.1 s tick. Generous.
+REFUSED_WITHIN = 3.0
 
 
+def first_contact(port: int, headers: dict[str, str]) -> tuple[str, float]:
+    """What a client connecting right now gets (refused, an answer, or a closed connection) and
+    after how long; a connection that is accepted but never answered fails after HANG."""
+    started = time.monotonic()
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+    except ConnectionRefusedError:
+        return "refused", time.monotonic() - started
+    with sock:
+        request = "GET /api/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        request += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        try:
+            sock.sendall(request.encode())
+            answer = sock.recv(64)
+        except ConnectionResetError:
+            answer = b""
+    outcome = answer[:12].decode("latin-1") if answer else "closed without an answer"
+    return outcome, time.monotonic() - started
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_sigterm_refuses_new_connections_and_finishes_the_request_in_flight(
-    server: ApiServer, db_engine: AsyncEngine, auth: Callable[..., dict[str, str]]
+    serve: Callable[..., ApiServer], workers: int, db_engine: AsyncEngine, auth: Callable[..., dict[str, str]]
 ) -> None:
+    # The held lock must not time the request out.
+    server = await asyncio.to_thread(
+        serve, workers=workers, SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS), DB_STATEMENT_TIMEOUT_MS="20000"
+    )
     headers = auth()
     async with httpx.AsyncClient(base_url=server.base_url, timeout=HANG) as client:
         created = await client.post("/api/todos", json={"title": "before shutdown"}, headers=headers)
@@ -76,12 +100,15 @@ async def test_sigterm_refuses_new_connections_and_finishes_the_request_in_fligh
 
                 server.process.send_signal(signal.SIGTERM)
                 sigterm_at = time.monotonic()
+                # Right after the signal: served, refused or closed, but never left waiting.
+                newcomer, newcomer_after = await asyncio.to_thread(first_contact, server.port, headers)
                 refused_after = await asyncio.to_thread(
                     wait_until, lambda: not port_accepts(server.port), HANG, "the listener to close"
                 )
+                refused_after += newcomer_after
                 with pytest.raises(httpx.ConnectError):
-                    async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as newcomer:
-                        await newcomer.get("/api/users/me", headers=headers)
+                    async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as newcomer_client:
+                        await newcomer_client.get("/api/users/me", headers=headers)
                 assert not in_flight.done()
                 assert server.process.poll() is None, "exited without waiting for the request in flight"
 
@@ -101,11 +128,14 @@ async def test_sigterm_refuses_new_connections_and_finishes_the_request_in_fligh
         title = (await connection.execute(text("SELECT title FROM todos WHERE id = :id"), {"id": todo_id})).scalar()
     log = server.log_text()
     print(
-        f"\n[shutdown] SIGTERM -> new connections refused after {refused_after:.2f} s,"
+        f"\n[shutdown] --workers {workers}: SIGTERM -> a connection opened at once: {newcomer} after"
+        f" {newcomer_after:.2f} s; new connections refused after {refused_after:.2f} s,"
         f" in-flight PATCH answered 200 after {answered_after:.2f} s (lock released then),"
         f" process exited with {returncode} after {exited_after:.2f} s (grace {GRACE_SECONDS} s)"
     )
     assert title == "patched during shutdown"
+    assert newcomer_after < REFUSED_WITHIN, newcomer
+    assert refused_after < REFUSED_WITHIN
     assert returncode in CLEAN_EXITS, log[-3000:]
     assert exited_after < GRACE_SECONDS, "the process did not finish its shutdown within the grace period"
     assert "Application shutdown complete" in log, log[-3000:]
