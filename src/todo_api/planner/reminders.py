@@ -24,7 +24,6 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    StringConstraints,
     Tag,
     model_validator,
 )
@@ -35,18 +34,21 @@ MAX_REMINDERS: Final = 5
 MAX_BEFORE_DUE: Final = timedelta(days=366)
 MAX_WINDOW: Final = timedelta(days=7)
 
-DURATION_PATTERN: Final = r"^P(?:[0-9]{1,9}W|(?:[0-9]{1,9}D)?(?:T(?:[0-9]{1,9}H)?(?:[0-9]{1,9}M)?(?:[0-9]{1,9}S)?)?)$"
+_TIME: Final = r"T(?:[0-9]{1,4}H(?:[0-9]{1,6}M)?(?:[0-9]{1,8}S)?|[0-9]{1,6}M(?:[0-9]{1,8}S)?|[0-9]{1,8}S)"
+DURATION_PATTERN: Final = rf"^P(?:[0-9]{{1,2}}W|[0-9]{{1,3}}D(?:{_TIME})?|{_TIME})$"
+"""At least one component, in order, whole numbers (digits enough for 366 days in any one unit)."""
 _PARTS: Final = re.compile(r"([0-9]+)([WDHMS])")
 _SECONDS: Final = {"W": 604_800, "D": 86_400, "H": 3_600, "M": 60, "S": 1}
+_YEARS_OR_MONTHS: Final = re.compile(r"P[0-9.,]*Y|P(?:[0-9.,]+Y)?[0-9.,]+M")
 
 
 def parse_duration(text: str) -> timedelta:
-    """A strict ISO 8601 duration as a timedelta; ValueError for anything `DURATION_PATTERN` refuses."""
-    if not re.fullmatch(DURATION_PATTERN, text) or text.endswith(("P", "T")):
-        raise ValueError("must be an ISO 8601 duration such as PT15M, PT1H30M, P1D or P1W (no years or months)")
-    date_part, _, time_part = text[1:].partition("T")
-    seconds = sum(int(n) * _SECONDS[unit] for n, unit in _PARTS.findall(date_part))
-    seconds += sum(int(n) * _SECONDS[unit] for n, unit in _PARTS.findall(time_part))
+    """A strict ISO 8601 duration as a timedelta; ValueError says what is wrong."""
+    if _YEARS_OR_MONTHS.match(text):
+        raise ValueError("years and months are not allowed (their length varies): use days or weeks, e.g. P30D")
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError("must be an ISO 8601 duration such as PT15M, PT1H30M, P1D or P1W, in whole numbers")
+    seconds = _seconds(text)
     if seconds == 0:
         raise ValueError("must be longer than zero")
     if seconds > MAX_BEFORE_DUE.total_seconds():
@@ -54,12 +56,21 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _seconds(text: str) -> int:
+    # "M" is minutes here: months were refused above, and the pattern allows M only after T.
+    return sum(int(n) * _SECONDS[unit] for n, unit in _PARTS.findall(text))
+
+
 def _valid_duration(text: str) -> str:
     parse_duration(text)
     return text
 
 
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN), AfterValidator(_valid_duration)]
+Duration = Annotated[
+    str,
+    AfterValidator(_valid_duration),
+    Field(json_schema_extra={"pattern": DURATION_PATTERN, "examples": ["PT15M", "P1D"]}),
+]
 
 
 class AtReminder(BaseModel):
