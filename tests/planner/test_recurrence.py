@@ -113,6 +113,12 @@ def test_weekly_on_given_days_and_a_first_due_date_off_the_rule_counts_as_the_fi
     assert [d.date() for d in biweekly] == [date(2026, 1, 2), date(2026, 1, 16), date(2026, 1, 30)]
 
 
+def test_weekly_bysetpos_counts_over_the_whole_week_not_from_the_due_date() -> None:
+    """dateutil would build the first week from Tuesday on and pick Wednesday as the 2nd of MO,TU,WE."""
+    dues = chain("FREQ=WEEKLY;BYDAY=MO,TU,WE;BYSETPOS=2", "UTC", datetime(2000, 1, 4, 9), steps=2)  # a Tuesday
+    assert [d.date() for d in dues] == [date(2000, 1, 4), date(2000, 1, 11), date(2000, 1, 18)]
+
+
 def test_monthly_on_the_31st_skips_shorter_months() -> None:
     dues = chain("FREQ=MONTHLY;BYMONTHDAY=31", "Europe/Berlin", datetime(2026, 1, 31, 9), steps=7)
     assert [d.date() for d in dues] == [
@@ -263,7 +269,10 @@ def reference(rule: Rule, zone_name: str, due_at: datetime, steps: int) -> tuple
     start = due_at.astimezone(zone).replace(tzinfo=None)
     core = ";".join(part for part in rule.text.split(";") if not part.startswith(("COUNT=", "UNTIL=")))
     kept, last_local = [due_at], start
-    for local in rrulestr(core, dtstart=start):
+    # dateutil's first WEEKLY period starts at DTSTART's day; start INTERVAL weeks earlier (same
+    # weekday, time and week alignment) so that BYSETPOS counts over the series' whole first week.
+    interval = rule.options["interval"] if rule.freq == WEEKLY else 0
+    for local in rrulestr(core, dtstart=start - timedelta(weeks=interval)):
         if local <= start:
             continue
         if len(kept) > steps or (rule.count is not None and len(kept) >= rule.count):

@@ -30,7 +30,7 @@ import math
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import MAXYEAR, UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime, time, timedelta
 from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -115,7 +115,8 @@ def _within(until: Until, local: datetime, instant: datetime) -> bool:
 def _occurrences_after(rule: Rule, anchor: datetime) -> Iterator[datetime]:
     """The rule's wall-clock occurrences strictly after `anchor`, within the horizon."""
     horizon = anchor + timedelta(days=366 * HORIZON_YEARS) if anchor.year < MAXYEAR - HORIZON_YEARS else None
-    expansion = _BoundedRule(rule.freq, dtstart=anchor, budget=_budget(rule), **rule.options)
+    dtstart, options = _expansion_start(rule, anchor)
+    expansion = _BoundedRule(rule.freq, dtstart=dtstart, budget=_budget(rule), **options)
     try:
         for local in expansion:
             if horizon is not None and local > horizon:
@@ -124,6 +125,18 @@ def _occurrences_after(rule: Rule, anchor: datetime) -> Iterator[datetime]:
                 yield local
     except _SearchExhausted:
         return
+
+
+def _expansion_start(rule: Rule, anchor: datetime) -> tuple[datetime, dict[str, Any]]:
+    """Where dateutil starts expanding. It builds a WEEKLY rule's first week from DTSTART's day on,
+    so BYSETPOS would count from the anchor instead of over the whole week (RFC 5545). With BYSETPOS
+    the expansion starts at the week's first day, and what DTSTART supplies is made explicit."""
+    if rule.freq != WEEKLY or "bysetpos" not in rule.options:
+        return anchor, rule.options
+    options = {"byweekday": anchor.weekday(), "byhour": anchor.hour, "byminute": anchor.minute} | rule.options
+    options.setdefault("bysecond", anchor.second)
+    week_start = anchor - timedelta(days=(anchor.weekday() - options["wkst"]) % 7)
+    return datetime.combine(week_start.date(), time()), options
 
 
 def _budget(rule: Rule) -> int:
