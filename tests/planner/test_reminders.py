@@ -197,3 +197,45 @@ def test_the_schema_states_the_duration_pattern_and_the_limit() -> None:
     schema = REMINDERS.json_schema()
     assert schema["maxItems"] == 5
     assert schema["$defs"]["BeforeDueReminder"]["properties"]["before_due"]["pattern"] == DURATION_PATTERN
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["at", "before_due", "x"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+reminder_like = st.dictionaries(
+    st.sampled_from(["at", "before_due"]),
+    st.text(alphabet=st.sampled_from([*"PTWDHMS0123456789-:Z+.T "]), max_size=25) | json_values,
+    min_size=1,
+    max_size=2,
+)
+
+
+@given(st.lists(reminder_like, max_size=7) | json_values)
+def test_any_json_is_at_most_five_valid_reminders_or_a_validation_error(body: Any) -> None:
+    try:
+        reminders = REMINDERS.validate_python(body)
+    except ValidationError:
+        return
+    assert len(reminders) <= 5
+    for instant in fire_times(reminders, DUE, completed=False, deleted=False):
+        assert instant.tzinfo == UTC
+
+
+@given(st.datetimes(timezones=st.just(UTC)), st.timedeltas(timedelta(days=-9), timedelta(days=9)))
+def test_a_window_is_accepted_exactly_when_it_is_forward_and_at_most_seven_days(
+    start: datetime, length: timedelta
+) -> None:
+    try:
+        end = start + length
+    except OverflowError:
+        return
+    query = {"from": start.isoformat(), "to": end.isoformat()}
+    if timedelta(0) < length <= timedelta(days=7):
+        assert WINDOW.validate_python(query).end - WINDOW.validate_python(query).start == length
+    else:
+        with pytest.raises(ValidationError):
+            WINDOW.validate_python(query)
