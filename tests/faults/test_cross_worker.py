@@ -9,6 +9,7 @@ as if the account were fresh, and creates that were in flight during the deletio
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -150,11 +151,24 @@ async def test_deleting_an_account_while_creates_are_in_flight_leaves_nothing(
 
 
 RATE_LIMIT = 20
+RATE_WINDOW = 3600  # fixed windows: the test must not straddle two (see `_within_one_window`)
+
+
+async def _within_one_window(seconds: float) -> None:
+    """Wait for the next window if fewer than `seconds` are left in this one."""
+    left = RATE_WINDOW - time.time() % RATE_WINDOW
+    if left < seconds:
+        await asyncio.sleep(left + 0.5)
 
 
 @pytest.fixture(scope="module")
 def limited_workers(database_url: str, service_env: dict[str, str], signer: Any) -> Iterator[ApiServer]:
-    env = {**service_env, "DATABASE_URL": database_url, "RATE_LIMIT_REQUESTS": str(RATE_LIMIT)}
+    env = {
+        **service_env,
+        "DATABASE_URL": database_url,
+        "RATE_LIMIT_REQUESTS": str(RATE_LIMIT),
+        "RATE_LIMIT_WINDOW_SECONDS": str(RATE_WINDOW),
+    }
     server = start_api_server(env, {"Authorization": f"Bearer {signer.token('readiness')}"}, workers=2)
     yield server
     server.stop()
@@ -167,6 +181,7 @@ async def test_the_rate_limit_admits_at_most_workers_times_the_limit_and_then_re
     request): a burst gets at most 2 × the limit through two workers, and once both have shared
     their counts, every worker refuses."""
     headers = auth(f"burst-{uuid.uuid4()}")
+    await _within_one_window(120)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=limited_workers.base_url, timeout=HANG, limits=limits) as client:
         burst = await asyncio.gather(*(client.get("/api/users/me", headers=headers) for _ in range(100)))

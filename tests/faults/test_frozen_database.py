@@ -33,9 +33,9 @@ SETUP = (
     f"pool {POOL_SIZE}, pool timeout {POOL_TIMEOUT_SECONDS:g} s, statement timeout {STATEMENT_TIMEOUT_MS} ms,"
     f" connect timeout {CONNECT_TIMEOUT_SECONDS} s; bound {BOUND_SECONDS:g} s"
 )
-# Scheduling on a busy shared machine. Less than a deadline: a request that waited for two
-# transactions' deadlines one after the other fails.
-SLACK_SECONDS = 0.5
+# Scheduling on a busy machine (the suite runs on both cores). Less than a deadline (statement
+# timeout + 0.75 s): a request that waited for two transactions' deadlines one after the other fails.
+SLACK_SECONDS = 1.5
 
 
 @pytest.fixture
