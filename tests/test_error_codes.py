@@ -250,10 +250,14 @@ async def test_internal_error(failing_app: Any, auth: Callable[..., dict[str, st
 
 
 @produces(ErrorCode.DATABASE_UNAVAILABLE)
-async def test_database_unavailable(app_client: AppClientFactory, auth: Callable[..., dict[str, str]]) -> None:
+async def test_database_unavailable_and_the_log_says_why(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
     async with app_client(database_url="postgresql://postgres@127.0.0.1:1/none") as client:
         response = await client.get("/api/users/me", headers=auth())
     assert_error(response, 503, ErrorCode.DATABASE_UNAVAILABLE, "Retry-After")
+    logged = [record.getMessage() for record in caplog.records if record.name == "todo_api.errors"]
+    assert logged == ["database unavailable: cannot connect: connection refused"]
 
 
 @produces(ErrorCode.SERVICE_UNAVAILABLE)

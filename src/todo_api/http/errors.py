@@ -27,7 +27,7 @@ from starlette.status import HTTP_413_CONTENT_TOO_LARGE, HTTP_415_UNSUPPORTED_ME
 from todo_api.auth.principal import PRINCIPAL_KEY, Principal
 from todo_api.context import app_context
 from todo_api.errors import RETRY_AFTER_SECONDS, AppError, ErrorCode, ServiceUnavailable, violated_constraint
-from todo_api.storage.faults import is_unreachable, sqlstate
+from todo_api.storage.faults import describe, is_unreachable, sqlstate
 
 logger = logging.getLogger("todo_api.errors")
 
@@ -162,12 +162,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if is_database_unavailable(exc):
-        logger.warning(
-            "database unavailable: %s (SQLSTATE %s)",
-            type(exc).__name__,
-            sqlstate(exc),
-            extra={"request_id": _request_id(request)},
-        )
+        logger.warning("database unavailable: %s", describe(exc), extra={"request_id": _request_id(request)})
         return unavailable_response(_request_id(request))
     raise exc
 
