@@ -42,7 +42,7 @@ fi
 mkdir -p "$CLIENT/generated"
 "$UV" run todo-api openapi > "$CLIENT/generated/openapi.json"
 cd "$CLIENT"
-export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
+export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true DO_NOT_TRACK=1  # no usage reports, no update checks
 npm run --silent generate
 npm run --silent typecheck
 npm run --silent lint
