@@ -45,12 +45,13 @@ TAGS = [
     {"name": "lists", "description": "The user's lists; deleting one deletes its todos."},
     {"name": "users", "description": "The account behind the token."},
 ]
+# "/": wherever this document is served (`/docs` of `todo-api dev` on any port); else a deployment.
 SERVERS: list[dict[str, Any]] = [
-    {"url": "http://127.0.0.1:8000", "description": "`todo-api dev` on this machine"},
+    {"url": "/", "description": "The server this document is served by"},
     {
         "url": "{origin}",
-        "description": "Your deployment",
-        "variables": {"origin": {"default": "https://todo-api.internal", "description": "Scheme and host."}},
+        "description": "A deployment",
+        "variables": {"origin": {"default": "http://127.0.0.1:8000", "description": "Scheme, host and port."}},
     },
 ]
 LICENSE = {"name": "MIT", "identifier": "MIT"}
