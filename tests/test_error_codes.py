@@ -14,13 +14,14 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from starlette.requests import Request
 
 from tests.api import Api
 from tests.conftest import AppClientFactory
+from tests.faults.servers import wait_for_lock_waiters
 from todo_api.app import create_app
 from todo_api.config import load_settings
 from todo_api.errors import Conflict, ErrorCode
@@ -123,10 +124,7 @@ async def test_account_deleted_while_the_request_was_in_flight(api: Api, db_engi
         transaction = await locker.begin()
         await locker.execute(select(col(User.id)).where(col(User.id) == user_id).with_for_update())
         create = asyncio.create_task(api.request("POST", "/api/todos", json={"title": "t"}))
-        for _ in range(500):  # until the create waits for the lock (a hang bound, not a timing)
-            if await locker.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
-                break
-            await asyncio.sleep(0.01)
+        await wait_for_lock_waiters(db_engine)  # the create is stuck behind the lock: it has arrived
         await locker.execute(delete(User).where(col(User.id) == user_id))
         await locker.execute(insert(DeletedAccount).values(user_id=user_id, deleted_at=datetime.now(UTC)))
         await transaction.commit()
