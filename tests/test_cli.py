@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import stat
 import subprocess
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import jwt
@@ -13,12 +16,15 @@ import pytest
 from alembic.script import ScriptDirectory
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from tests.auth.jwks_server import JwksServer
 from tests.commands import run_cli
 from tests.conftest import AppClientFactory
-from tests.keys import AUDIENCE, CURSOR_SECRET, ISSUER, new_key, public_pem
+from tests.keys import AUDIENCE, CURSOR_SECRET, ISSUER, new_key, public_jwk, public_pem
 from todo_api.storage import migrate
+from todo_api.storage.database import driver_url
 
 SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
 UNREACHABLE_DB = "postgresql://postgres@127.0.0.1:1/x"
@@ -132,29 +138,124 @@ def test_migrate_needs_a_database_url(tmp_path: Path) -> None:
 
 # --- healthcheck -------------------------------------------------------------------------------
 
+HEALTH_ENV = {"JWT_SECRET": SECRET, "CURSOR_SECRET": CURSOR_SECRET}
+
+
+def assert_unready(result: subprocess.CompletedProcess[str], reason: str) -> None:
+    """Exit 1, nothing on stdout, exactly one line on stderr: the reason."""
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"todo-api: {reason}"]
+
 
 async def test_healthcheck_passes_against_the_test_database(tmp_path: Path, database_url: str) -> None:
-    result = await run_cli_async(
-        tmp_path, "healthcheck", DATABASE_URL=database_url, JWT_SECRET=SECRET, CURSOR_SECRET=CURSOR_SECRET
-    )
+    result = await run_cli_async(tmp_path, "healthcheck", DATABASE_URL=database_url, **HEALTH_ENV)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "ok\n"
 
 
 def test_healthcheck_fails_with_a_one_line_reason_for_an_unreachable_database(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": UNREACHABLE_DB, "JWT_SECRET": SECRET, "CURSOR_SECRET": CURSOR_SECRET}
-    result = run_cli(tmp_path, "healthcheck", "--timeout", "5", **env)
-    assert result.returncode == 1
-    assert result.stdout == ""
-    (line,) = result.stderr.splitlines()
-    assert line.startswith("todo-api: database ")
-    assert "Traceback" not in result.stderr
+    result = run_cli(tmp_path, "healthcheck", "--timeout", "5", DATABASE_URL=UNREACHABLE_DB, **HEALTH_ENV)
+    assert_unready(result, "database unavailable: cannot connect: connection refused")
+
+
+@pytest.fixture
+async def scratch_database(server_url: str) -> AsyncIterator[str]:
+    """An empty database of its own on the test server, dropped afterwards."""
+    name = f"todo_api_scratch_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(driver_url(server_url), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def test_healthcheck_fails_while_migrations_are_behind_head(tmp_path: Path, scratch_database: str) -> None:
+    result = await run_cli_async(tmp_path, "healthcheck", DATABASE_URL=scratch_database, **HEALTH_ENV)
+    assert_unready(result, "the database has no migrations applied: run `todo-api migrate`")
+
+    scripts = ScriptDirectory.from_config(migrate.alembic_config(scratch_database))
+    head = scripts.get_current_head()
+    assert isinstance(head, str)
+    behind = scripts.get_revision(head).down_revision
+    assert isinstance(behind, str)
+    await asyncio.to_thread(migrate.upgrade, scratch_database, behind)
+    result = await run_cli_async(tmp_path, "healthcheck", DATABASE_URL=scratch_database, **HEALTH_ENV)
+    assert_unready(
+        result, f"database schema is at revision {behind}, migrations head is {head}: run `todo-api migrate`"
+    )
+
+    await asyncio.to_thread(migrate.upgrade, scratch_database)
+    result = await run_cli_async(tmp_path, "healthcheck", DATABASE_URL=scratch_database, **HEALTH_ENV)
+    assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "cause"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/postgres", "connection refused"),
+        ("postgresql://postgres@127.0.0.1:5432/todo_api_no_such_database", "database does not exist"),
+        ("postgresql://todo_api_no_such_role@127.0.0.1:5432/postgres", "authentication failed"),
+        ("postgresql://postgres@127.0.0.1:5432/postgres?sslmode=require", "TLS required or refused"),
+        ("postgresql://postgres@no-such-host.invalid:5432/postgres", "host not found"),
+    ],
+)
+async def test_healthcheck_names_why_the_database_cannot_be_reached(
+    tmp_path: Path, server_url: str, url: str, cause: str
+) -> None:
+    """On the test server (trust authentication, no TLS): the cause class, never the URL's parts."""
+    url = url.replace("127.0.0.1:5432", _host_and_port(server_url))
+    result = await run_cli_async(tmp_path, "healthcheck", DATABASE_URL=url, **HEALTH_ENV)
+    assert_unready(result, f"database unavailable: cannot connect: {cause}")
+    for part in ("todo_api_no_such", "no-such-host", "127.0.0.1"):
+        assert part not in result.stderr
+
+
+def _host_and_port(server_url: str) -> str:
+    parsed = make_url(server_url)
+    return f"{parsed.host or '127.0.0.1'}:{parsed.port or 5432}"
+
+
+@pytest.mark.parametrize("failure", ["error", "closed"])
+async def test_healthcheck_fails_when_the_jwks_cannot_be_fetched(
+    tmp_path: Path, database_url: str, failure: str
+) -> None:
+    with JwksServer([public_jwk(new_key("ed25519"), kid="k1")]) as jwks:
+        env = {"DATABASE_URL": database_url, "CURSOR_SECRET": CURSOR_SECRET, "JWT_JWKS_URL": jwks.url}
+        ready = await run_cli_async(tmp_path, "healthcheck", **env)
+        assert (ready.returncode, ready.stdout) == (0, "ok\n"), ready.stderr
+        jwks.mode = "error"
+        if failure == "closed":
+            jwks.close()
+        result = await run_cli_async(tmp_path, "healthcheck", **env)
+    reason = "HTTP 500" if failure == "error" else "connection refused"
+    assert_unready(result, f"JWT_JWKS_URL cannot be fetched ({reason}): no keys to verify tokens with")
 
 
 def test_healthcheck_reports_configuration_problems(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "healthcheck", DATABASE_URL=UNREACHABLE_DB, CURSOR_SECRET=CURSOR_SECRET)
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["todo-api: set one of JWT_JWKS_URL, JWT_PUBLIC_KEY, JWT_SECRET"]
+
+
+# --- dev ---------------------------------------------------------------------------------------
+
+
+def test_dev_on_a_busy_port_fails_first_in_one_line(tmp_path: Path) -> None:
+    """Before the embedded PostgreSQL starts, before any URL or curl line."""
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = run_cli(tmp_path, "dev", "--port", str(port))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"todo-api: port {port} on 127.0.0.1 is already in use (another server?); choose another with --port"
+    ]
+    assert not (tmp_path / ".data").exists()
 
 
 @pytest.mark.parametrize("args", [[], ["no-such-command"], ["token"]])

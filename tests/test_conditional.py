@@ -52,7 +52,10 @@ async def test_stale_if_match_is_412_and_changes_nothing(api: Api, method: str) 
     for stale in (old_tag, f"W/{current.headers['etag']}", '"garbage"', "not-a-tag"):
         response = await api.request(method, url, json=body, headers={"If-Match": stale})
         assert response.status_code == 412, stale
-        assert response.json() == {"detail": "Precondition failed: the resource has changed (If-Match)"}
+        assert response.json() == {
+            "detail": "Precondition failed: the resource has changed (If-Match)",
+            "code": "precondition_failed",
+        }
     assert (await api.request("GET", url)).json() == before
 
 

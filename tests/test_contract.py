@@ -10,8 +10,9 @@ ETag is, that an Idempotency-Key must not be reused for another body) comes from
 `tests/contract_hooks.py`, each scoped to the operations that need it and documented there.
 
 pytest collects one test per operation (`test_api_honours_its_openapi_contract[POST /api/todos]`, …);
-each runs the coverage and fuzzing phases (the document has no examples) in both generation modes
-with a fixed seed, and must get at least `MIN_CASES_PER_OPERATION` cases. `-s` prints the counts.
+each runs the examples phase (the documented request examples), then the coverage and fuzzing phases
+in both generation modes with a fixed seed, and must get at least `MIN_CASES_PER_OPERATION` cases.
+`-s` prints the counts.
 
 The schema is loaded at import, not from a fixture: `schemathesis.pytest.from_fixture` (4.32) reads
 `request.node._nodeid`, which pytest 9 no longer has. Anything the generated cases carry is therefore

@@ -127,7 +127,7 @@ async def test_unhandled_errors_are_safe_500s_with_request_id(
             token_headers = auth()
             response = await client.get("/api/boom", headers={**token_headers, "X-Request-ID": "trace-me-1"})
     assert response.status_code == 500
-    assert response.json() == {"detail": "Internal server error", "request_id": "trace-me-1"}
+    assert response.json() == {"detail": "Internal server error", "code": "internal_error", "request_id": "trace-me-1"}
     check_headers(response)
     assert "secret" not in response.text
     assert "RuntimeError: secret internal detail" in caplog.text  # the traceback is logged, not sent

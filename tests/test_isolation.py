@@ -176,7 +176,7 @@ async def test_another_users_id_gets_the_same_404_as_a_random_id_and_changes_not
 
     reference = await call(client, method, f"/api/{resource}/{uuid.uuid4()}", world.a, body)
     assert reference.status_code == 404
-    assert reference.json() == {"detail": "Not found"}
+    assert reference.json() == {"detail": "Not found", "code": "not_found"}
 
     for b_id in world.b_ids(kind):
         response = await call(client, method, f"/api/{resource}/{b_id}", world.a, body)

@@ -108,7 +108,7 @@ async def test_todo_quota(app_client: AppClientFactory, auth: Callable[..., dict
             await api.create_todo(title=f"t{i}")
         refused = await api.request("POST", "/api/todos", json={"title": "one too many"})
         assert refused.status_code == 409
-        assert refused.json() == {"detail": "Todo limit reached: at most 3 todos per user"}
+        assert refused.json() == {"detail": "Todo limit reached: at most 3 todos per user", "code": "quota_exceeded"}
         await other.create_todo(title="others are unaffected")
         first = (await api.request("GET", "/api/todos")).json()["items"][0]
         await api.request("DELETE", f"/api/todos/{first['id']}")
@@ -123,6 +123,7 @@ async def test_list_quota(app_client: AppClientFactory, auth: Callable[..., dict
         refused = await api.request("POST", "/api/lists", json={"name": "c"})
         assert refused.status_code == 409
         assert "at most 2 lists" in refused.json()["detail"]
+        assert refused.json()["code"] == "quota_exceeded"
 
 
 async def _exhaust(api: Api, limit: int) -> None:
@@ -130,7 +131,7 @@ async def _exhaust(api: Api, limit: int) -> None:
         assert (await api.request("GET", "/api/users/me")).status_code == 200
     limited = await api.request("GET", "/api/users/me")
     assert limited.status_code == 429
-    assert limited.json() == {"detail": "Too many requests"}
+    assert limited.json() == {"detail": "Too many requests", "code": "rate_limited"}
     assert 1 <= int(limited.headers["retry-after"]) <= 3600
 
 

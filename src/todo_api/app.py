@@ -7,6 +7,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -21,6 +22,7 @@ from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, Settings, get_settings
 from todo_api.context import AppContext
 from todo_api.http import errors as http_errors
+from todo_api.http import openapi
 from todo_api.http.middleware import Activity, BodyLimitMiddleware, RequestContextMiddleware
 from todo_api.log import configure_logging
 from todo_api.pagination import cursor_sealer
@@ -28,7 +30,31 @@ from todo_api.ratelimit import build_rate_limiter
 from todo_api.storage.database import create_engine, database
 
 DESCRIPTION = """A multi-user Todo REST API. Every route needs a JWT from your identity provider
-(`Authorization: Bearer <token>`); every resource belongs to the token's subject."""
+(`Authorization: Bearer <token>`); every resource belongs to the token's subject.
+
+- **Errors**: `{"detail": …, "code": …}`; branch on `code` (the `ErrorCode` schema), show `detail`.
+  A 422's `detail` is a list of `{type, loc, msg, input}`.
+- **Safe retries**: send `Idempotency-Key` with `POST`; back off on 429 and 503 for `Retry-After`
+  seconds.
+- **No lost updates**: send a response's `ETag` back as `If-Match` on `PUT`, `PATCH` and `DELETE`
+  (412 when someone changed the resource meanwhile).
+- **Pages**: follow `next_cursor` (opaque, bound to the query) until it is null.
+- Bodies are JSON (`Content-Type: application/json`, else 415)."""
+TAGS = [
+    {"name": "todos", "description": "The user's todos: filters, sorting, keyset pages."},
+    {"name": "lists", "description": "The user's lists; deleting one deletes its todos."},
+    {"name": "users", "description": "The account behind the token."},
+]
+# "/": wherever this document is served (`/docs` of `todo-api dev` on any port); else a deployment.
+SERVERS: list[dict[str, Any]] = [
+    {"url": "/", "description": "The server this document is served by"},
+    {
+        "url": "{origin}",
+        "description": "A deployment",
+        "variables": {"origin": {"default": "http://127.0.0.1:8000", "description": "Scheme, host and port."}},
+    },
+]
+LICENSE = {"name": "MIT", "identifier": "MIT"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,12 +105,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="todo-api",
         version=__version__,
         description=DESCRIPTION,
+        license_info=LICENSE,
+        servers=SERVERS,
+        openapi_tags=TAGS,
+        generate_unique_id_function=openapi.operation_id,
         lifespan=lifespan,
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.include_router(api_router)
+    openapi.install(app)
     http_errors.register(app)
     # Added innermost first; requests pass (CORS →) request context → authentication → body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

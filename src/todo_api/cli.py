@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
+import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+import httpx
 import orjson
-from sqlalchemy import literal
-from sqlmodel import Session, select
 
 from todo_api import server
 from todo_api.app import create_app
 from todo_api.auth.dev import mint_token, with_dev_cursor_secret, with_dev_key
+from todo_api.auth.keys import JwksKeySource, build_key_source
 from todo_api.auth.verifier import TokenVerifier
 from todo_api.config import ConfigError, LogFormat, Settings, load_settings
+from todo_api.config_hints import hints
 from todo_api.log import configure_logging
 from todo_api.storage import embedded, migrate
 from todo_api.storage.database import create_engine, database
+from todo_api.storage.faults import describe
 
 DEFAULT_SCOPE = "todos:read todos:write"
+logger = logging.getLogger("todo_api.config")
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -38,6 +45,12 @@ def _validated(settings: Settings) -> Settings:
     return settings
 
 
+def _log_hints(settings: Settings) -> None:
+    """Warnings about settings that are valid but probably not meant (`todo_api.config_hints`)."""
+    for line in hints(settings, os.environ):
+        logger.warning(line)
+
+
 def _exit_cleanly_after_sigterm() -> None:
     """uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal with the handler
     that was installed before it started. Make that handler a normal exit: status 0 after a
@@ -48,6 +61,7 @@ def _exit_cleanly_after_sigterm() -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _validated(load_settings(require_cursor_secret=True))
     configure_logging(settings.log_level, settings.log_format)
+    _log_hints(settings)
     _exit_cleanly_after_sigterm()
     server.serve(
         "todo_api.app:create_app_from_env",
@@ -76,9 +90,22 @@ def _dev_settings() -> Settings:
     return _validated(with_dev_cursor_secret(with_dev_key(settings)))
 
 
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bind the dev server's port first, so a busy port fails before anything starts or is printed."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)  # SO_REUSEADDR, as uvicorn binds
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            _fail(f"port {port} on {host} is already in use (another server?); choose another with --port", 1)
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or type(exc).__name__}", 1)
+
+
 def cmd_dev(args: argparse.Namespace) -> None:
+    listener = _listening_socket(args.host, args.port)
     settings = _dev_settings()
     configure_logging(settings.log_level, settings.log_format)
+    _log_hints(settings)
     migrate.upgrade(settings.database_url_value())
     base = f"http://{args.host}:{args.port}"
     banner = [f"todo-api dev server: {base}  (docs: {base}/docs)"]
@@ -93,7 +120,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
         banner.append("Tokens come from your identity provider (JWT_JWKS_URL / JWT_PUBLIC_KEY).")
     print("\n".join(banner), file=sys.stderr, flush=True)
     _exit_cleanly_after_sigterm()
-    server.serve(create_app(settings), settings, host=args.host, port=args.port)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a normal stop
+        server.serve(create_app(settings), settings, host=args.host, port=args.port, sockets=[listener])
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
@@ -120,27 +148,72 @@ def cmd_openapi(args: argparse.Namespace) -> None:
     sys.stdout.write(orjson.dumps(create_app(settings).openapi(), option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _ping(session: Session) -> None:
-    session.exec(select(literal(1))).one()
-
-
-async def _database_answers(settings: Settings, seconds: float) -> None:
+async def _database_problem(settings: Settings) -> str | None:
+    """Unreachable, or not at this release's migration head (read through `Database.run`)."""
     engine = create_engine(settings)
     try:
-        async with asyncio.timeout(seconds):
-            await database(settings, engine).run(_ping)
+        applied = await database(settings, engine).run(migrate.applied_revisions)
+    except Exception as exc:
+        return f"database unavailable: {describe(exc)}"
     finally:
         await engine.dispose()
+    return migrate.schema_problem(applied)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and what caused it (httpx wraps the socket's error twice)."""
+    chain = [exc]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 10:
+        chain.append(cause)
+    return chain
+
+
+def _fetch_failure(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        causes = {type(cause) for cause in _chain(exc)}
+        if ConnectionRefusedError in causes:
+            return "connection refused"
+        return "host not found" if socket.gaierror in causes else "cannot connect"
+    if isinstance(exc, orjson.JSONDecodeError):
+        return "not JSON"
+    return str(exc) if isinstance(exc, ValueError) else type(exc).__name__  # keys.py's own messages
+
+
+async def _jwks_problem(settings: Settings) -> str | None:
+    """A JWKS that cannot be fetched: this process has no cached keys, so a server started now could
+    verify no token."""
+    source = build_key_source(settings)
+    if not isinstance(source, JwksKeySource):
+        return None
+    async with httpx.AsyncClient(timeout=settings.jwks_timeout_seconds) as http:
+        source.bind(http)
+        try:
+            await source.probe()
+        except Exception as exc:
+            return f"JWT_JWKS_URL cannot be fetched ({_fetch_failure(exc)}): no keys to verify tokens with"
+    return None
+
+
+async def _readiness_problem(settings: Settings, seconds: float) -> str | None:
+    checking = "database"
+    try:
+        async with asyncio.timeout(seconds):
+            problem = await _database_problem(settings)
+            checking = "JWT_JWKS_URL"
+            return problem or await _jwks_problem(settings)
+    except TimeoutError:
+        return f"{checking} did not answer within {seconds:g} s"
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> None:
     settings = _validated(load_settings(require_cursor_secret=True))
-    try:
-        asyncio.run(_database_answers(settings, args.timeout))
-    except TimeoutError:
-        _fail(f"database did not answer within {args.timeout:g} s", 1)
-    except Exception as exc:
-        _fail(f"database unreachable ({type(exc).__name__})", 1)
+    problem = asyncio.run(_readiness_problem(settings, args.timeout))
+    if problem is not None:
+        _fail(problem, 1)
     print("ok")
 
 
@@ -175,7 +248,12 @@ def _parser() -> argparse.ArgumentParser:
 
     command("openapi", cmd_openapi, "Print the OpenAPI document as JSON.")
 
-    health = command("healthcheck", cmd_healthcheck, "Exit 0 when configuration is valid and the database answers.")
+    health = command(
+        "healthcheck",
+        cmd_healthcheck,
+        "Exit 0 when ready: valid configuration, the database answers and is migrated to head, the JWKS (if "
+        "configured) can be fetched; else exit 1 with one line saying why.",
+    )
     health.add_argument("--timeout", type=float, default=5.0)
     return parser
 

@@ -7,13 +7,43 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+from todo_api.fields import ApiEnum
+
 RETRY_AFTER_SECONDS = 2
 
 
+class ErrorCode(ApiEnum):
+    """What went wrong, for programs: every error body's `code` (next to the human `detail`).
+    Stable: a code is never renamed or reused for another meaning; new ones may be added."""
+
+    BAD_REQUEST = "bad_request"
+    UNAUTHENTICATED = "unauthenticated"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    DUPLICATE_NAME = "duplicate_name"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    IDEMPOTENCY_IN_FLIGHT = "idempotency_in_flight"
+    ACCOUNT_DELETED = "account_deleted"
+    PRECONDITION_FAILED = "precondition_failed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    VALIDATION_FAILED = "validation_failed"
+    INVALID_CURSOR = "invalid_cursor"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    PRECONDITION_REQUIRED = "precondition_required"
+    RATE_LIMITED = "rate_limited"
+    INTERNAL_ERROR = "internal_error"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+
+
 class AppError(Exception):
-    """An error with a safe, client-facing `detail`; subclasses fix the status."""
+    """An error with a safe, client-facing `detail` and a stable `code`; subclasses fix both and the status."""
 
     status_code = 500
+    code = ErrorCode.INTERNAL_ERROR
     detail: Any = "Internal server error"
 
     def __init__(self, detail: Any = None, *, headers: Mapping[str, str] | None = None) -> None:
@@ -27,6 +57,7 @@ class NotAuthenticated(AppError):
     """401: one generic message for every token failure (no hints for an attacker)."""
 
     status_code = 401
+    code = ErrorCode.UNAUTHENTICATED
     detail = "Not authenticated"
 
     def __init__(self) -> None:
@@ -35,6 +66,7 @@ class NotAuthenticated(AppError):
 
 class InsufficientScope(AppError):
     status_code = 403
+    code = ErrorCode.INSUFFICIENT_SCOPE
     detail = "Insufficient scope"
 
     def __init__(self, scope: str) -> None:
@@ -46,27 +78,59 @@ class InvalidInput(AppError):
     (a `list_id` that is not one of the user's lists, a bad cursor)."""
 
     status_code = 422
+    code = ErrorCode.VALIDATION_FAILED
 
     def __init__(self, loc: tuple[str | int, ...], message: str, value: Any = None) -> None:
         super().__init__([{"type": "value_error", "loc": list(loc), "msg": message, "input": value}])
 
 
+class InvalidCursor(InvalidInput):
+    """422: a `cursor` that is not the `next_cursor` of this query (clients restart from page 1)."""
+
+    code = ErrorCode.INVALID_CURSOR
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """422: the `Idempotency-Key` was already used for a request with another body."""
+
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
+
+
 class NotFound(AppError):
     status_code = 404
+    code = ErrorCode.NOT_FOUND
     detail = "Not found"
 
 
 class Conflict(AppError):
     status_code = 409
+    code = ErrorCode.CONFLICT
     detail = "Conflict"
+
+
+class DuplicateName(Conflict):
+    """409: the user already has a resource with this name."""
+
+    code = ErrorCode.DUPLICATE_NAME
 
 
 class QuotaExceeded(Conflict):
     """409: a per-user row cap (MAX_TODOS_PER_USER, MAX_LISTS_PER_USER) is reached."""
 
+    code = ErrorCode.QUOTA_EXCEEDED
+
+
+class UnsupportedMediaType(AppError):
+    """415: a body that is not declared as JSON (`Content-Type: application/json` or `…+json`)."""
+
+    status_code = 415
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+    detail = "Unsupported media type: send the body as JSON, with Content-Type: application/json"
+
 
 class TooManyRequests(AppError):
     status_code = 429
+    code = ErrorCode.RATE_LIMITED
     detail = "Too many requests"
 
     def __init__(self, retry_after: int) -> None:
@@ -77,6 +141,7 @@ class ServiceUnavailable(AppError):
     """503: a dependency (database, JWKS endpoint) is down; the client may retry."""
 
     status_code = 503
+    code = ErrorCode.SERVICE_UNAVAILABLE
     detail = "Service temporarily unavailable"
 
     def __init__(self, retry_after: int = RETRY_AFTER_SECONDS) -> None:
@@ -92,6 +157,7 @@ def violated_constraint(exc: sa_exc.IntegrityError) -> str | None:
 class AccountDeleted(Conflict):
     """409: the account was deleted while this request was being processed; nothing was written."""
 
+    code = ErrorCode.ACCOUNT_DELETED
     detail = "The account was deleted while this request was in progress; nothing was written"
 
 

@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 TRIMMED = " \t\n\v\f\r"
 NO_NUL = r"^[^\x00]*$"
@@ -70,3 +81,15 @@ def reject_null(cls: Any, value: Any) -> Any:
     if value is None:
         raise ValueError("may be left out, but not null")
     return value
+
+
+class ApiEnum(StrEnum):
+    """A string enum of the contract: one named schema in the OpenAPI document wherever it is used,
+    with its members' names as `x-enum-varnames`, so generated clients get `CREATED_AT_DESC` for
+    `-created_at` rather than `VALUE_1`."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        handler.resolve_ref_schema(json_schema)["x-enum-varnames"] = [member.name for member in cls]
+        return json_schema

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, delete, func, select
 
 from todo_api.auth.current import CurrentUser
 from todo_api.context import app_context
-from todo_api.errors import Conflict, InvalidInput
+from todo_api.errors import Conflict, ErrorCode, IdempotencyKeyReused
 from todo_api.http.conditional import Tagged
 from todo_api.http.responses import location, representation
 from todo_api.models import IdempotencyKey
@@ -45,8 +45,15 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
+IN_FLIGHT_RETRY_AFTER_SECONDS = 1  # the first request is usually done within its statement timeout
+
+
 class KeyInFlight(Conflict):
+    code = ErrorCode.IDEMPOTENCY_IN_FLIGHT
     detail = "A request with this Idempotency-Key is still in progress; retry later"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_SECONDS)})
 
 
 def fingerprint(route: str, body: BaseModel) -> str:
@@ -138,7 +145,7 @@ def execute_once(
     stored = store.find(key)
     if stored is not None:
         if stored.request_hash != request_hash:
-            raise InvalidInput(
+            raise IdempotencyKeyReused(
                 ("header", "idempotency-key"), "Idempotency-Key was already used for a different request", key
             )
         return _replay(stored)

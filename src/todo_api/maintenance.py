@@ -16,6 +16,7 @@ from todo_api.http.middleware import Activity
 from todo_api.idempotency import purge_expired
 from todo_api.ratelimit import RateLimiter
 from todo_api.storage.database import Database
+from todo_api.storage.faults import describe
 from todo_api.users import service as users
 
 logger = logging.getLogger("todo_api.maintenance")
@@ -45,6 +46,6 @@ async def run_forever(
         try:
             await purge_once(database, limiter, idempotency_retention)
         except Exception as exc:  # the database may be down; try again next round
-            logger.warning("maintenance failed: %s", type(exc).__name__)
+            logger.warning("maintenance failed: %s", describe(exc))
         else:
             purged_at = seen

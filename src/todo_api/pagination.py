@@ -26,7 +26,7 @@ from sqlmodel import select, tuple_
 from sqlmodel.sql.expression import Select
 
 from todo_api.config import CURSOR_SECRET_REQUIRED, ConfigError, Settings
-from todo_api.errors import InvalidInput
+from todo_api.errors import InvalidCursor
 from todo_api.models.base import sql_type
 from todo_api.sealed import Sealer, Unsealable
 
@@ -183,14 +183,14 @@ def encode_cursor(sealer: Sealer, spec: SortSpec, value: Any, last_id: uuid.UUID
 
 
 def decode_cursor(sealer: Sealer, cursor: str, spec: SortSpec, binding: str) -> Position:
-    """The (sort value, id) a cursor points after; `InvalidInput` (422) for any bad cursor."""
+    """The (sort value, id) a cursor points after; `InvalidCursor` (422) for any bad cursor."""
     try:
         payload = sealer.unseal(cursor, _context(spec, binding))
         if len(payload) < 16:
             raise ValueError("short cursor")
         return spec.codec.decode(payload[16:]), uuid.UUID(bytes=payload[:16])
     except (Unsealable, ValueError, struct.error):
-        raise InvalidInput(CURSOR_LOC, "Invalid cursor", cursor) from None
+        raise InvalidCursor(CURSOR_LOC, "Invalid cursor", cursor) from None
 
 
 def query_binding(user_id: uuid.UUID, parts: Sequence[Any]) -> str:

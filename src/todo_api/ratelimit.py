@@ -34,6 +34,7 @@ from todo_api.auth.principal import Principal
 from todo_api.config import Settings
 from todo_api.models import RateLimitWindow
 from todo_api.storage.database import Database
+from todo_api.storage.faults import describe
 
 logger = logging.getLogger("todo_api.ratelimit")
 
@@ -187,7 +188,7 @@ class RateLimiter:
         try:
             totals = await self.store.add(batch, self.window)
         except Exception as exc:  # keep the counts for the next flush; never fail a request over it
-            logger.warning("rate-limit counters not shared this time: %s", type(exc).__name__)
+            logger.warning("rate-limit counters not shared this time: %s", describe(exc))
             for window, added in batch.items():
                 self._counts.setdefault(window, _Count()).pending += added
             self._pending.set()

@@ -235,8 +235,10 @@ def serve(
     factory: bool = False,
     proxy_headers: bool = False,
     forwarded_allow_ips: str | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
-    """Serve `app` (an import string when `workers` > 1) until SIGTERM/SIGINT, like `uvicorn.run`."""
+    """Serve `app` (an import string when `workers` > 1) until SIGTERM/SIGINT, like `uvicorn.run`;
+    on `sockets` if given (already bound and listening), else on host and port."""
     config = ServerConfig(
         app,
         client_timeouts=ClientTimeouts(settings.http_header_timeout_seconds, settings.http_body_timeout_seconds),
@@ -256,12 +258,12 @@ def serve(
         forwarded_allow_ips=forwarded_allow_ips,
     )
     if workers > 1:
-        sockets = [config.bind_socket()]
+        sockets = sockets or [config.bind_socket()]
         startup, liveness = settings.worker_startup_timeout_seconds, settings.worker_liveness_timeout_seconds
         Supervisor(config, sockets, startup=startup, liveness=liveness).run()
         return
     # One worker: uvicorn serves from this process and closes its listener itself on SIGTERM.
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=sockets)
     if not server.started:
         sys.exit(STARTUP_FAILURE)

@@ -49,7 +49,7 @@ from todo_api.errors import NotAuthenticated
 pytestmark = pytest.mark.usefixtures("db_engine")
 
 ME = "/api/users/me"
-NOT_AUTHENTICATED = b'{"detail":"Not authenticated"}'
+NOT_AUTHENTICATED = b'{"detail":"Not authenticated","code":"unauthenticated"}'
 METHODS = ("GET", "DELETE")
 
 type Headers = list[tuple[bytes, bytes]]

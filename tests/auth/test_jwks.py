@@ -31,7 +31,7 @@ from todo_api.errors import NotAuthenticated
 pytestmark = pytest.mark.usefixtures("db_engine")
 
 ME = "/api/users/me"
-NOT_AUTHENTICATED = b'{"detail":"Not authenticated"}'
+NOT_AUTHENTICATED = b'{"detail":"Not authenticated","code":"unauthenticated"}'
 TIMEOUT = 0.5
 COOLDOWN = 30
 TTL = 600
@@ -87,7 +87,7 @@ def assert_not_authenticated(response: httpx.Response) -> None:
 def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     body = response.json()
-    assert set(body) == {"detail", "request_id"}
+    assert set(body) == {"detail", "code", "request_id"}
     assert body["detail"] == "Service temporarily unavailable"
     assert isinstance(body["request_id"], str)
     assert body["request_id"] == response.headers["x-request-id"]

@@ -16,7 +16,7 @@ from tests.keys import Signer
 pytestmark = pytest.mark.usefixtures("db_engine")
 
 ME = "/api/users/me"
-INSUFFICIENT_SCOPE = b'{"detail":"Insufficient scope"}'
+INSUFFICIENT_SCOPE = b'{"detail":"Insufficient scope","code":"insufficient_scope"}'
 
 type Auth = Callable[..., dict[str, str]]
 
@@ -121,7 +121,7 @@ async def test_401_wins_over_403(client: httpx.AsyncClient, signer: Signer, scop
         for method in ("GET", "DELETE"):
             response = await client.request(method, ME, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401, (method, token)
-            assert response.json() == {"detail": "Not authenticated"}
+            assert response.json() == {"detail": "Not authenticated", "code": "unauthenticated"}
             assert response.headers["www-authenticate"] == "Bearer"
 
 

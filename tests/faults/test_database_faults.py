@@ -41,7 +41,11 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert response.status_code == 503, response.text
     assert int(response.headers["Retry-After"]) >= 1
     body = response.json()
-    assert body == {"detail": "Service temporarily unavailable", "request_id": response.headers["X-Request-ID"]}
+    assert body == {
+        "detail": "Service temporarily unavailable",
+        "code": "database_unavailable",
+        "request_id": response.headers["X-Request-ID"],
+    }
     for word in FORBIDDEN_IN_BODIES:
         assert word not in response.text
 

@@ -209,11 +209,17 @@ def _healthcheck(url: str, env: dict[str, str], cwd: Path) -> subprocess.Complet
 async def test_healthcheck_cli_with_the_pasted_url(
     neon: NeonLikeServer, service_env: dict[str, str], tmp_path: Path
 ) -> None:
+    await asyncio.to_thread(migrate.upgrade, neon.url())  # ready means migrated (a no-op after the test above)
     ok = await asyncio.to_thread(_healthcheck, neon.url(), service_env, tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == "ok"
 
     refused = await asyncio.to_thread(_healthcheck, neon.url(query="sslmode=disable"), service_env, tmp_path)
     assert refused.returncode == 1, refused.stderr
-    assert "database unreachable" in refused.stderr
+    assert refused.stderr == "todo-api: database unavailable: cannot connect: TLS required or refused\n"
     assert neon.password not in refused.stderr + refused.stdout
+
+    wrong = neon.url().replace(neon.password, "not-the-password")
+    denied = await asyncio.to_thread(_healthcheck, wrong, service_env, tmp_path)
+    assert denied.returncode == 1, denied.stderr
+    assert denied.stderr == "todo-api: database unavailable: cannot connect: authentication failed\n"

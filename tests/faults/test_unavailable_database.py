@@ -120,7 +120,7 @@ async def test_named_sqlstates(
         assert_unavailable(response)
     else:
         assert response.status_code == 500, response.text
-        assert set(response.json()) == {"detail", "request_id"}
+        assert set(response.json()) == {"detail", "code", "request_id"}
     assert tries == (2 if code in RETRIED_CODES else 1)
 
 

@@ -17,11 +17,13 @@ APP_HEADERS = ("Authorization", "Content-Type", "Content-Length", "X-Request-ID"
 
 
 def _resolve(schema: Schema, document: Mapping[str, Any]) -> Schema:
+    """The schema a `$ref` names, with the reference's siblings (`default`, `description`) kept."""
     reference = schema.get("$ref")
     if reference is None:
         return schema
     name = str(reference).rsplit("/", 1)[-1]
-    return _resolve(document["components"]["schemas"][name], document)
+    siblings = {key: value for key, value in schema.items() if key != "$ref"}
+    return {**_resolve(document["components"]["schemas"][name], document), **siblings}
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,7 @@ def _expected_for_header(operation: Operation, name: str) -> set[int]:
         case "content-length":
             return {400}
         case "content-type":
-            return {422} if operation.body is not None else {success}
+            return {415} if operation.body is not None else {success}
         case "if-match":
             return {412} if operation.reads_header("If-Match") else {success}
         case "idempotency-key":
@@ -105,7 +105,7 @@ async def test_unicode_digits_non_ascii_and_controls_in_headers_get_the_document
     attack: Attack, operation: Operation, header: str, data: st.DataObject
 ) -> None:
     """Each header the app reads, on every operation: 401 (Authorization), 400 (Content-Length),
-    412 (If-Match), 422 (Idempotency-Key, Content-Type of a body), else ignored (a malformed
+    412 (If-Match), 422 (Idempotency-Key), 415 (Content-Type of a body), else ignored (a malformed
     If-None-Match never matches, an X-Request-ID is not echoed)."""
     request = await attack.valid(operation)
     token = request.headers["authorization"].decode().removeprefix("Bearer ")
@@ -116,7 +116,7 @@ async def test_unicode_digits_non_ascii_and_controls_in_headers_get_the_document
     if header.lower() == "x-request-id":
         assert response.headers["x-request-id"].encode("latin-1") != value
     if header.lower() == "authorization":
-        assert response.json() == {"detail": "Not authenticated"}
+        assert response.json() == {"detail": "Not authenticated", "code": "unauthenticated"}
 
 
 @pytest.mark.parametrize("operation", [op for op in OPERATIONS if op.body is not None], ids=label)

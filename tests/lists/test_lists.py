@@ -38,7 +38,7 @@ async def test_names_are_unique_per_user_case_insensitively(api: Api, other_api:
     first = await api.create_list("Work")
     duplicate = await api.request("POST", "/api/lists", json={"name": "WORK"})
     assert duplicate.status_code == 409
-    assert duplicate.json() == {"detail": "A list with this name already exists"}
+    assert duplicate.json() == {"detail": "A list with this name already exists", "code": "duplicate_name"}
     assert (await other_api.request("POST", "/api/lists", json={"name": "work"})).status_code == 201
     second = await api.create_list("Home")
     for method in ("PUT", "PATCH"):

@@ -225,6 +225,11 @@ class JwksKeySource:
             remaining = self._cooldown - (time.monotonic() - self._attempted_at)
             raise KeySourceUnavailable(max(1, math.ceil(remaining)))
 
+    async def probe(self) -> int:
+        """Fetch the key set now, past the cache (`todo-api healthcheck`): the number of usable
+        keys; raises whatever the fetch raised."""
+        return len(await self._fetch())
+
     async def _fetch(self) -> dict[str | None, VerificationKey]:
         if self._client is None:
             raise RuntimeError("JWKS client not bound")

@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 from fastapi import Header, Request
 
 from todo_api.context import app_context
-from todo_api.errors import AppError, NotFound
+from todo_api.errors import AppError, ErrorCode, NotFound
 
 # One list member of `#entity-tag`: OWS, an optional `[W/]"etagc*"`, OWS, then a comma or the end
 # (empty members are allowed, RFC 9110 §5.6.1.2). etagc = %x21 / %x23-7E / obs-text; header
@@ -30,11 +30,13 @@ INT4_MAX = 2**31 - 1  # versions and counts are compared with integer columns
 
 class PreconditionFailed(AppError):
     status_code = 412
+    code = ErrorCode.PRECONDITION_FAILED
     detail = "Precondition failed: the resource has changed (If-Match)"
 
 
 class PreconditionRequired(AppError):
     status_code = 428
+    code = ErrorCode.PRECONDITION_REQUIRED
     detail = "Precondition required: send If-Match with the resource's ETag"
 
 

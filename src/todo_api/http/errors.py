@@ -1,7 +1,10 @@
 """The one place that turns errors into HTTP responses: application errors (`todo_api.errors`),
 request validation, database outages, framework HTTP errors (a complete `Allow` on 405, an
 undecodable JSON body reported as the 422 FastAPI gives any other malformed JSON), a write for an
-account deleted through another worker, and the last-resort 500 of the request middleware."""
+account deleted through another worker, and the last-resort 500 of the request middleware.
+
+Every error body is `{"detail": …, "code": …}`: `detail` for people (FastAPI's shape, a list for
+422), `code` (an `ErrorCode`) for programs to branch on."""
 
 from __future__ import annotations
 
@@ -15,21 +18,30 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.status import HTTP_413_CONTENT_TOO_LARGE, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from todo_api.auth.principal import PRINCIPAL_KEY, Principal
 from todo_api.context import app_context
-from todo_api.errors import RETRY_AFTER_SECONDS, AppError, ServiceUnavailable, violated_constraint
-from todo_api.storage.faults import is_unreachable, sqlstate
+from todo_api.errors import RETRY_AFTER_SECONDS, AppError, ErrorCode, ServiceUnavailable, violated_constraint
+from todo_api.storage.faults import describe, is_unreachable, sqlstate
 
 logger = logging.getLogger("todo_api.errors")
 
 UNPARSABLE_BODY = "There was an error parsing the body"
 _PARAMETER = re.compile(r"\{[^}]+\}")
+# The codes of the framework's own HTTP errors (unknown paths, methods, body limits).
+FRAMEWORK_CODES = {
+    400: ErrorCode.BAD_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    HTTP_413_CONTENT_TOO_LARGE: ErrorCode.PAYLOAD_TOO_LARGE,
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+_NO_BODY = frozenset({204, 304})
 
 
 @cache
@@ -48,17 +60,24 @@ def allowed_methods(app: FastAPI, path: str) -> str | None:
     return next((allow for pattern, allow in _route_methods(app) if pattern.match(path)), None)
 
 
+def framework_code(status_code: int) -> ErrorCode:
+    default = ErrorCode.INTERNAL_ERROR if status_code >= 500 else ErrorCode.BAD_REQUEST
+    return FRAMEWORK_CODES.get(status_code, default)
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):
         raise exc
+    headers = dict(exc.headers or {})
     if exc.status_code == 405:
         allow = allowed_methods(request.app, request.url.path)
-        headers = {"Allow": allow} if allow else dict(exc.headers or {})
-        return JSONResponse({"detail": exc.detail}, status_code=405, headers=headers)
+        headers = {"Allow": allow} if allow else headers
     if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
         error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {}}
-        return JSONResponse({"detail": [error]}, status_code=422)
-    return await http_exception_handler(request, exc)
+        return validation_error_response([error])
+    if exc.status_code in _NO_BODY:
+        return Response(status_code=exc.status_code, headers=headers)
+    return error_response(exc.status_code, exc.detail, headers, framework_code(exc.status_code))
 
 
 def _request_id(request: Request) -> str | None:
@@ -66,23 +85,32 @@ def _request_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def error_response(status_code: int, detail: Any, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": json_safe(detail)}, status_code=status_code, headers=dict(headers or {}))
+def error_response(
+    status_code: int, detail: Any, headers: Mapping[str, str] | None = None, code: ErrorCode | None = None
+) -> JSONResponse:
+    body = {"detail": json_safe(detail), "code": code or framework_code(status_code)}
+    return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
 
-def unavailable_response(request_id: str | None, retry_after: int = RETRY_AFTER_SECONDS) -> JSONResponse:
-    body = {"detail": ServiceUnavailable.detail, "request_id": request_id}
+def unavailable_response(
+    request_id: str | None,
+    retry_after: int = RETRY_AFTER_SECONDS,
+    code: ErrorCode = ErrorCode.DATABASE_UNAVAILABLE,
+) -> JSONResponse:
+    body = {"detail": ServiceUnavailable.detail, "code": code, "request_id": request_id}
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(retry_after)})
 
 
 def internal_error_response(request_id: str | None) -> JSONResponse:
-    return JSONResponse({"detail": AppError.detail, "request_id": request_id}, status_code=500)
+    body = {"detail": AppError.detail, "code": ErrorCode.INTERNAL_ERROR, "request_id": request_id}
+    return JSONResponse(body, status_code=500)
 
 
 def app_error_response(request: Request, exc: AppError) -> JSONResponse:
     if isinstance(exc, ServiceUnavailable):
-        return unavailable_response(_request_id(request), int(exc.headers.get("Retry-After", RETRY_AFTER_SECONDS)))
-    return error_response(exc.status_code, exc.detail, exc.headers)
+        retry_after = int(exc.headers.get("Retry-After", RETRY_AFTER_SECONDS))
+        return unavailable_response(_request_id(request), retry_after, exc.code)
+    return error_response(exc.status_code, exc.detail, exc.headers, exc.code)
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
@@ -134,12 +162,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if is_database_unavailable(exc):
-        logger.warning(
-            "database unavailable: %s (SQLSTATE %s)",
-            type(exc).__name__,
-            sqlstate(exc),
-            extra={"request_id": _request_id(request)},
-        )
+        logger.warning("database unavailable: %s", describe(exc), extra={"request_id": _request_id(request)})
         return unavailable_response(_request_id(request))
     raise exc
 
@@ -193,7 +216,7 @@ def _key(key: Any, depth: int) -> str:
 
 def validation_error_response(errors: Any) -> JSONResponse:
     """FastAPI's structured 422 (`{"detail": [{type, loc, msg, input, ctx}]}`), built from any errors."""
-    return JSONResponse({"detail": json_safe(errors)}, status_code=422)
+    return error_response(422, errors, code=ErrorCode.VALIDATION_FAILED)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -208,7 +231,7 @@ async def stale_account_handler(request: Request, exc: Exception) -> Response:
     principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
     if isinstance(principal, Principal):
         app_context(request).identities.forget(principal)
-    return unavailable_response(_request_id(request), retry_after=1)
+    return unavailable_response(_request_id(request), retry_after=1, code=ErrorCode.SERVICE_UNAVAILABLE)
 
 
 def register(app: FastAPI) -> None:

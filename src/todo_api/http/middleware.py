@@ -12,10 +12,9 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.http.errors import internal_error_response, is_database_unavailable, unavailable_response
+from todo_api.http.errors import error_response, internal_error_response, is_database_unavailable, unavailable_response
 
 logger = logging.getLogger("todo_api.access")
 error_logger = logging.getLogger("todo_api.errors")
@@ -154,7 +153,7 @@ class BodyLimitMiddleware:
         refusal = self._refusal(Headers(scope=scope).get("content-length"))
         if refusal is not None:
             status, detail = refusal
-            await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+            await error_response(status, detail)(scope, receive, send)
             return
         received = 0
 

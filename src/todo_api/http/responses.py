@@ -1,4 +1,8 @@
-"""Response documentation shared by resource routers, and the `Location` of created resources."""
+"""Response documentation shared by resource routers, and the `Location` of created resources.
+
+Every error a route can answer is declared with its body (`ErrorBody`: `detail` and `code`) and
+the headers a client relies on; `X-Request-ID`, which every response carries, is added to each
+response by `todo_api.http.openapi`."""
 
 from __future__ import annotations
 
@@ -6,31 +10,122 @@ import functools
 from typing import Any
 
 from fastapi import Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 
+from todo_api.errors import ErrorCode
 from todo_api.http.conditional import Tagged, if_none_match_hits
+
+CODE_DESCRIPTION = "What went wrong, for programs to branch on (stable; `detail` is for people)."
 
 
 class ErrorBody(BaseModel):
-    detail: str
+    """An error: `detail` says what went wrong, `code` says it for programs."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "Not found", "code": "not_found"}]})
+
+    detail: str = Field(description="A message for people; may change between versions.")
+    code: ErrorCode = Field(description=CODE_DESCRIPTION)
 
 
-class UnavailableBody(ErrorBody):
-    request_id: str | None = None
+class ServerErrorBody(ErrorBody):
+    """500 or 503: `request_id` is also in the server's log line for this request."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": "Service temporarily unavailable",
+                    "code": "database_unavailable",
+                    "request_id": "4f1c2b7e9a0d4c3e8b6a5f4e3d2c1b0a",
+                }
+            ]
+        }
+    )
+
+    request_id: str | None = Field(description="The request's `X-Request-ID`.")
 
 
 type Responses = dict[int | str, dict[str, Any]]
 
+
+def _header(description: str, schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+RETRY_AFTER = _header("Seconds to wait before retrying.", {"type": "integer", "minimum": 1, "examples": [2]})
+ETAG = _header(
+    "Strong entity tag of this representation: send it as `If-Match` to write, `If-None-Match` to revalidate.",
+    {"type": "string", "examples": ['"3"']},
+)
+LOCATION = _header("Path of the new resource.", {"type": "string", "examples": ["/api/todos/{id}"]})
+REPLAYED = _header(
+    "`true` when this is the stored response of an earlier request with the same `Idempotency-Key`.",
+    {"type": "string", "enum": ["true"]},
+    required=False,
+)
+WWW_AUTHENTICATE = _header("`Bearer`, with `error` and `scope` on 403.", {"type": "string", "examples": ["Bearer"]})
+
+
+def _error(
+    description: str, model: type[BaseModel] = ErrorBody, headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {"model": model, "description": description} | ({"headers": headers} if headers else {})
+
+
+ACCOUNT_DELETED = "`account_deleted`: the account was deleted while this request was in progress; nothing was written."
+IN_FLIGHT = (
+    "`idempotency_in_flight`: a request with this `Idempotency-Key` is still in progress; retry after `Retry-After`."
+)
+QUOTA = "`quota_exceeded`: MAX_TODOS_PER_USER / MAX_LISTS_PER_USER reached."
+DUPLICATE = "`duplicate_name`: the user already has a list with this name (case-insensitively)."
+
+
+def conflicts(*reasons: str) -> Responses:
+    """409, told apart by `code`: the given reasons, plus `account_deleted` (any route)."""
+    retry = {"Retry-After": {**RETRY_AFTER, "required": False}} if IN_FLIGHT in reasons else None
+    return {409: _error(" ".join(("Conflict.", *reasons, ACCOUNT_DELETED)), headers=retry)}
+
+
 COMMON: Responses = {
-    401: {"model": ErrorBody, "description": "Missing or invalid token (`WWW-Authenticate: Bearer`)."},
-    403: {"model": ErrorBody, "description": "The token lacks the scope this method needs."},
-    413: {"model": ErrorBody, "description": "The request body is larger than MAX_BODY_BYTES."},
-    429: {"model": ErrorBody, "description": "Per-user rate limit reached; retry after `Retry-After` seconds."},
-    503: {"model": UnavailableBody, "description": "A dependency is down; retry after `Retry-After` seconds."},
+    401: _error("`unauthenticated`: missing or invalid token.", headers={"WWW-Authenticate": WWW_AUTHENTICATE}),
+    403: _error(
+        "`insufficient_scope`: the token lacks the scope this method needs.",
+        headers={"WWW-Authenticate": WWW_AUTHENTICATE},
+    ),
+    **conflicts(),
+    413: _error("`payload_too_large`: the request body is larger than MAX_BODY_BYTES."),
+    429: _error(
+        "`rate_limited`: per-user rate limit reached; retry after `Retry-After`.", headers={"Retry-After": RETRY_AFTER}
+    ),
+    500: _error("`internal_error`: a bug; `request_id` finds it in the log.", ServerErrorBody),
+    503: _error(
+        "`database_unavailable` or `service_unavailable` (the identity provider's keys): retry after `Retry-After`.",
+        ServerErrorBody,
+        headers={"Retry-After": RETRY_AFTER},
+    ),
 }
-NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "No such resource for this user."}}
-CONFLICT: Responses = {409: {"model": ErrorBody, "description": "Conflicts with another resource of this user."}}
+NOT_FOUND: Responses = {404: _error("`not_found`: no such resource for this user.")}
+UNSUPPORTED: Responses = {
+    415: {
+        # Added by the route class to every route that takes a body (after FastAPI built the
+        # route's response models), so the schema is named, not declared as a model.
+        "description": "`unsupported_media_type`: the body was not sent as `Content-Type: application/json`.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+}
+PRECONDITION: Responses = {
+    412: _error("`precondition_failed`: If-Match did not match the current ETag; nothing changed."),
+    428: _error("`precondition_required`: If-Match is required (REQUIRE_IF_MATCH=true) but was not sent."),
+}
+TAGGED: Responses = {200: {"description": "The resource, with its ETag.", "headers": {"ETag": ETAG}}}
+CREATED: Responses = {
+    201: {
+        "description": "Created (or, with a known `Idempotency-Key`, the stored first response).",
+        "headers": {"Location": LOCATION, "ETag": ETAG, "Idempotent-Replayed": REPLAYED},
+    }
+}
+NOT_MODIFIED: Responses = {304: {"description": "If-None-Match matched the current ETag.", "headers": {"ETag": ETAG}}}
 
 
 @functools.lru_cache(maxsize=64)
@@ -43,19 +138,6 @@ def location(request: Request, route_name: str, parameter: str, value: object) -
 
     The route's path is looked up once per app (a lookup walks every route)."""
     return _path_template(request.app, route_name, parameter).replace(f"{{{parameter}}}", str(value))
-
-
-PRECONDITION: Responses = {
-    412: {"model": ErrorBody, "description": "If-Match did not match the current ETag; nothing changed."},
-    428: {"model": ErrorBody, "description": "If-Match is required (REQUIRE_IF_MATCH=true) but was not sent."},
-}
-IDEMPOTENT: Responses = {
-    409: {
-        "model": ErrorBody,
-        "description": "A request with this Idempotency-Key is still in flight, or a quota is reached.",
-    },
-}
-NOT_MODIFIED: Responses = {304: {"description": "If-None-Match matched the current ETag."}}
 
 
 def json_bytes_response(body: bytes) -> Response:

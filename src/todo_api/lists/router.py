@@ -4,17 +4,21 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from todo_api.deps import CurrentUserDep, CursorSealerDep, ListLimitDep
 from todo_api.http.conditional import IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
-    CONFLICT,
-    IDEMPOTENT,
+    CREATED,
+    DUPLICATE,
+    IN_FLIGHT,
     NOT_FOUND,
     NOT_MODIFIED,
     PRECONDITION,
+    QUOTA,
+    TAGGED,
     cached_or,
+    conflicts,
     json_response,
     representation,
 )
@@ -22,14 +26,19 @@ from todo_api.http.routing import StrictJsonRoute
 from todo_api.idempotency import IdempotencyKeyHeader, respond_created
 from todo_api.lists import service
 from todo_api.lists.repository import ListState
-from todo_api.lists.schemas import ListCreate, ListQuery, ListRead, ListUpdate
-from todo_api.pagination import Page
+from todo_api.lists.schemas import ListCreate, ListPage, ListQuery, ListRead, ListUpdate
 
 router = APIRouter(prefix="/lists", tags=["lists"], route_class=StrictJsonRoute)
 IfMatchDep = Annotated[Precondition[ListState] | None, Depends(service.ETAG.if_match)]
+ListId = Annotated[uuid.UUID, Path(description="The list's `id`.")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ListRead, responses={**CONFLICT, **IDEMPOTENT})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ListRead,
+    responses={**CREATED, **conflicts(DUPLICATE, QUOTA, IN_FLIGHT)},
+)
 async def create_list(
     body: ListCreate,
     user: CurrentUserDep,
@@ -42,15 +51,15 @@ async def create_list(
     return await respond_created(request, user, idempotency_key, body, create, ("read_list", "list_id"))
 
 
-@router.get("", response_model=Page[ListRead])
+@router.get("", response_model=ListPage)
 async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """The user's lists with their todo counts, one keyset page at a time."""
     return json_response(await user.run(service.list_lists, query, cursors))
 
 
-@router.get("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **NOT_MODIFIED})
+@router.get("/{list_id}", response_model=ListRead, responses={**TAGGED, **NOT_FOUND, **NOT_MODIFIED})
 async def read_list(
-    list_id: uuid.UUID,
+    list_id: ListId,
     user: CurrentUserDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
@@ -58,9 +67,11 @@ async def read_list(
     return cached_or(await user.run(service.get_list, list_id), if_none_match)
 
 
-@router.put("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
+@router.put(
+    "/{list_id}", response_model=ListRead, responses={**TAGGED, **NOT_FOUND, **conflicts(DUPLICATE), **PRECONDITION}
+)
 async def replace_list(
-    list_id: uuid.UUID,
+    list_id: ListId,
     body: ListCreate,
     user: CurrentUserDep,
     if_match: IfMatchDep,
@@ -69,9 +80,11 @@ async def replace_list(
     return representation(await user.run(service.update_list, list_id, body, if_match))
 
 
-@router.patch("/{list_id}", response_model=ListRead, responses={**NOT_FOUND, **CONFLICT, **PRECONDITION})
+@router.patch(
+    "/{list_id}", response_model=ListRead, responses={**TAGGED, **NOT_FOUND, **conflicts(DUPLICATE), **PRECONDITION}
+)
 async def update_list(
-    list_id: uuid.UUID,
+    list_id: ListId,
     body: ListUpdate,
     user: CurrentUserDep,
     if_match: IfMatchDep,
@@ -81,6 +94,6 @@ async def update_list(
 
 
 @router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
-async def delete_list(list_id: uuid.UUID, user: CurrentUserDep, if_match: IfMatchDep) -> None:
+async def delete_list(list_id: ListId, user: CurrentUserDep, if_match: IfMatchDep) -> None:
     """Delete a list **and every todo in it**."""
     await user.run(service.delete_list, list_id, if_match)

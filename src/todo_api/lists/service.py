@@ -6,7 +6,7 @@ import uuid
 
 from sqlmodel import Session
 
-from todo_api.errors import Conflict, NotFound, QuotaExceeded
+from todo_api.errors import DuplicateName, NotFound, QuotaExceeded
 from todo_api.http.conditional import ETag, Precondition, Tagged, accepted, decimal, ensure_matches, missing_or_stale
 from todo_api.lists.repository import (
     SORTS,
@@ -62,7 +62,7 @@ def create_list(session: Session, user_id: uuid.UUID, data: ListCreate, limit: i
     try:
         created = ListRepository(session, user_id).create(data.name, limit)
     except DuplicateNameError:
-        raise Conflict(DUPLICATE_NAME) from None
+        raise DuplicateName(DUPLICATE_NAME) from None
     if created is None:
         users.require_account(session, user_id)
         raise QuotaExceeded(f"List limit reached: at most {limit} lists per user")
@@ -91,7 +91,7 @@ def update_list(
     try:
         record = repository.update(list_id, changes["name"], accepted(precondition))
     except DuplicateNameError:
-        raise Conflict(DUPLICATE_NAME) from None
+        raise DuplicateName(DUPLICATE_NAME) from None
     if record is None:
         missing_or_stale(repository.get(list_id))
     return _tagged(record)

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import socket
 from typing import Any
 
@@ -43,6 +44,54 @@ def is_unreachable(exc: BaseException) -> bool:
         return False
     lost = isinstance(exc.orig, (psycopg.OperationalError, psycopg.InterfaceError)) and sqlstate(exc) is None
     return exc.connection_invalidated or lost
+
+
+# Why a connection could not be opened. libpq reports connection failures (its own, and the
+# server's FATAL during startup) as text only, with no SQLSTATE: the first cause whose pattern is in
+# that text (quoted host, user and database names removed) names it. Only these fixed phrases are
+# ever shown, never the text. Password failures come first: with `sslmode=prefer` libpq appends the
+# failure of its second, unencrypted attempt (`no pg_hba.conf entry … no encryption`).
+CONNECTION_CAUSES = (
+    ("authentication failed", ("password authentication failed", "authentication failed", "no password supplied")),
+    ("TLS required or refused", ("ssl", "tls", "certificate", "no encryption", "channel binding")),
+    ("authentication failed", ("no pg_hba.conf entry", 'role "" does not exist', "not permitted to log in")),
+    ("database does not exist", ('database "" does not exist',)),
+    ("connection refused", ("connection refused",)),
+    ("timeout", ("timeout expired", "timed out")),
+    ("host not found", ("could not translate host name", "resolve host", "name or service not known")),
+    ("network unreachable", ("no route to host", "network is unreachable")),
+    ("too many connections", ("too many clients", "too many connections", "remaining connection slots")),
+    ("server starting up or shutting down", ("starting up", "shutting down", "in recovery mode")),
+)
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+_CONNECTING = ("connection failed", "failed to resolve host", "connection to server")
+
+
+def connection_cause(exc: BaseException) -> str | None:
+    """The cause class of a failure to open a connection (None when `exc` is not one)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if not isinstance(exc, psycopg.OperationalError) or exc.sqlstate is not None:
+        return None
+    text = _QUOTED.sub('""', str(exc).lower())
+    if not text.startswith(_CONNECTING):
+        return None
+    return next((cause for cause, patterns in CONNECTION_CAUSES if any(p in text for p in patterns)), "unknown cause")
+
+
+def describe(exc: BaseException) -> str:
+    """A database error for a log line or an operator, without anything it may carry (values, SQL,
+    host or user names): the cause class of a connection failure, else the exception type and
+    SQLSTATE."""
+    cause = connection_cause(exc)
+    if cause is not None:
+        return f"cannot connect: {cause}"
+    if isinstance(exc, DatabaseDeadline):
+        return "no answer within the transaction deadline"
+    if isinstance(exc, sa_exc.TimeoutError):
+        return "no connection free in the pool"
+    state = sqlstate(exc)
+    return type(exc).__name__ if state is None else f"{type(exc).__name__} (SQLSTATE {state})"
 
 
 class DatabaseDeadline(sa_exc.TimeoutError):

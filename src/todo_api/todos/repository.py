@@ -38,7 +38,7 @@ from todo_api.pagination import (
     page_params,
     select_columns,
 )
-from todo_api.todos.schemas import Priority
+from todo_api.todos.schemas import PriorityRank
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 LIKE_ESCAPE = "/"
@@ -164,7 +164,7 @@ def _both_directions(name: str, key: Expression, codec: KeyCodec, bound: Any) ->
 
 
 # What a cursor may carry back for these keys (checked before it reaches SQL).
-PRIORITY_KEY = IntegerKey(min(Priority), max(Priority))
+PRIORITY_KEY = IntegerKey(min(PriorityRank), max(PriorityRank))
 TITLE_KEY = TextKey(max_length=500)
 SORTS: dict[str, SortSpec] = {
     spec.name: spec

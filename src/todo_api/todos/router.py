@@ -4,30 +4,39 @@ import uuid
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from todo_api.deps import CurrentUserDep, CursorSealerDep, TodoLimitDep
 from todo_api.http.conditional import IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
-    IDEMPOTENT,
+    CREATED,
+    IN_FLIGHT,
     NOT_FOUND,
     NOT_MODIFIED,
     PRECONDITION,
+    QUOTA,
+    TAGGED,
     cached_or,
+    conflicts,
     json_bytes_response,
     representation,
 )
 from todo_api.http.routing import StrictJsonRoute
 from todo_api.idempotency import IdempotencyKeyHeader, respond_created
-from todo_api.pagination import Page
 from todo_api.todos import service
-from todo_api.todos.schemas import TodoCreate, TodoQuery, TodoRead, TodoUpdate
+from todo_api.todos.schemas import TodoCreate, TodoPage, TodoQuery, TodoRead, TodoUpdate
 
 router = APIRouter(prefix="/todos", tags=["todos"], route_class=StrictJsonRoute)
 IfMatchDep = Annotated[Precondition[int] | None, Depends(service.ETAG.if_match)]
+TodoId = Annotated[uuid.UUID, Path(description="The todo's `id`.")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TodoRead, responses=IDEMPOTENT)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TodoRead,
+    responses={**CREATED, **conflicts(QUOTA, IN_FLIGHT)},
+)
 async def create_todo(
     body: TodoCreate,
     user: CurrentUserDep,
@@ -40,15 +49,15 @@ async def create_todo(
     return await respond_created(request, user, idempotency_key, body, create, ("read_todo", "todo_id"))
 
 
-@router.get("", response_model=Page[TodoRead])
+@router.get("", response_model=TodoPage)
 async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """The user's todos, filtered and sorted, one keyset page at a time (follow `next_cursor`)."""
     return json_bytes_response((await user.run(service.list_todos, query, cursors)).to_json())
 
 
-@router.get("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **NOT_MODIFIED})
+@router.get("/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **NOT_MODIFIED})
 async def read_todo(
-    todo_id: uuid.UUID,
+    todo_id: TodoId,
     user: CurrentUserDep,
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
@@ -56,9 +65,9 @@ async def read_todo(
     return cached_or(await user.run(service.get_todo, todo_id), if_none_match)
 
 
-@router.put("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **PRECONDITION})
+@router.put("/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **PRECONDITION})
 async def replace_todo(
-    todo_id: uuid.UUID,
+    todo_id: TodoId,
     body: TodoCreate,
     user: CurrentUserDep,
     if_match: IfMatchDep,
@@ -67,9 +76,9 @@ async def replace_todo(
     return representation(await user.run(service.replace_todo, todo_id, body, if_match))
 
 
-@router.patch("/{todo_id}", response_model=TodoRead, responses={**NOT_FOUND, **PRECONDITION})
+@router.patch("/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **PRECONDITION})
 async def update_todo(
-    todo_id: uuid.UUID,
+    todo_id: TodoId,
     body: TodoUpdate,
     user: CurrentUserDep,
     if_match: IfMatchDep,
@@ -79,6 +88,6 @@ async def update_todo(
 
 
 @router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
-async def delete_todo(todo_id: uuid.UUID, user: CurrentUserDep, if_match: IfMatchDep) -> None:
+async def delete_todo(todo_id: TodoId, user: CurrentUserDep, if_match: IfMatchDep) -> None:
     """Delete a todo."""
     await user.run(service.delete_todo, todo_id, if_match)

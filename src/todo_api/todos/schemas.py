@@ -7,18 +7,26 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictBool, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from todo_api.fields import Patch, Text, Trim, UtcDatetime, non_blank, reject_null
-from todo_api.pagination import CURSOR_MAX_LENGTH
+from todo_api.fields import ApiEnum, Patch, Text, Trim, UtcDatetime, non_blank, reject_null
+from todo_api.pagination import CURSOR_MAX_LENGTH, Page
 
-PriorityName = Literal["none", "low", "medium", "high"]
 MAX_TAGS = 20
 
 
-class Priority(IntEnum):
-    """Stored as a small integer so that sorting by priority is sorting by importance."""
+class Priority(ApiEnum):
+    """How important a todo is (sorting by `priority` sorts by importance: `none` < … < `high`)."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class PriorityRank(IntEnum):
+    """A priority as stored: a small integer, so that sorting by priority is sorting by importance."""
 
     none = 0
     low = 1
@@ -26,8 +34,8 @@ class Priority(IntEnum):
     high = 3
 
     @classmethod
-    def of(cls, name: PriorityName) -> Priority:
-        return cls[name]
+    def of(cls, priority: Priority | str) -> PriorityRank:
+        return cls[str(priority)]
 
 
 Title = Annotated[str, non_blank(500), Trim]
@@ -56,15 +64,23 @@ Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_dedupe_t
 class TodoCreate(BaseModel):
     """A new todo. Also the body of PUT: fields left out take their defaults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"title": "Buy milk"},
+                {"title": "File taxes", "due_at": "2030-04-30T17:00:00+02:00", "priority": "high", "tags": ["home"]},
+            ]
+        },
+    )
 
-    title: Title
+    title: Title = Field(description="1–500 characters, trimmed.")
     description: Description = ""
     completed: StrictBool = False
-    due_at: UtcDatetime | None = None
-    priority: PriorityName = "none"
-    tags: Tags = []
-    list_id: uuid.UUID | None = None
+    due_at: UtcDatetime | None = Field(default=None, description="RFC 3339 with an offset; returned in UTC.")
+    priority: Priority = Priority.NONE
+    tags: Tags = Field(default=[], description="Trimmed; duplicates (case-insensitive) are dropped, order kept.")
+    list_id: uuid.UUID | None = Field(default=None, description="One of the user's lists, or null.")
 
 
 class TodoUpdate(Patch):
@@ -73,19 +89,40 @@ class TodoUpdate(Patch):
     The other fields may be left out but not sent as null (the schema says so: `SkipJsonSchema`
     keeps the internal "not sent" default out of the OpenAPI document)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"completed": True}, {"due_at": "2030-02-01T09:00:00Z", "priority": "low"}]}
+    )
+
     title: Title | SkipJsonSchema[None] = None
     description: Description | SkipJsonSchema[None] = None
     completed: StrictBool | SkipJsonSchema[None] = None
     due_at: UtcDatetime | None = None
-    priority: PriorityName | SkipJsonSchema[None] = None
+    priority: Priority | SkipJsonSchema[None] = None
     tags: Tags | SkipJsonSchema[None] = None
     list_id: uuid.UUID | None = None
 
     _not_null = field_validator("title", "description", "completed", "priority", "tags", mode="before")(reject_null)
 
 
+# Examples hold no nulls: FastAPI leaves null values out of the whole document, examples included.
+EXAMPLE_TODO: dict[str, JsonValue] = {
+    "id": "0b6a1f9e-3c2d-4e5f-8a7b-9c0d1e2f3a4b",
+    "title": "Buy milk",
+    "description": "Oat milk, 2 l",
+    "completed": True,
+    "completed_at": "2030-01-31T07:45:00Z",
+    "due_at": "2030-01-31T08:00:00Z",
+    "priority": "high",
+    "tags": ["home"],
+    "list_id": "7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a0f",
+    "created_at": "2030-01-30T12:00:00Z",
+    "updated_at": "2030-01-31T07:45:00Z",
+}
+EXAMPLE_CURSOR = "AXb3kQ9m0cT2yV8nR4sL6wP1eZ5hJ7gU"
+
+
 class TodoRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [EXAMPLE_TODO]})
 
     id: uuid.UUID
     title: str
@@ -93,7 +130,7 @@ class TodoRead(BaseModel):
     completed: bool
     completed_at: datetime | None = Field(description="Set by the server when `completed` becomes true.")
     due_at: datetime | None
-    priority: PriorityName
+    priority: Priority
     tags: list[str]
     list_id: uuid.UUID | None
     created_at: datetime
@@ -102,11 +139,19 @@ class TodoRead(BaseModel):
     @field_validator("priority", mode="before")
     @classmethod
     def _priority_name(cls, value: Any) -> Any:
-        return Priority(value).name if isinstance(value, int) else value
+        return PriorityRank(value).name if isinstance(value, int) else value
+
+
+class TodoPage(Page[TodoRead]):
+    """One page of todos; follow `next_cursor` for the next."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [EXAMPLE_TODO], "next_cursor": EXAMPLE_CURSOR}]}
+    )
 
 
 _READ_FIELDS = tuple(TodoRead.model_fields)
-_PRIORITY_NAMES = tuple(priority.name for priority in Priority)
+_PRIORITY_NAMES = tuple(priority.name for priority in PriorityRank)
 
 
 def todo_document(row: Any) -> dict[str, Any]:
@@ -119,18 +164,19 @@ def todo_document(row: Any) -> dict[str, Any]:
     return document
 
 
-TodoSort = Literal[
-    "created_at",
-    "-created_at",
-    "updated_at",
-    "-updated_at",
-    "due_at",
-    "-due_at",
-    "priority",
-    "-priority",
-    "title",
-    "-title",
-]
+class TodoSort(ApiEnum):
+    """The order of a todo page: a field, ascending, or prefixed `-` for descending; nulls last, ties by id."""
+
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+    UPDATED_AT = "updated_at"
+    UPDATED_AT_DESC = "-updated_at"
+    DUE_AT = "due_at"
+    DUE_AT_DESC = "-due_at"
+    PRIORITY = "priority"
+    PRIORITY_DESC = "-priority"
+    TITLE = "title"
+    TITLE_DESC = "-title"
 
 
 class TodoQuery(BaseModel):
@@ -138,21 +184,21 @@ class TodoQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    completed: bool | None = None
+    completed: bool | None = Field(default=None, description="Only completed (`true`) or open (`false`) todos.")
     list_id: uuid.UUID | Literal["none"] | None = Field(
         default=None, description="A list's id, or `none` for todos in no list."
     )
-    priority: PriorityName | None = None
+    priority: Priority | None = Field(default=None, description="Only todos of this priority.")
     tag: list[Tag] = Field(default=[], max_length=MAX_TAGS, description="Repeatable; all must match.")
-    due_before: UtcDatetime | None = None
-    due_after: UtcDatetime | None = None
+    due_before: UtcDatetime | None = Field(default=None, description="Only todos due before this time (RFC 3339).")
+    due_after: UtcDatetime | None = Field(default=None, description="Only todos due after this time (RFC 3339).")
     q: Text | None = Field(
         default=None,
         max_length=200,
         description="Case-insensitive substring of title or description; `%`, `_` and `\\\\` are literal.",
     )
-    sort: TodoSort = Field(default="-created_at", description="Prefix `-` for descending; nulls sort last.")
-    limit: int = Field(default=50, ge=1, le=200)
+    sort: TodoSort = Field(default=TodoSort.CREATED_AT_DESC, description="Prefix `-` for descending; nulls sort last.")
+    limit: int = Field(default=50, ge=1, le=200, description="Todos per page.")
     cursor: str | None = Field(
         default=None, max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page."
     )

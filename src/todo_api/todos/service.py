@@ -26,7 +26,7 @@ from todo_api.todos.repository import (
     TodoRepository,
     TodoValues,
 )
-from todo_api.todos.schemas import Priority, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key, todo_document
+from todo_api.todos.schemas import PriorityRank, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key, todo_document
 from todo_api.users import service as users
 
 LIST_ID_LOC = ("body", "list_id")
@@ -41,7 +41,7 @@ def _stored(fields: dict[str, Any]) -> TodoValues:
     """API field values → column values (priority as its rank, tags with their keys)."""
     values: TodoValues = {**fields}  # type: ignore[typeddict-item]  # the schemas' fields are its keys
     if "priority" in fields:
-        values["priority"] = Priority.of(fields["priority"]).value
+        values["priority"] = PriorityRank.of(fields["priority"]).value
     if "tags" in fields:
         values["tag_keys"] = [tag_key(tag) for tag in fields["tags"]]
     return values
@@ -125,7 +125,7 @@ def _filters(query: TodoQuery) -> TodoFilters:
         completed=query.completed,
         in_no_list=query.list_id == "none",
         list_id=query.list_id if isinstance(query.list_id, uuid.UUID) else None,
-        priority=None if query.priority is None else Priority.of(query.priority).value,
+        priority=None if query.priority is None else PriorityRank.of(query.priority).value,
         tag_keys=tuple(sorted({tag_key(tag) for tag in query.tag})),
         due_before=query.due_before,
         due_after=query.due_after,
