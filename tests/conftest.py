@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _pytest.nodeid import NodeId  # pytest 9: a node's id is structured (see the hook below)
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -181,3 +182,13 @@ def redis_url() -> str | None:
             return url
     except OSError:
         return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis gives every operation's item of one test the same node id (its name carries the
+    operation, its id does not); pytest-xdist tells items apart by id and would run only one of them.
+    Give each its operation in the id too."""
+    for item in items:
+        original = getattr(item, "originalname", item.name)
+        if item.name != original and not item.nodeid.endswith("]"):
+            item._id = NodeId.parse(item.nodeid + item.name[len(original) :])
