@@ -19,8 +19,9 @@ import uvicorn
 from tests.api import Api
 from tests.conftest import AppClientFactory
 from todo_api.app import create_app
+from todo_api.auth.principal import Principal
 from todo_api.config import load_settings
-from todo_api.ratelimit import FLUSH_SECONDS, CounterStore, WindowKey
+from todo_api.ratelimit import FLUSH_SECONDS, CounterStore, RateLimiter, WindowKey
 
 
 @pytest.fixture
@@ -208,6 +209,46 @@ async def test_admissions_reach_the_shared_counter_even_when_the_store_fails_for
             assert sum(failing.added.values()) == 3  # every admission reached the shared counter, once
             assert (await client.get("/api/users/me", headers=auth(subject))).status_code == 200
             assert (await client.get("/api/users/me", headers=auth(subject))).status_code == 429
+
+
+@dataclass
+class SlowStore:
+    """A counter store whose additions wait until `release` is set (a slow shared store)."""
+
+    store: CounterStore
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def add(self, counts: Mapping[WindowKey, int], window_seconds: int) -> dict[WindowKey, int]:
+        await self.release.wait()
+        return await self.store.add(counts, window_seconds)
+
+    async def purge(self, window_seconds: int) -> None:
+        await self.store.purge(window_seconds)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_flush_in_flight_never_lets_one_worker_pass_the_limit(
+    base_settings: dict[str, Any], fails: bool
+) -> None:
+    """While a worker's counts are on their way to the shared store (a slow store, or one that then
+    fails), they still count: the worker refuses at the limit throughout."""
+    app = create_app(load_settings(**{**base_settings, "rate_limit_requests": 5, "rate_limit_window_seconds": 3600}))
+    async with app.router.lifespan_context(app):
+        real = app.state.context.rate_limiter.store
+        slow = SlowStore(FailingStore(real, failures=1 if fails else 0))
+        limiter = RateLimiter(slow, limit=5, window_seconds=3600)
+        principal = Principal("https://issuer.test", f"slow-{uuid.uuid4()}", None, None, None)
+        assert [limiter.hit(principal).allowed for _ in range(6)] == [True] * 5 + [False]
+        flush = asyncio.create_task(limiter.flush())
+        await asyncio.sleep(0.05)  # the flush is waiting on the store now
+        assert not flush.done()
+        assert not any(limiter.hit(principal).allowed for _ in range(10))
+        slow.release.set()
+        await flush
+        assert not any(limiter.hit(principal).allowed for _ in range(10))
 
 
 async def test_anonymous_requests_are_401_before_rate_limiting(

@@ -130,8 +130,13 @@ class RedisCounters:
 
 @dataclass(slots=True)
 class _Count:
-    pending: int = 0  # admitted by this worker, not yet added to the shared counter
+    pending: int = 0  # admitted by this worker, not yet sent to the shared counter
+    sending: int = 0  # sent to the shared counter, its new total not read back yet
     total: int = 0  # the shared counter as last read (this worker's flushed admissions included)
+
+    def seen(self) -> int:
+        """Everything this worker knows was admitted: a flush in flight never opens a gap."""
+        return self.total + self.sending + self.pending
 
 
 class RateLimiter:
@@ -160,7 +165,7 @@ class RateLimiter:
             return Verdict(True)
         start, retry_after = self.current()
         count = self._counts.setdefault((subject_key(principal), start), _Count())
-        if count.total + count.pending >= self.limit:
+        if count.seen() >= self.limit:
             return Verdict(False, retry_after)
         count.pending += 1
         self._pending.set()
@@ -185,17 +190,21 @@ class RateLimiter:
             return
         for window, added in batch.items():
             self._counts[window].pending -= added
+            self._counts[window].sending += added
         try:
             totals = await self.store.add(batch, self.window)
         except Exception as exc:  # keep the counts for the next flush; never fail a request over it
             logger.warning("rate-limit counters not shared this time: %s", describe(exc))
             for window, added in batch.items():
-                self._counts.setdefault(window, _Count()).pending += added
+                count = self._counts.setdefault(window, _Count())
+                count.sending -= added
+                count.pending += added
             self._pending.set()
             return
-        for window, total in totals.items():
+        for window, added in batch.items():
             count = self._counts.setdefault(window, _Count())
-            count.total = max(count.total, total)
+            count.sending -= added
+            count.total = max(count.total, totals.get(window, 0))
 
     async def purge(self) -> None:
         if self.store is not None:

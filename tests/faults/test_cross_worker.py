@@ -178,8 +178,8 @@ async def test_the_rate_limit_admits_at_most_workers_times_the_limit_and_then_re
     limited_workers: ApiServer, auth: Callable[..., dict[str, str]]
 ) -> None:
     """Each worker admits from its own count plus the shared total it last read (no round trip per
-    request): a burst gets at most 2 × the limit through two workers, and once both have shared
-    their counts, every worker refuses."""
+    request): a burst and what follows get at most 2 × the limit through two workers, and once both
+    have shared their counts, every worker refuses."""
     headers = auth(f"burst-{uuid.uuid4()}")
     await _within_one_window(120)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
@@ -188,11 +188,12 @@ async def test_the_rate_limit_admits_at_most_workers_times_the_limit_and_then_re
     statuses = [response.status_code for response in burst]
     assert set(statuses) <= {200, 429}
     assert RATE_LIMIT <= statuses.count(200) <= 2 * RATE_LIMIT
-    # A worker that admitted nothing in the burst has not read the shared total yet: its next
-    # admission makes it flush and learn it. So at most one more per worker, then only 429s.
+    # A worker's view of the shared total is what it read at its last flush: a worker that flushed
+    # before the other (or admitted nothing in the burst) may admit a few more before its next flush
+    # teaches it the total. Never more than 2 × the limit in all, and then only 429s everywhere.
     later = []
     for _ in range(3):
         await asyncio.sleep(3 * FLUSH_SECONDS)
         later += [(await _fresh(limited_workers, "GET", "/api/users/me", headers)).status_code for _ in range(6)]
-    assert later.count(200) <= 2
+    assert statuses.count(200) + later.count(200) <= 2 * RATE_LIMIT
     assert later[-6:] == [429] * 6
