@@ -105,6 +105,12 @@ def delete_list(
         missing_or_stale(repository.get(list_id))
 
 
+def is_live(session: Session, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
+    """Whether a todo may be put in `list_id`: one of the user's lists, not in the trash (and kept
+    out of it until this transaction ends)."""
+    return ListRepository(session, user_id).lock_live(list_id)
+
+
 def list_lists(session: Session, user_id: uuid.UUID, query: ListQuery, cursors: Sealer) -> Page[ListRead]:
     spec = SORTS[query.sort]
     binding = query_binding(user_id, [query.sort])

@@ -16,6 +16,7 @@ from todo_api.http.conditional import (
     ensure_matches,
     missing_or_stale,
 )
+from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.sealed import Sealer
 from todo_api.todos.repository import (
@@ -51,10 +52,17 @@ def _list_not_found(list_id: object) -> InvalidInput:
     return InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
 
 
+def _require_live_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID | None) -> None:
+    """A list in the trash takes no todos (422, like a missing list); the composite foreign key
+    refuses any other user's list."""
+    if list_id is not None and not lists.is_live(session, user_id, list_id):
+        raise _list_not_found(list_id)
+
+
 def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: int) -> Tagged[TodoRead]:
     """Create a todo; at most `limit` per user (0: unlimited), checked in the same statement. A
-    `list_id` that is not one of the user's lists is refused by the composite foreign key (422,
-    like a missing list)."""
+    `list_id` that is not one of the user's live lists is refused (422, like a missing list)."""
+    _require_live_list(session, user_id, data.list_id)
     try:
         created = TodoRepository(session, user_id).create(_stored(data.model_dump()), limit)
     except ListReferenceError:
@@ -89,6 +97,7 @@ def _update(
         current = _get(repository, todo_id)
         ensure_matches(precondition, current.version)
         return _tagged(current)
+    _require_live_list(session, user_id, fields.get("list_id"))
     try:
         todo = repository.update(todo_id, _stored(fields), accepted(precondition))
     except ListReferenceError:
@@ -115,6 +124,7 @@ def update_todo(
 def delete_todo(
     session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: Precondition[int] | None
 ) -> None:
+    """Move the todo to the trash (`todo_api.trash`)."""
     repository = TodoRepository(session, user_id)
     if not repository.delete(todo_id, accepted(precondition)):
         missing_or_stale(repository.get(todo_id))
