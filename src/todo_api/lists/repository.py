@@ -129,9 +129,9 @@ SORTS: dict[str, SortSpec] = {
 _ONE = (col(TodoList.id) == bindparam("target")) & live_lists()
 _GET = select_columns(*WITH_COUNTS).where(_ONE)
 _COUNT = select(func.count()).select_from(TodoList).where(live_lists())
-# Only a live list of the owner can take todos; FOR SHARE holds off trashing it until this
-# transaction ends (trashing takes the todos in it, so none is left live in a trashed list).
-_LIVE_FOR_SHARE = select(col(TodoList.id)).where(_ONE).with_for_update(read=True)
+# Only a live list of the owner can take todos (the writer holds the user's write turn, so the list
+# cannot be trashed meanwhile: see users.service.serialize_writes).
+_LIVE = select(col(TodoList.id)).where(_ONE)
 
 
 @functools.cache
@@ -227,9 +227,9 @@ class ListRepository:
         self.session.exec(_TRASH_TODOS, params={**self._owner, "target": list_id, "deleted_at": trashed[1]})
         return True
 
-    def lock_live(self, list_id: uuid.UUID) -> bool:
-        """Whether `list_id` is one of the owner's live lists, kept so until this transaction ends."""
-        return self.session.exec(_LIVE_FOR_SHARE, params={**self._owner, "target": list_id}).first() is not None
+    def is_live(self, list_id: uuid.UUID) -> bool:
+        """Whether `list_id` is one of the owner's live lists."""
+        return self.session.exec(_LIVE, params={**self._owner, "target": list_id}).first() is not None
 
     def _returning(self, statement: Any, params: dict[str, Any]) -> ListRecord | None:
         try:

@@ -59,6 +59,7 @@ def _get(repository: ListRepository, list_id: uuid.UUID) -> ListRecord:
 
 def create_list(session: Session, user_id: uuid.UUID, data: ListCreate, limit: int) -> Tagged[ListRead]:
     """Create a list; at most `limit` per user (0: unlimited), checked in the same statement."""
+    users.serialize_writes(session, user_id)
     try:
         created = ListRepository(session, user_id).create(data.name, limit)
     except DuplicateNameError:
@@ -83,6 +84,7 @@ def update_list(
     """PUT (ListCreate: every field) and PATCH (ListUpdate: the fields sent), checked and written
     in one statement."""
     changes = data.changes() if isinstance(data, ListUpdate) else data.model_dump()
+    users.serialize_writes(session, user_id)
     repository = ListRepository(session, user_id)
     if "name" not in changes:
         current = _get(repository, list_id)
@@ -106,9 +108,9 @@ def delete_list(
 
 
 def is_live(session: Session, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
-    """Whether a todo may be put in `list_id`: one of the user's lists, not in the trash (and kept
-    out of it until this transaction ends)."""
-    return ListRepository(session, user_id).lock_live(list_id)
+    """Whether a todo may be put in `list_id`: one of the user's lists, not in the trash (the caller
+    holds the user's write turn, so it stays so)."""
+    return ListRepository(session, user_id).is_live(list_id)
 
 
 def list_lists(session: Session, user_id: uuid.UUID, query: ListQuery, cursors: Sealer) -> Page[ListRead]:

@@ -11,7 +11,7 @@ from todo_api.models.sync import change_xid
 
 
 class TodoList(SQLModel, table=True):
-    """A user's named list of todos. Deleting a list deletes its todos."""
+    """A user's named list of todos. Trashing a list trashes its todos; purging it deletes them."""
 
     __tablename__ = "lists"
     __table_args__ = (

@@ -32,6 +32,8 @@ from todo_api.users import service as users
 
 LIST_ID_LOC = ("body", "list_id")
 ETAG = RowVersionETag()  # a todo's ETag is its row version
+# Fields whose change locks the todo's row and nothing else.
+PLAIN_FIELDS = frozenset({"title", "description", "due_at", "priority", "tags"})
 
 
 def _tagged(record: TodoRecord) -> Tagged[TodoRead]:
@@ -62,6 +64,7 @@ def _require_live_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID 
 def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: int) -> Tagged[TodoRead]:
     """Create a todo; at most `limit` per user (0: unlimited), checked in the same statement. A
     `list_id` that is not one of the user's live lists is refused (422, like a missing list)."""
+    users.serialize_writes(session, user_id)
     _require_live_list(session, user_id, data.list_id)
     try:
         created = TodoRepository(session, user_id).create(_stored(data.model_dump()), limit)
@@ -92,6 +95,8 @@ def _update(
     precondition: Precondition[int] | None,
 ) -> Tagged[TodoRead]:
     """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
+    if not fields.keys() <= PLAIN_FIELDS:  # completion and moves change list counts: see serialize_writes
+        users.serialize_writes(session, user_id)
     repository = TodoRepository(session, user_id)
     if not fields:
         current = _get(repository, todo_id)
@@ -125,6 +130,7 @@ def delete_todo(
     session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: Precondition[int] | None
 ) -> None:
     """Move the todo to the trash (`todo_api.trash`)."""
+    users.serialize_writes(session, user_id)
     repository = TodoRepository(session, user_id)
     if not repository.delete(todo_id, accepted(precondition)):
         missing_or_stale(repository.get(todo_id))

@@ -26,6 +26,7 @@ from todo_api.todos import service as todos
 from todo_api.todos.schemas import TodoRead, todo_document
 from todo_api.trash.repository import TODO_SPEC, DuplicateNameError, TrashRepository, expire
 from todo_api.trash.schemas import ResourceKind, TrashQuery
+from todo_api.users import service as users
 
 _LIST_FIELDS = tuple(ListRead.model_fields)
 
@@ -73,7 +74,7 @@ def restore(
     kind: ResourceKind | None = None,
 ) -> Tagged[TodoRead] | Tagged[ListRead]:
     """Bring a todo or a list (with the todos it took) back — only of `kind`, if given — within
-    the quotas, checked under the user row's lock like a create."""
+    the quotas, checked under the user row's lock like a create (which is the user's write turn)."""
     repository = TrashRepository(session, user_id)
     allowance = repository.allowance()
     if allowance is None:
@@ -99,11 +100,13 @@ def restore(
 
 def purge(session: Session, user_id: uuid.UUID, resource_id: uuid.UUID) -> None:
     """Delete a trashed todo or list for good (a list with every todo in it)."""
+    users.serialize_writes(session, user_id)
     if not TrashRepository(session, user_id).purge(resource_id):
         raise NotFound
 
 
 def empty(session: Session, user_id: uuid.UUID) -> None:
+    users.serialize_writes(session, user_id)
     TrashRepository(session, user_id).empty()
 
 

@@ -17,6 +17,7 @@ from todo_api.users.repository import (
     deletion_time,
     purge_tombstones,
     remember_deletion,
+    take_write_turn,
 )
 
 
@@ -59,6 +60,16 @@ def delete_account(session: Session, principal: Principal, cache: IdentityCache)
     deleted = UserRepository(session, principal).delete()
     if deleted is not None:
         remember_deletion(session, deleted, datetime.now(UTC))
+
+
+def serialize_writes(session: Session, user_id: uuid.UUID) -> None:
+    """Wait for the user's other writes to end (the user row's lock, held until this transaction
+    ends), first thing in a write that may lock more than one row. Trashing a list locks the list,
+    then its todos, then the user row (counts); a todo write locks the todo, then its list (counts
+    are in the list's representation, and sync re-sends it): without one lock taken first, such
+    writes of one user could wait for each other in a cycle. A write of a single todo's plain fields
+    locks one row and needs no turn."""
+    take_write_turn(session, user_id)
 
 
 def require_account(session: Session, user_id: uuid.UUID) -> None:
