@@ -41,7 +41,8 @@ from todo_api.pagination import CURSOR_MAX_LENGTH  # the schema's `maxLength` fo
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 TODO_WRITES = ["POST /api/todos", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
-PAGED_READS = ["GET /api/todos", "GET /api/lists"]
+PAGED_READS = ["GET /api/todos", "GET /api/lists", "GET /api/trash"]
+SYNC_TOKEN_TAKERS = ["GET /api/sync", "POST /api/batch"]
 TODO_BY_ID = ["GET /api/todos/{todo_id}", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
 LIST_BY_ID = ["GET /api/lists/{list_id}", "PUT /api/lists/{list_id}", "PATCH /api/lists/{list_id}"]
 CONDITIONAL_WRITES = [
@@ -184,6 +185,24 @@ def positive_cursor(context: schemathesis.HookContext, case: Case) -> Case:
     return case
 
 
+def positive_sync_token(context: schemathesis.HookContext, case: Case) -> Case:
+    """Sync and batch, positive cases only: drop a schema-valid `sync_token` (a full sync, a batch
+    token starting at the batch).
+
+    Like a cursor, a sync token is sealed by the server for this user: any other string is 422
+    (`invalid_sync_token`) by design; tests/test_sync.py and tests/hostile/test_offline.py cover
+    real and forged tokens. Negative cases keep theirs (a too-long token must still be refused).
+    """
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    if case.query and isinstance(case.query.get("sync_token"), str):
+        del case.query["sync_token"]
+    if isinstance(case.body, dict) and isinstance(case.body.get("sync_token"), str):
+        del case.body["sync_token"]
+    return case
+
+
 def positive_if_match(context: schemathesis.HookContext, case: Case) -> Case:
     """Conditional writes, positive cases only: an `If-Match` becomes `*`.
 
@@ -248,6 +267,7 @@ def register(schema: Any) -> None:
     for hook, operations in (
         (body_list_id, TODO_WRITES),
         (positive_cursor, PAGED_READS),
+        (positive_sync_token, SYNC_TOKEN_TAKERS),
         (existing_todo, TODO_BY_ID),
         (existing_list, LIST_BY_ID),
         (doomed_todo, ["DELETE /api/todos/{todo_id}"]),

@@ -163,8 +163,6 @@ async def test_rate_limits_count_commands(app_client: AppClientFactory, auth: Ca
         {"commands": [command("todo_add", {"title": "t"}) for _ in range(101)]},
         {"commands": [{"type": "todo_fly", "uuid": str(uuid.uuid4()), "args": {}}]},
         {"commands": [{"type": "todo_add", "uuid": "not-a-uuid", "args": {}}]},
-        {"commands": [command("todo_update", {"id": str(uuid.uuid4())}, "tmp")]},
-        {"commands": [command("todo_add", {}, "dup"), command("list_add", {}, "dup")]},
         {"commands": [command("todo_add", {}, "bad temp id")]},
         {"commands": [command("todo_add", {"title": "t"})], "extra": 1},
         {"commands": [command("todo_add", {"title": "t"})], "sync_token": "garbage"},
@@ -174,6 +172,20 @@ async def test_bad_batches_are_422_and_apply_nothing(api: Api, body: Json) -> No
     response = await api.request("POST", "/api/batch", json=body)
     assert response.status_code == 422, response.text
     assert await api.all_pages("/api/todos") == []
+
+
+async def test_temp_ids_name_one_add_each(api: Api) -> None:
+    body = await batch(
+        api,
+        command("todo_add", {"title": "first"}, "dup"),
+        command("list_add", {"name": "second"}, "dup"),
+        command("todo_update", {"id": "dup", "title": "renamed"}, "other"),
+        command("todo_update", {"id": "dup", "priority": "high"}),
+    )
+    assert [result["status"] for result in body["results"]] == [201, 422, 422, 200]
+    assert body["results"][1]["error"]["detail"][0]["loc"] == ["body", "commands", 1, "temp_id"]
+    assert body["results"][3]["resource"]["title"] == "first"
+    assert set(body["temp_id_mapping"]) == {"dup"}
 
 
 async def test_the_body_cap_is_one_mebibyte(api: Api) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from todo_api.errors import ErrorCode
 from todo_api.fields import ApiEnum
@@ -54,19 +54,15 @@ class Command(BaseModel):
     type: CommandType
     uuid: uuid.UUID = Field(description="Names the command: one already applied is not applied again.")
     temp_id: TempId | None = Field(
-        default=None, description="`*_add` only: later commands may use it as `id` or `list_id`."
+        default=None,
+        description="`*_add` only (else 422 for the command), unique in the batch: later commands may use it "
+        "as `id` or `list_id`.",
     )
     args: dict[str, JsonValue] = Field(
         default_factory=dict,
         description="The REST route's body; `id` names an existing resource (or a `temp_id`); "
         "`if_match` (an ETag) or, for todos, `if_version` (its number) makes a write conditional (412).",
     )
-
-    @model_validator(mode="after")
-    def _temp_id_on_adds_only(self) -> Self:
-        if self.temp_id is not None and self.type not in ADDS:
-            raise ValueError("temp_id is only for todo_add and list_add")
-        return self
 
 
 class BatchRequest(BaseModel):
@@ -101,13 +97,6 @@ class BatchRequest(BaseModel):
         max_length=SYNC_TOKEN_MAX_LENGTH,
         description="Your current sync token: the response's `sync_token` then continues it.",
     )
-
-    @model_validator(mode="after")
-    def _unique_temp_ids(self) -> Self:
-        temp_ids = [command.temp_id for command in self.commands if command.temp_id is not None]
-        if len(temp_ids) != len(set(temp_ids)):
-            raise ValueError("temp_id values must be unique within a batch")
-        return self
 
 
 class CommandError(BaseModel):

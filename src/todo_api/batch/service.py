@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from todo_api.batch.commands import HANDLERS, Limits
 from todo_api.batch.schemas import ADDS, BatchRequest, Command
-from todo_api.errors import AppError, IdempotencyKeyReused
+from todo_api.errors import AppError, IdempotencyKeyReused, InvalidInput
 from todo_api.http.errors import json_safe
 from todo_api.idempotency import IdempotencyStore, KeyInFlight
 from todo_api.sealed import Sealer
@@ -61,6 +61,18 @@ def _error(command: Command, exc: AppError) -> dict[str, Any]:
     return {"uuid": str(command.uuid), "status": exc.status_code, "error": body}
 
 
+def _misplaced_temp_id(index: int, command: Command, mapping: Mapping[str, uuid.UUID]) -> InvalidInput | None:
+    """A `temp_id` names one add of this batch: on another command, or named twice, it is 422."""
+    if command.temp_id is None:
+        return None
+    loc = ("body", "commands", index, "temp_id")
+    if command.type not in ADDS:
+        return InvalidInput(loc, "temp_id is only for todo_add and list_add", command.temp_id)
+    if command.temp_id in mapping:
+        return InvalidInput(loc, "temp_id already names an earlier command of this batch", command.temp_id)
+    return None
+
+
 def _remember(command: Command, result: Mapping[str, Any], mapping: dict[str, uuid.UUID]) -> None:
     if command.type in ADDS and command.temp_id is not None and result.get("status") == 201:
         mapping[command.temp_id] = uuid.UUID(result["resource"]["id"])
@@ -84,6 +96,9 @@ def _run_command(
     mapping: dict[str, uuid.UUID],
     settings: BatchSettings,
 ) -> dict[str, Any]:
+    misplaced = _misplaced_temp_id(index, command, mapping)
+    if misplaced is not None:
+        return _error(command, misplaced)
     store = IdempotencyStore(session, user_id, settings.retention)
     key, fingerprint = KEY_PREFIX + str(command.uuid), _fingerprint(command)
     if not store.lock(key):
