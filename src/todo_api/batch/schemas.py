@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+from uuid import UUID
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
@@ -52,7 +52,7 @@ class Command(BaseModel):
     )
 
     type: CommandType
-    uuid: uuid.UUID = Field(description="Names the command: one already applied is not applied again.")
+    uuid: UUID = Field(description="Names the command: one already applied is not applied again.")
     temp_id: TempId | None = Field(
         default=None,
         description="`*_add` only (else 422 for the command), unique in the batch: later commands may use it "
@@ -118,7 +118,7 @@ class CommandResult(BaseModel):
         }
     )
 
-    uuid: uuid.UUID
+    uuid: UUID
     status: int = Field(description="The status the REST route would have answered.", examples=[201])
     resource: TodoRead | ListRead | None = Field(default=None, description="For 200 and 201.")
     error: CommandError | None = Field(default=None, description="For 4xx.")
@@ -140,5 +140,5 @@ class BatchResponse(BaseModel):
     )
 
     results: list[CommandResult] = Field(description="One per command, in order.")
-    temp_id_mapping: dict[str, uuid.UUID] = Field(description="Each `temp_id` → the id it was given.")
+    temp_id_mapping: dict[str, UUID] = Field(description="Each `temp_id` → the id it was given.")
     sync_token: str = Field(description="Continues the request's `sync_token` (or starts at this batch).")
