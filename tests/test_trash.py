@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -59,7 +59,7 @@ async def test_a_deleted_todo_is_404_everywhere_and_listed_in_the_trash(api: Api
     trash = await _trash(api)
     assert [(item["kind"], item["id"]) for item in trash] == [("todo", todo["id"])]
     assert trash[0]["resource"] == todo
-    assert trash[0]["deleted_at"] >= todo["updated_at"]
+    assert datetime.fromisoformat(trash[0]["deleted_at"]) >= datetime.fromisoformat(todo["updated_at"])
     assert await _user_counts(db_engine, api) == (1, 0)
 
 
@@ -208,7 +208,8 @@ async def test_housekeeping_purges_what_is_older_than_the_retention(
     async with db_engine.begin() as connection:
         for model, ids in ((Todo, [old["id"], inside["id"]]), (TodoList, [work["id"]])):
             stale = func.now() - timedelta(days=31)
-            await connection.execute(update(model).where(col(model.id).in_(ids)).values(deleted_at=stale))
+            targets = [uuid.UUID(resource_id) for resource_id in ids]
+            await connection.execute(update(model).where(col(model.id).in_(targets)).values(deleted_at=stale))
     settings = load_settings(**base_settings)
     engine = create_engine(settings)
     try:

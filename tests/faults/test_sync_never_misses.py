@@ -50,7 +50,7 @@ def two_workers(database_url: str, service_env: dict[str, str], signer: Any) -> 
         **service_env,
         "DATABASE_URL": database_url,
         # The held PATCH waits for its row lock while the writers run.
-        "DB_STATEMENT_TIMEOUT_MS": "120000",
+        "DB_STATEMENT_TIMEOUT_MS": "600000",
         "DB_POOL_TIMEOUT_SECONDS": "20",
     }
     server = start_api_server(env, {"Authorization": f"Bearer {signer.token('readiness')}"}, workers=2)
@@ -193,7 +193,8 @@ async def test_a_replica_built_from_syncs_equals_the_server(
         async with db_engine.connect() as locker:
             transaction = await locker.begin()
             await locker.execute(select(col(Todo.id)).where(col(Todo.id) == uuid.UUID(held["id"])).with_for_update())
-            late_patch = asyncio.create_task(client.patch(f"/api/todos/{held['id']}", json={"title": "late"}))
+            patient = httpx.AsyncClient(base_url=two_workers.base_url, headers=headers, timeout=600)
+            late_patch = asyncio.create_task(patient.patch(f"/api/todos/{held['id']}", json={"title": "late"}))
             await wait_for_lock_waiters(db_engine)  # its transaction has begun: its now() is fixed
 
             stop = asyncio.Event()
@@ -221,6 +222,7 @@ async def test_a_replica_built_from_syncs_equals_the_server(
             seen_before_commit = replica.newest_seen
             await transaction.commit()  # the held PATCH can go on and commit now
         late = await late_patch
+        await patient.aclose()
         assert late.status_code == 200, late.text
         # A sync by "updated_at newer than the newest seen" would skip it for good:
         assert datetime.fromisoformat(late.json()["updated_at"]) < seen_before_commit
