@@ -168,6 +168,13 @@ def _delete(states: int | None) -> ReturningUpdate[uuid.UUID, datetime | None]:
     return statement.returning(col(TodoList.id), col(TodoList.deleted_at)).execution_options(**_NO_SYNC)
 
 
+# A todo write locks the todo, then its list (list counts): trashing a list locks its todos first.
+_LOCK_TODOS = (
+    select(col(Todo.id))
+    .where(live_todos(), col(Todo.list_id) == bindparam("target", type_=Uuid()))
+    .order_by(col(Todo.id))
+    .with_for_update(key_share=True)
+)
 _TRASH_TODOS = (
     update(Todo)
     .where(live_todos(), col(Todo.list_id) == bindparam("target", type_=Uuid()))
@@ -221,6 +228,7 @@ class ListRepository:
         state_list = None if states is None else list(states)
         params = {**self._owner, "target": list_id, **_state_params(state_list)}
         statement = _delete(None if state_list is None else len(state_list))
+        self.session.exec(_LOCK_TODOS, params={**self._owner, "target": list_id}).all()
         trashed = self.session.exec(statement, params=params).first()
         if trashed is None:
             return False

@@ -59,7 +59,6 @@ def _get(repository: ListRepository, list_id: uuid.UUID) -> ListRecord:
 
 def create_list(session: Session, user_id: uuid.UUID, data: ListCreate, limit: int) -> Tagged[ListRead]:
     """Create a list; at most `limit` per user (0: unlimited), checked in the same statement."""
-    users.serialize_writes(session, user_id)
     try:
         created = ListRepository(session, user_id).create(data.name, limit)
     except DuplicateNameError:
@@ -84,7 +83,6 @@ def update_list(
     """PUT (ListCreate: every field) and PATCH (ListUpdate: the fields sent), checked and written
     in one statement."""
     changes = data.changes() if isinstance(data, ListUpdate) else data.model_dump()
-    users.serialize_writes(session, user_id)
     repository = ListRepository(session, user_id)
     if "name" not in changes:
         current = _get(repository, list_id)

@@ -32,8 +32,6 @@ from todo_api.users import service as users
 
 LIST_ID_LOC = ("body", "list_id")
 ETAG = RowVersionETag()  # a todo's ETag is its row version
-# Fields whose change locks the todo's row and nothing else.
-PLAIN_FIELDS = frozenset({"title", "description", "due_at", "priority", "tags"})
 
 
 def _tagged(record: TodoRecord) -> Tagged[TodoRead]:
@@ -55,17 +53,19 @@ def _list_not_found(list_id: object) -> InvalidInput:
 
 
 def _require_live_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID | None) -> None:
-    """A list in the trash takes no todos (422, like a missing list); the composite foreign key
-    refuses any other user's list."""
+    """A list in the trash takes no todos (422, like a missing list; the composite foreign key
+    refuses any other user's list). Checked while holding the user's write turn, which trashing a
+    list takes too: the answer holds until this transaction ends."""
     if list_id is not None and not lists.is_live(session, user_id, list_id):
         raise _list_not_found(list_id)
 
 
 def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: int) -> Tagged[TodoRead]:
-    """Create a todo; at most `limit` per user (0: unlimited), checked in the same statement. A
-    `list_id` that is not one of the user's live lists is refused (422, like a missing list)."""
-    users.serialize_writes(session, user_id)
-    _require_live_list(session, user_id, data.list_id)
+    """Create a todo; at most `limit` per user (0: unlimited), checked in the same statement, which
+    locks the user row first (the user's write turn, see `users.serialize_writes`). A `list_id` that
+    is not one of the user's live lists is refused (422, like a missing list): another user's by the
+    foreign key, a trashed one by the check after the insert (under the turn; the transaction is
+    rolled back)."""
     try:
         created = TodoRepository(session, user_id).create(_stored(data.model_dump()), limit)
     except ListReferenceError:
@@ -73,6 +73,7 @@ def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: i
     if created is None:
         users.require_account(session, user_id)
         raise QuotaExceeded(f"Todo limit reached: at most {limit} todos per user")
+    _require_live_list(session, user_id, data.list_id)
     return _tagged(created)
 
 
@@ -95,7 +96,7 @@ def _update(
     precondition: Precondition[int] | None,
 ) -> Tagged[TodoRead]:
     """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
-    if not fields.keys() <= PLAIN_FIELDS:  # completion and moves change list counts: see serialize_writes
+    if "list_id" in fields:  # a move locks two lists: see users.serialize_writes
         users.serialize_writes(session, user_id)
     repository = TodoRepository(session, user_id)
     if not fields:
