@@ -98,6 +98,7 @@ class KnownIds:
     todos: tuple[str, ...] = tuple(_fixed_id(f"todo {n}") for n in range(3))
     doomed_lists: tuple[str, ...] = tuple(_fixed_id(f"doomed list {n}") for n in range(8))
     doomed_todos: tuple[str, ...] = tuple(_fixed_id(f"doomed todo {n}") for n in range(8))
+    trashed_todos: tuple[str, ...] = tuple(_fixed_id(f"trashed todo {n}") for n in range(8))
 
     async def seed(self, connection: AsyncConnection) -> None:
         """The user row (found again by issuer and subject on its first request) and its data."""
@@ -115,7 +116,9 @@ class KnownIds:
             {"id": id_, "title": f"Doomed {n}", "list_id": self.lists[1], "priority": 3}
             for n, id_ in enumerate(self.doomed_todos)
         ]
+        todos += [{"id": id_, "title": f"Trashed {n}", "deleted_at": done} for n, id_ in enumerate(self.trashed_todos)]
         defaults: dict[str, Any] = {"list_id": None, "completed": False, "completed_at": None, "due_at": None}
+        defaults |= {"deleted_at": None}
         defaults |= {"priority": 0, "tags": [], "tag_keys": []}
         await connection.execute(insert(TODOS), [{**defaults, **row, "user_id": self.user} for row in todos])
 
@@ -260,6 +263,12 @@ def doomed_list(context: schemathesis.HookContext, case: Case) -> Case:
     return _existing(case, "list_id", KNOWN.doomed_lists)
 
 
+def trashed_todo(context: schemathesis.HookContext, case: Case) -> Case:
+    """Restore or purge from the trash: also hit todos seeded in the trash (200 or 204 once, then
+    404), so the restored todo's schema is checked, not only the 404 of an unknown id."""
+    return _existing(case, "resource_id", KNOWN.trashed_todos)
+
+
 def register(schema: Any) -> None:
     """Attach the auth providers and each hook to exactly the operations it is documented for."""
     schema.auth(refresh_interval=None).skip_for(name=LEAVER_OPERATION)(UserToken)
@@ -272,6 +281,7 @@ def register(schema: Any) -> None:
         (existing_list, LIST_BY_ID),
         (doomed_todo, ["DELETE /api/todos/{todo_id}"]),
         (doomed_list, ["DELETE /api/lists/{list_id}"]),
+        (trashed_todo, ["POST /api/trash/{resource_id}/restore", "DELETE /api/trash/{resource_id}"]),
         (positive_if_match, CONDITIONAL_WRITES),
         (idempotency_key_per_body, IDEMPOTENT_CREATES),
     ):
