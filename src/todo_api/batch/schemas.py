@@ -85,7 +85,6 @@ class BatchRequest(BaseModel):
                             "args": {"title": "Buy milk", "list_id": "tmp-list"},
                         },
                     ],
-                    "sync_token": EXAMPLE_SYNC_TOKEN,
                 }
             ]
         },
