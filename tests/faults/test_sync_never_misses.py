@@ -213,7 +213,11 @@ async def test_a_replica_built_from_syncs_equals_the_server(
                     await writer.step()
 
             sync_task = asyncio.create_task(syncing())
-            await asyncio.gather(*(write(w) for w in writers), _list_chores(client, lists, random.Random(15)))
+            try:
+                await asyncio.gather(*(write(w) for w in writers), _list_chores(client, lists, random.Random(15)))
+            except AssertionError:
+                print(two_workers.log_text()[-6000:])  # the server's side of a 5xx
+                raise
             stop.set()
             await sync_task
             await replica.sync(client)
