@@ -39,6 +39,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from bench import floorsync
 from bench.floorcache import Identity, IdentityCache, TokenCache, log_access
 from bench.floorsync import sync
 from bench.floorwork import API_SYNC, API_TODOS, SELECT_USER, Response, error, json_response, route_request
@@ -126,6 +127,7 @@ class Floor:
         self.audience = os.environ["JWT_AUDIENCE"]
         self.leeway = int(os.environ.get("JWT_LEEWAY_SECONDS") or 30)
         self.tokens = TokenCache(self.leeway)
+        floorsync.start()
         # todo-api's defaults: INFO, one JSON object per line on stderr.
         configure_logging(os.environ.get("LOG_LEVEL") or "info", LogFormat.JSON)
         self.pool = AsyncConnectionPool(

@@ -44,9 +44,12 @@ SYNC_HORIZON = "SELECT purged_xid::text AS purged_xid FROM sync_horizons WHERE u
 _SEALER: list[Sealer] = []
 
 
+def start() -> None:
+    """At the floor's startup: the sealer of todo-api's tokens (CURSOR_SECRET, as todo-api reads it)."""
+    _SEALER[:] = [Sealer([os.environ["CURSOR_SECRET"]], purpose="cursor")]
+
+
 def _sealer() -> Sealer:
-    if not _SEALER:
-        _SEALER.append(Sealer([os.environ["CURSOR_SECRET"]], purpose="cursor"))
     return _SEALER[0]
 
 

@@ -79,26 +79,26 @@ def settings(ready: Prepared) -> Settings:
 
 def sync_paths(ready: Prepared, users: Sequence[str]) -> dict[str, str]:
     """Per user, an incremental sync path after a few changes (`scenarios.sync_path`), made on the app."""
+    return asyncio.run(make_sync_paths(ready, users))
+
+
+async def make_sync_paths(ready: Prepared, users: Sequence[str]) -> dict[str, str]:
     app = create_app(settings(ready))
-
-    async def make() -> dict[str, str]:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                paths = {}
-                for user in users:
-                    ids = [str(todo_id) for todo_id in ready.seed.user(user).todo_ids[:10]]
-                    commands = [
-                        {"type": "todo_update", "uuid": str(uuid.uuid4()), "args": {"id": i, "title": f"synced {n}"}}
-                        for n, i in enumerate(ids[: scenarios.SYNC_CHANGES])
-                    ]
-                    headers = {"Authorization": f"Bearer {ready.tokens[user]}"}
-                    response = await client.post("/api/batch", json={"commands": commands}, headers=headers)
-                    token = response.json()["sync_token"]
-                    paths[user] = f"/api/sync?{urlencode({'sync_token': token})}"
-                return paths
-
-    return asyncio.run(make())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            paths = {}
+            for user in users:
+                ids = [str(todo_id) for todo_id in ready.seed.user(user).todo_ids[: scenarios.SYNC_CHANGES]]
+                commands = [
+                    {"type": "todo_update", "uuid": str(uuid.uuid4()), "args": {"id": i, "title": f"synced {n}"}}
+                    for n, i in enumerate(ids)
+                ]
+                headers = {"Authorization": f"Bearer {ready.tokens[user]}"}
+                response = await client.post("/api/batch", json={"commands": commands}, headers=headers)
+                response.raise_for_status()
+                paths[user] = f"/api/sync?{urlencode({'sync_token': response.json()['sync_token']})}"
+            return paths
 
 
 def deep_path(ready: Prepared) -> str:

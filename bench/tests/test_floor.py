@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from bench.fixture import Prepared
 from bench.floor import Floor
-from bench.inprocess import CURSOR_SECRET, settings, sync_paths
+from bench.inprocess import CURSOR_SECRET, make_sync_paths, settings
 from bench.remote import Relay, per_request
 from bench.tokens import AUDIENCE, ISSUER
 from todo_api.app import create_app
@@ -146,7 +146,7 @@ async def test_like_for_like_refuses_a_cached_token_once_it_expired(floor: httpx
 async def test_the_floors_sync_answers_as_todo_apis(floor: httpx.AsyncClient, ready: Prepared) -> None:
     """Same token, same changes: the floor does the work todo-api's sync does (tokens differ: sealed
     with fresh nonces)."""
-    path = sync_paths(ready, ["user-1"])["user-1"]
+    path = (await make_sync_paths(ready, ["user-1"]))["user-1"]
     auth = {"Authorization": f"Bearer {ready.tokens['user-1']}"}
     app = create_app(settings(ready))
     async with app.router.lifespan_context(app):
