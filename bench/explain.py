@@ -38,8 +38,9 @@ class Captured:
 
 def _explain(database_url: str, captured: Captured) -> str:
     parameters = captured.parameters
-    if captured.statement.lstrip().upper().startswith("INSERT") and isinstance(parameters, dict) and "id" in parameters:
-        parameters = parameters | {"id": uuid.uuid4()}  # the app's request already inserted that id
+    if captured.statement.lstrip().upper().startswith("INSERT") and isinstance(parameters, dict):
+        # the app's request already inserted that id
+        parameters = parameters | {name: uuid.uuid4() for name in ("id", "new_id") if name in parameters}
     with psycopg.connect(database_url, prepare_threshold=None) as connection:
         try:
             rows = connection.execute("EXPLAIN (ANALYZE, BUFFERS) " + captured.statement, parameters).fetchall()
