@@ -24,10 +24,10 @@ from sqlalchemy import event
 
 from bench import scenarios
 from bench.fixture import Prepared, prepared, say
-from bench.inprocess import Probe, deep_path, probes, settings
+from bench.inprocess import Probe, deep_path, probes, settings, sync_paths
 from todo_api.app import create_app
 
-DEFAULT = ("me", "list", "list-deep", "filter", "get", "create", "patch", "list-100k", "list-1k")
+DEFAULT = ("me", "list", "list-deep", "filter", "get", "create", "patch", "list-100k", "list-1k", "sync", "sync-100k")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,9 @@ class Captured:
 
 def _explain(database_url: str, captured: Captured) -> str:
     parameters = captured.parameters
-    if captured.statement.lstrip().upper().startswith("INSERT") and isinstance(parameters, dict) and "id" in parameters:
-        parameters = parameters | {"id": uuid.uuid4()}  # the app's request already inserted that id
+    if captured.statement.lstrip().upper().startswith("INSERT") and isinstance(parameters, dict):
+        # the app's request already inserted that id
+        parameters = parameters | {name: uuid.uuid4() for name in ("id", "new_id") if name in parameters}
     with psycopg.connect(database_url, prepare_threshold=None) as connection:
         try:
             rows = connection.execute("EXPLAIN (ANALYZE, BUFFERS) " + captured.statement, parameters).fetchall()
@@ -83,8 +84,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     plan = {"user-1": args.todos, "user-2": args.todos, scenarios.BIG_USER: args.big_todos, scenarios.SMALL_USER: 1000}
     with prepared(args.database_url, plan) as ready:
         deep = deep_path(ready) if "list-deep" in names else scenarios.LIST_PATH
+        syncing = [user for name, user in (("sync", "user-1"), ("sync-100k", scenarios.BIG_USER)) if name in names]
+        synced = sync_paths(ready, syncing) if syncing else {}
         say("capturing the app's SQL, one request per scenario")
-        results = asyncio.run(_capture(ready, probes(names, ready, deep)))
+        results = asyncio.run(_capture(ready, probes(names, ready, deep, synced)))
         for probe, status, statements in results:
             print(f"### {probe.scenario}: `{probe.method} {probe.path[:100]}` -> {status}\n")
             print(f"{len(statements)} statement(s) per request, after the bounded BEGIN (the pre-ping).\n")

@@ -5,7 +5,8 @@ request: verify the Ed25519 JWT with PyJWT (algorithm allowlist, issuer, audienc
 the user up by (issuer, subject), run the same SQL shape in one transaction per request on a
 psycopg 3 async pool (`prepare_threshold=None`, like the app), and answer with orjson using the
 app's JSON field names. It serves `me`, `get`, `list` (the first page, and the `filter` scenario's
-`completed` / `tag` / `sort=due_at` page), `create` and `patch`, so `mixed` too. It is the
+`completed` / `tag` / `sort=due_at` page), `create` and `patch`, so `mixed` too, and `sync`
+(`bench.floorsync`). It is the
 measuring stick, not a second implementation: input checks are minimal, other query parameters
 (cursors among them) are ignored and unknown routes are plain 404s.
 
@@ -38,8 +39,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from bench import floorsync
 from bench.floorcache import Identity, IdentityCache, TokenCache, log_access
-from bench.floorwork import API_TODOS, SELECT_USER, Response, error, json_response, route_request
+from bench.floorsync import sync
+from bench.floorwork import API_SYNC, API_TODOS, SELECT_USER, Response, error, json_response, route_request
 from todo_api.config import LogFormat
 from todo_api.log import configure_logging
 
@@ -54,7 +57,7 @@ POOL_MIN, POOL_MAX = 10, 15  # up to the app's default DB_POOL_SIZE (15); psycop
 MODE_HEADER = b"x-bench-floor"
 # What todo-api's RequestContextMiddleware adds to every response.
 SECURITY_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
-ROUTES = {"/api/users/me": "/api/users/me", API_TODOS: API_TODOS}
+ROUTES = {"/api/users/me": "/api/users/me", API_TODOS: API_TODOS, API_SYNC: API_SYNC}
 
 
 def _request_headers(scope: Scope) -> tuple[str | None, bool]:
@@ -124,6 +127,7 @@ class Floor:
         self.audience = os.environ["JWT_AUDIENCE"]
         self.leeway = int(os.environ.get("JWT_LEEWAY_SECONDS") or 30)
         self.tokens = TokenCache(self.leeway)
+        floorsync.start()
         # todo-api's defaults: INFO, one JSON object per line on stderr.
         configure_logging(os.environ.get("LOG_LEVEL") or "info", LogFormat.JSON)
         self.pool = AsyncConnectionPool(
@@ -183,6 +187,8 @@ class Floor:
                     self.users.put(identity, user_id)
                 if me:
                     return json_response(200, user), user_id
+            if path == API_SYNC and method == "GET":
+                return await sync(connection, user_id, scope["query_string"]), user_id
             return await route_request(connection, user_id, scope["query_string"], method, path, body), user_id
 
 

@@ -43,6 +43,7 @@ INSERT_TODO = (
 PRIORITIES = ("none", "low", "medium", "high")
 JSON = (b"content-type", b"application/json")
 API_TODOS = "/api/todos"
+API_SYNC = "/api/sync"
 
 
 def json_response(status: int, payload: Any, *headers: tuple[bytes, bytes]) -> Response:
@@ -118,6 +119,10 @@ async def route_request(
         return await _get(connection, user_id, path.removeprefix(API_TODOS + "/"))
     if path.startswith(API_TODOS + "/") and method == "PATCH":
         return await _patch(connection, user_id, path.removeprefix(API_TODOS + "/"), body)
+    if path == API_SYNC and method == "GET":
+        from bench.floorsync import sync
+
+        return await sync(connection, user_id, query_string)
     return error(404, "Not found")
 
 

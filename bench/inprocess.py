@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -36,7 +38,10 @@ class Probe:
     user: str
 
 
-def probes(names: Sequence[str], ready: Prepared, deep_path: str) -> list[Probe]:
+def probes(
+    names: Sequence[str], ready: Prepared, deep_path: str, sync_paths: dict[str, str] | None = None
+) -> list[Probe]:
+    sync_paths = sync_paths or {}
     some_id = str(ready.seed.user("user-1").todo_ids[1234 % len(ready.seed.user("user-1").todo_ids)])
     catalogue = {
         "me": Probe("me", "GET", "/api/users/me", None, "user-1"),
@@ -48,6 +53,10 @@ def probes(names: Sequence[str], ready: Prepared, deep_path: str) -> list[Probe]
         "patch": Probe("patch", "PATCH", f"/api/todos/{some_id}", '{"completed":true}', "user-1"),
         "list-100k": Probe("list-100k", "GET", scenarios.LIST_PATH, None, scenarios.BIG_USER),
         "list-1k": Probe("list-1k", "GET", scenarios.LIST_PATH, None, scenarios.SMALL_USER),
+        "sync": Probe("sync", "GET", sync_paths.get("user-1", "/api/sync"), None, "user-1"),
+        "sync-100k": Probe(
+            "sync-100k", "GET", sync_paths.get(scenarios.BIG_USER, "/api/sync"), None, scenarios.BIG_USER
+        ),
     }
     return [catalogue[name] for name in names if name in catalogue]
 
@@ -66,6 +75,30 @@ def settings(ready: Prepared) -> Settings:
         log_level="warning",
         **SERVER_OVERRIDES,  # as `python -m bench` runs the server
     )
+
+
+def sync_paths(ready: Prepared, users: Sequence[str]) -> dict[str, str]:
+    """Per user, an incremental sync path after a few changes (`scenarios.sync_path`), made on the app."""
+    return asyncio.run(make_sync_paths(ready, users))
+
+
+async def make_sync_paths(ready: Prepared, users: Sequence[str]) -> dict[str, str]:
+    app = create_app(settings(ready))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            paths = {}
+            for user in users:
+                ids = [str(todo_id) for todo_id in ready.seed.user(user).todo_ids[: scenarios.SYNC_CHANGES]]
+                commands = [
+                    {"type": "todo_update", "uuid": str(uuid.uuid4()), "args": {"id": i, "title": f"synced {n}"}}
+                    for n, i in enumerate(ids)
+                ]
+                headers = {"Authorization": f"Bearer {ready.tokens[user]}"}
+                response = await client.post("/api/batch", json={"commands": commands}, headers=headers)
+                response.raise_for_status()
+                paths[user] = f"/api/sync?{urlencode({'sync_token': response.json()['sync_token']})}"
+            return paths
 
 
 def deep_path(ready: Prepared) -> str:

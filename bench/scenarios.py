@@ -12,6 +12,7 @@ configurations without one.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -28,6 +29,7 @@ DEEP_PAGES = 100
 IDS_PER_IDENTITY = 20  # the todo ids `get` and `patch` pick from, per user
 
 DEEP_USERS = ("user-1", "user-2")
+SYNC_CHANGES = 3  # todos changed after the token the `sync` scenarios send
 BIG_USER, SMALL_USER = "user-100k", "user-1k"
 EVERYONE, WRITERS = "everyone", "writers"
 # Users who create todos stay far below the default per-user quota (MAX_TODOS_PER_USER).
@@ -65,6 +67,22 @@ CATALOGUE: dict[str, tuple[str, tuple[tuple[Action, int], ...], Population, str,
     ),
     "list-100k": ("GET /api/todos?limit=50 for a user with 100 000 todos", (("list", 1),), (BIG_USER,), "list", False),
     "list-1k": ("GET /api/todos?limit=50 for a user with 1 000 todos", (("list", 1),), (SMALL_USER,), "list", False),
+    # Every user (user-1 and user-2 with 10 000 todos, user-100k with 100 000 among them), so that the
+    # production configuration's rate limit stays far away and the floors run beside it.
+    "sync": (
+        f"GET /api/sync?sync_token=… after {SYNC_CHANGES} changes (incremental), every user",
+        (("list", 1),),
+        EVERYONE,
+        "sync",
+        True,
+    ),
+    "sync-10k": (
+        f"GET /api/sync?sync_token=… after {SYNC_CHANGES} changes, for users with 10 000 todos",
+        (("list", 1),),
+        DEEP_USERS,
+        "sync",
+        False,
+    ),
 }
 DEFAULT_SCENARIOS = tuple(CATALOGUE)
 
@@ -107,6 +125,19 @@ def walk_cursor(client: httpx.Client, token: str, pages: int = DEEP_PAGES) -> tu
     return path, pages
 
 
+def sync_path(client: httpx.Client, token: str, ids: Sequence[str]) -> str:
+    """The path of an incremental sync that finds `SYNC_CHANGES` changed todos: a batch of that
+    many title changes answers with a token starting at the batch (the batch's own writes included);
+    every request of the scenario then reads those changes (and any later ones of other scenarios)."""
+    commands = [
+        {"type": "todo_update", "uuid": str(uuid.uuid4()), "args": {"id": todo_id, "title": f"synced {n}"}}
+        for n, todo_id in enumerate(ids[:SYNC_CHANGES])
+    ] or [{"type": "list_add", "uuid": str(uuid.uuid4()), "args": {"name": f"synced {uuid.uuid4()}"}}]
+    response = client.post("/api/batch", json={"commands": commands}, headers={"Authorization": f"Bearer {token}"})
+    response.raise_for_status()
+    return f"/api/sync?{urlencode({'sync_token': response.json()['sync_token']})}"
+
+
 def _members(population: Population, seed: Seed) -> list[str]:
     if population == EVERYONE:
         return list(seed.users)
@@ -122,12 +153,15 @@ def _sample(seed: Seed, key: str) -> tuple[str, ...]:
 
 
 def build(name: str, seed: Seed, tokens: Mapping[str, str], app: httpx.Client) -> Scenario:
-    """One scenario; `list-deep` walks the cursor chain on the app (`app` client) first."""
+    """One scenario; `list-deep` walks the cursor chain on the app (`app` client) first, the `sync`
+    scenarios make their changes and take their tokens there."""
     description, mix, who, list_key, floor = CATALOGUE[name]
     identities = []
     for key in _members(who, seed):
         path = {"list": LIST_PATH, "filter": FILTER_PATH}.get(list_key)
-        if path is None:
+        if list_key == "sync":
+            path = sync_path(app, tokens[key], _sample(seed, key))
+        elif path is None:
             path, depth = walk_cursor(app, tokens[key])
             if depth < DEEP_PAGES:
                 description += f" (only {depth} pages for {key})"

@@ -24,11 +24,16 @@ from todo_api.models import Todo, TodoList, User
 from todo_api.storage.database import driver_url
 
 TODOS: Table = Todo.__table__  # type: ignore[attr-defined]
-# Every column the seed writes; the rest (version) take their server defaults.
+# Every column the seed writes, in table order; the rest (version, the trash and sync columns) take
+# their server defaults.
+SEEDED = frozenset(
+    {"id", "user_id", "list_id", "title", "description", "completed", "completed_at", "due_at", "priority"}
+    | {"tags", "tag_keys", "created_at", "updated_at"}
+)
 TODO_COLUMNS = tuple(
     name
     for name in TODOS.columns.keys()  # noqa: SIM118 - ColumnCollection.keys() keeps table order
-    if name != "version"
+    if name in SEEDED
 )
 LISTS_PER_BIG_USER, LISTS_PER_USER = 20, 2
 BIG_USER_TODOS = 1_000  # from this size on, a user gets LISTS_PER_BIG_USER lists

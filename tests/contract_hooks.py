@@ -41,7 +41,8 @@ from todo_api.pagination import CURSOR_MAX_LENGTH  # the schema's `maxLength` fo
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 TODO_WRITES = ["POST /api/todos", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
-PAGED_READS = ["GET /api/todos", "GET /api/lists"]
+PAGED_READS = ["GET /api/todos", "GET /api/lists", "GET /api/trash"]
+SYNC_TOKEN_TAKERS = ["GET /api/sync", "POST /api/batch"]
 TODO_BY_ID = ["GET /api/todos/{todo_id}", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
 LIST_BY_ID = ["GET /api/lists/{list_id}", "PUT /api/lists/{list_id}", "PATCH /api/lists/{list_id}"]
 CONDITIONAL_WRITES = [
@@ -97,6 +98,7 @@ class KnownIds:
     todos: tuple[str, ...] = tuple(_fixed_id(f"todo {n}") for n in range(3))
     doomed_lists: tuple[str, ...] = tuple(_fixed_id(f"doomed list {n}") for n in range(8))
     doomed_todos: tuple[str, ...] = tuple(_fixed_id(f"doomed todo {n}") for n in range(8))
+    trashed_todos: tuple[str, ...] = tuple(_fixed_id(f"trashed todo {n}") for n in range(8))
 
     async def seed(self, connection: AsyncConnection) -> None:
         """The user row (found again by issuer and subject on its first request) and its data."""
@@ -114,7 +116,9 @@ class KnownIds:
             {"id": id_, "title": f"Doomed {n}", "list_id": self.lists[1], "priority": 3}
             for n, id_ in enumerate(self.doomed_todos)
         ]
+        todos += [{"id": id_, "title": f"Trashed {n}", "deleted_at": done} for n, id_ in enumerate(self.trashed_todos)]
         defaults: dict[str, Any] = {"list_id": None, "completed": False, "completed_at": None, "due_at": None}
+        defaults |= {"deleted_at": None}
         defaults |= {"priority": 0, "tags": [], "tag_keys": []}
         await connection.execute(insert(TODOS), [{**defaults, **row, "user_id": self.user} for row in todos])
 
@@ -184,6 +188,24 @@ def positive_cursor(context: schemathesis.HookContext, case: Case) -> Case:
     return case
 
 
+def positive_sync_token(context: schemathesis.HookContext, case: Case) -> Case:
+    """Sync and batch, positive cases only: drop a schema-valid `sync_token` (a full sync, a batch
+    token starting at the batch).
+
+    Like a cursor, a sync token is sealed by the server for this user: any other string is 422
+    (`invalid_sync_token`) by design; tests/test_sync.py and tests/hostile/test_offline.py cover
+    real and forged tokens. Negative cases keep theirs (a too-long token must still be refused).
+    """
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    if case.query and isinstance(case.query.get("sync_token"), str):
+        del case.query["sync_token"]
+    if isinstance(case.body, dict) and isinstance(case.body.get("sync_token"), str):
+        del case.body["sync_token"]
+    return case
+
+
 def positive_if_match(context: schemathesis.HookContext, case: Case) -> Case:
     """Conditional writes, positive cases only: an `If-Match` becomes `*`.
 
@@ -241,6 +263,12 @@ def doomed_list(context: schemathesis.HookContext, case: Case) -> Case:
     return _existing(case, "list_id", KNOWN.doomed_lists)
 
 
+def trashed_todo(context: schemathesis.HookContext, case: Case) -> Case:
+    """Restore or purge from the trash: also hit todos seeded in the trash (200 or 204 once, then
+    404), so the restored todo's schema is checked, not only the 404 of an unknown id."""
+    return _existing(case, "resource_id", KNOWN.trashed_todos)
+
+
 def register(schema: Any) -> None:
     """Attach the auth providers and each hook to exactly the operations it is documented for."""
     schema.auth(refresh_interval=None).skip_for(name=LEAVER_OPERATION)(UserToken)
@@ -248,10 +276,12 @@ def register(schema: Any) -> None:
     for hook, operations in (
         (body_list_id, TODO_WRITES),
         (positive_cursor, PAGED_READS),
+        (positive_sync_token, SYNC_TOKEN_TAKERS),
         (existing_todo, TODO_BY_ID),
         (existing_list, LIST_BY_ID),
         (doomed_todo, ["DELETE /api/todos/{todo_id}"]),
         (doomed_list, ["DELETE /api/lists/{list_id}"]),
+        (trashed_todo, ["POST /api/trash/{resource_id}/restore", "DELETE /api/trash/{resource_id}"]),
         (positive_if_match, CONDITIONAL_WRITES),
         (idempotency_key_per_body, IDEMPOTENT_CREATES),
     ):

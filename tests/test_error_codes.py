@@ -28,7 +28,7 @@ from todo_api.errors import Conflict, ErrorCode
 from todo_api.http.errors import app_error_response
 from todo_api.http.routing import is_json
 from todo_api.idempotency import _lock_id
-from todo_api.models import User
+from todo_api.models import SyncHorizon, User
 from todo_api.models.user import DeletedAccount
 
 TESTED: set[ErrorCode] = set()
@@ -225,6 +225,32 @@ async def test_rate_limited(app_client: AppClientFactory, auth: Callable[..., di
         api = Api(client, auth())
         assert (await api.request("GET", "/api/users/me")).status_code == 200
         assert_error(await api.request("GET", "/api/users/me"), 429, ErrorCode.RATE_LIMITED, "Retry-After")
+
+
+@produces(ErrorCode.LIST_IN_TRASH)
+async def test_list_in_trash(api: Api) -> None:
+    work = await api.create_list("Work")
+    todo = await api.create_todo(title="t", list_id=work["id"])
+    await api.request("DELETE", f"/api/todos/{todo['id']}")
+    await api.request("DELETE", f"/api/lists/{work['id']}")
+    assert_error(await api.request("POST", f"/api/trash/{todo['id']}/restore"), 409, ErrorCode.LIST_IN_TRASH)
+
+
+@produces(ErrorCode.INVALID_SYNC_TOKEN)
+async def test_invalid_sync_token(api: Api) -> None:
+    response = await api.request("GET", "/api/sync", params={"sync_token": "AXb3kQ9m0cT2yV8nR4sL6wP1eZ5hJ7gU"})
+    body = assert_error(response, 422, ErrorCode.INVALID_SYNC_TOKEN)
+    assert body["detail"][0]["loc"] == ["query", "sync_token"]
+
+
+@produces(ErrorCode.SYNC_TOKEN_EXPIRED)
+async def test_sync_token_expired(api: Api, db_engine: AsyncEngine) -> None:
+    token = (await api.request("GET", "/api/sync")).json()["sync_token"]
+    user_id = uuid.UUID((await api.request("GET", "/api/users/me")).json()["id"])
+    async with db_engine.begin() as connection:  # housekeeping forgot a tombstone newer than the token
+        horizon = select(col(User.id), func.pg_current_xact_id()).where(col(User.id) == user_id)
+        await connection.execute(insert(SyncHorizon).from_select(["user_id", "purged_xid"], horizon))
+    assert_error(await api.request("GET", "/api/sync", params={"sync_token": token}), 410, ErrorCode.SYNC_TOKEN_EXPIRED)
 
 
 @pytest.fixture

@@ -34,11 +34,22 @@ from todo_api import maintenance
 from todo_api.config import load_settings
 from todo_api.idempotency import _FIND, _LOCK, _SAVE
 from todo_api.lists import repository as lists_repository
-from todo_api.models import DeletedAccount, IdempotencyKey, RateLimitWindow, Todo, TodoList, User
+from todo_api.models import (
+    DeletedAccount,
+    IdempotencyKey,
+    RateLimitWindow,
+    SyncHorizon,
+    SyncTombstone,
+    Todo,
+    TodoList,
+    User,
+)
 from todo_api.models.scoping import ISSUER, OWNER, SUBJECT, SUBJECT_KEY
 from todo_api.ratelimit import _ADD, build_rate_limiter
 from todo_api.storage.database import create_engine, database
+from todo_api.sync import repository as sync_repository
 from todo_api.todos import repository as todos_repository
+from todo_api.trash import repository as trash_repository
 from todo_api.users import repository as users_repository
 
 # Per guarded table, the owner filters that scope it: each a set of (column, bind parameter) pairs
@@ -48,6 +59,8 @@ GUARDS: dict[str, tuple[tuple[tuple[str, str], ...], ...]] = {
     "lists": ((("user_id", OWNER),),),
     "idempotency_keys": ((("user_id", OWNER),),),
     "deleted_accounts": ((("user_id", OWNER),),),
+    "sync_tombstones": ((("user_id", OWNER),),),
+    "sync_horizons": ((("user_id", OWNER),),),
     # By the token's identity, or by the id it resolved to.
     "users": ((("issuer", ISSUER), ("subject", SUBJECT)), (("id", OWNER),)),
     "rate_limit_windows": ((("subject_key", SUBJECT_KEY),),),
@@ -94,7 +107,7 @@ def unscoped_tables(statement: Executable) -> set[str]:
 
 def _repository_statements() -> Iterator[tuple[str, Executable]]:
     """Every statement the data-access modules can build."""
-    for module in (todos_repository, lists_repository, users_repository):
+    for module in (todos_repository, lists_repository, users_repository, trash_repository, sync_repository):
         for name, value in vars(module).items():
             if isinstance(value, Executable):
                 yield f"{module.__name__}.{name}", value
@@ -201,7 +214,43 @@ async def _exercise(api: Api) -> None:
     await api.request("DELETE", f"/api/lists/{first['id']}", headers={"If-Match": list_etag})
     await api.request("DELETE", f"/api/lists/{first['id']}")
     await api.request("GET", f"/api/todos/{uuid.uuid4()}")
+    await _exercise_offline(api, todo["id"], first["id"])
     await api.request("DELETE", "/api/users/me")
+
+
+async def _exercise_offline(api: Api, todo_id: str, list_id: str) -> None:
+    """The trash, sync and batch routes (issue 14), every branch that reaches the database."""
+    await api.all_pages("/api/trash", limit=1)
+    full = await api.request("GET", "/api/sync", params={"limit": 1})
+    token = full.json()["sync_token"]
+    for path in (
+        f"/api/trash/{todo_id}/restore",
+        f"/api/trash/{list_id}/restore",
+        f"/api/trash/{uuid.uuid4()}/restore",
+    ):
+        await api.request("POST", path)
+    await api.request("DELETE", f"/api/todos/{todo_id}")
+    await api.request("DELETE", f"/api/trash/{todo_id}")
+    await api.request("DELETE", f"/api/trash/{uuid.uuid4()}")
+    commands = [
+        {"type": "list_add", "uuid": str(uuid.uuid4()), "temp_id": "l", "args": {"name": "Batch"}},
+        {"type": "todo_add", "uuid": str(uuid.uuid4()), "temp_id": "t", "args": {"title": "b", "list_id": "l"}},
+        {"type": "todo_update", "uuid": str(uuid.uuid4()), "args": {"id": "t", "title": "c", "if_version": 1}},
+        {"type": "todo_delete", "uuid": str(uuid.uuid4()), "args": {"id": "t"}},
+        {"type": "todo_restore", "uuid": str(uuid.uuid4()), "args": {"id": "t"}},
+        {"type": "list_update", "uuid": str(uuid.uuid4()), "args": {"id": "l", "name": "Batch 2"}},
+        {"type": "list_delete", "uuid": str(uuid.uuid4()), "args": {"id": "l"}},
+        {"type": "list_restore", "uuid": str(uuid.uuid4()), "args": {"id": "l"}},
+    ]
+    for _ in range(2):  # the second time, stored results
+        await api.request("POST", "/api/batch", json={"commands": commands, "sync_token": token})
+    await api.request("POST", "/api/batch", json={"commands": commands[:1]})
+    while True:
+        page = (await api.request("GET", "/api/sync", params={"sync_token": token, "limit": 2})).json()
+        token = page["sync_token"]
+        if not page["has_more"]:
+            break
+    await api.request("DELETE", "/api/trash")
 
 
 async def test_every_statement_a_request_runs_is_scoped_to_the_requesting_user(
@@ -242,11 +291,15 @@ async def test_only_housekeeping_statements_span_users(base_settings: dict[str, 
         await maintenance.purge_once(db, build_rate_limiter(settings, db), timedelta(hours=24))
     finally:
         await engine.dispose()
-    assert len(recorder.seen) == 3
+    assert len(recorder.seen) == 6  # no tombstone was old enough to move a horizon
     for statement, _ in recorder.seen:
         assert statement.get_execution_options().get("all_users") is True
         assert _tables(statement) <= {
             IdempotencyKey.__tablename__,
             RateLimitWindow.__tablename__,
             DeletedAccount.__tablename__,
+            Todo.__tablename__,
+            TodoList.__tablename__,
+            SyncTombstone.__tablename__,
+            SyncHorizon.__tablename__,
         }

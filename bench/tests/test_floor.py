@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from bench.fixture import Prepared
 from bench.floor import Floor
-from bench.inprocess import settings
+from bench.inprocess import CURSOR_SECRET, make_sync_paths, settings
 from bench.remote import Relay, per_request
 from bench.tokens import AUDIENCE, ISSUER
 from todo_api.app import create_app
@@ -65,6 +65,7 @@ async def floor(
         "JWT_AUDIENCE": AUDIENCE,
         "JWT_LEEWAY_SECONDS": "0",
         "LOG_LEVEL": "info",
+        "CURSOR_SECRET": CURSOR_SECRET,
     }.items():
         monkeypatch.setenv(name, value)
     app = Floor()
@@ -140,3 +141,21 @@ async def test_like_for_like_refuses_a_cached_token_once_it_expired(floor: httpx
     assert (await floor.get("/api/users/me", headers=auth)).status_code == 200
     await asyncio.sleep(3)  # past `exp` (the leeway is 0 here)
     assert (await floor.get("/api/users/me", headers=auth)).status_code == 401
+
+
+async def test_the_floors_sync_answers_as_todo_apis(floor: httpx.AsyncClient, ready: Prepared) -> None:
+    """Same token, same changes: the floor does the work todo-api's sync does (tokens differ: sealed
+    with fresh nonces)."""
+    path = (await make_sync_paths(ready, ["user-1"]))["user-1"]
+    auth = {"Authorization": f"Bearer {ready.tokens['user-1']}"}
+    app = create_app(settings(ready))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            expected = (await client.get(path, headers=auth)).json()
+    found = await floor.get(path, headers=auth)
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert len(expected["todos"]) >= 3
+    for name in ("todos", "lists", "deleted", "has_more"):
+        assert body[name] == expected[name], name

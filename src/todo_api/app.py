@@ -19,6 +19,7 @@ from todo_api.auth.http import AuthenticationMiddleware
 from todo_api.auth.identities import IdentityCache
 from todo_api.auth.keys import JwksKeySource
 from todo_api.auth.verifier import TokenVerifier
+from todo_api.batch.schemas import BATCH_MAX_BODY_BYTES
 from todo_api.config import ConfigError, Settings, get_settings
 from todo_api.context import AppContext
 from todo_api.http import errors as http_errors
@@ -42,8 +43,11 @@ DESCRIPTION = """A multi-user Todo REST API. Every route needs a JWT from your i
 - Bodies are JSON (`Content-Type: application/json`, else 415)."""
 TAGS = [
     {"name": "todos", "description": "The user's todos: filters, sorting, keyset pages."},
-    {"name": "lists", "description": "The user's lists; deleting one deletes its todos."},
+    {"name": "lists", "description": "The user's lists; deleting one moves it and its todos to the trash."},
     {"name": "users", "description": "The account behind the token."},
+    {"name": "trash", "description": "Deleted todos and lists: restore them or delete them for good."},
+    {"name": "sync", "description": "Offline clients: what changed since a sync token, deletions included."},
+    {"name": "batch", "description": "Offline clients: a queue of commands in one request, each applied once."},
 ]
 # "/": wherever this document is served (`/docs` of `todo-api dev` on any port); else a deployment.
 SERVERS: list[dict[str, Any]] = [
@@ -82,7 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.context = context
         retention = timedelta(hours=settings.idempotency_retention_hours)
-        housekeeping = asyncio.create_task(maintenance.run_forever(db, context.rate_limiter, retention, activity))
+        trash_retention = timedelta(days=settings.trash_retention_days)
+        housekeeping = asyncio.create_task(
+            maintenance.run_forever(db, context.rate_limiter, retention, activity, trash_retention=trash_retention)
+        )
         counting = asyncio.create_task(context.rate_limiter.run())
         async with httpx.AsyncClient(timeout=settings.jwks_timeout_seconds) as http:
             if isinstance(verifier.keys, JwksKeySource):
@@ -118,7 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     http_errors.register(app)
     # Added innermost first; requests pass (CORS →) request context → authentication → body limit.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    batch_cap = {"/api/batch": max(settings.max_body_bytes, BATCH_MAX_BODY_BYTES)}
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=batch_cap)
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(RequestContextMiddleware, activity=activity)
     if settings.cors_origins:

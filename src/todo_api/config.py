@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     # --- write safety and quotas ----------------------------------------------------------
     require_if_match: bool = False
     idempotency_retention_hours: int = Field(default=24, ge=24, le=24 * 30)
+    # Days a trashed todo or list stays restorable; also how long sync remembers purged ones.
+    trash_retention_days: int = Field(default=30, ge=1, le=3650)
     max_todos_per_user: int = Field(default=10_000, ge=0)
     max_lists_per_user: int = Field(default=100, ge=0)
     rate_limit_requests: int = Field(default=600, ge=0)

@@ -34,6 +34,9 @@ class ErrorCode(ApiEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     PRECONDITION_REQUIRED = "precondition_required"
     RATE_LIMITED = "rate_limited"
+    LIST_IN_TRASH = "list_in_trash"
+    INVALID_SYNC_TOKEN = "invalid_sync_token"  # noqa: S105 (a code, not a secret)
+    SYNC_TOKEN_EXPIRED = "sync_token_expired"  # noqa: S105
     INTERNAL_ERROR = "internal_error"
     DATABASE_UNAVAILABLE = "database_unavailable"
     SERVICE_UNAVAILABLE = "service_unavailable"
@@ -169,3 +172,27 @@ class AccountGone(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__(retry_after=1)
+
+
+class ListInTrash(Conflict):
+    """409: restoring a todo whose list is in the trash (restore the list: its todos come back with it)."""
+
+    code = ErrorCode.LIST_IN_TRASH
+    detail = "This todo's list is in the trash: restore the list first (its todos come back with it)"
+
+
+class InvalidSyncToken(InvalidInput):
+    """422: a `sync_token` this server did not hand to this user (edited, forged, another user's)."""
+
+    code = ErrorCode.INVALID_SYNC_TOKEN
+
+
+class SyncTokenExpired(AppError):
+    """410: deletions this token would need were purged; the client starts again with a full sync."""
+
+    status_code = 410
+    code = ErrorCode.SYNC_TOKEN_EXPIRED
+    detail = (
+        "This sync_token is too old: deletions since it were purged. Discard the local copy and "
+        "full-sync (call without sync_token)"
+    )

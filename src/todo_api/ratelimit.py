@@ -160,14 +160,15 @@ class RateLimiter:
         start = int(now) // self.window * self.window
         return start, max(1, int(start + self.window - now + 0.999))
 
-    def hit(self, principal: Principal) -> Verdict:
-        if self.store is None:
+    def hit(self, principal: Principal, cost: int = 1) -> Verdict:
+        """Admit `cost` requests' worth (a batch counts its commands) if they fit in the window."""
+        if self.store is None or cost <= 0:
             return Verdict(True)
         start, retry_after = self.current()
         count = self._counts.setdefault((subject_key(principal), start), _Count())
-        if count.seen() >= self.limit:
+        if count.seen() + cost > self.limit:
             return Verdict(False, retry_after)
-        count.pending += 1
+        count.pending += cost
         self._pending.set()
         return Verdict(True)
 

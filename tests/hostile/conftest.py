@@ -29,7 +29,8 @@ from todo_api.config import load_settings
 
 DOCUMENT = create_app(load_settings(_env_file=None, require_database=False, require_key_source=False)).openapi()
 OPERATIONS = operations(DOCUMENT)
-LEAVER_OPERATION = "DELETE /api/users/me"  # runs as its own user, so the others keep their data
+LEAVER_OPERATION = "DELETE /api/users/me"
+TRASH, BATCH = "/api/trash", "/api/batch"  # runs as its own user, so the others keep their data
 RAW_QUERY_HEADER = "x-test-raw-query"
 ECHOED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -107,6 +108,11 @@ class Attack:
         return f"hostile {next(self.serial)}"
 
     async def create(self, collection: str, token: str | None = None) -> str:
+        if collection == TRASH:  # what the trash holds: a deleted todo
+            todo_id = await self.create("/api/todos", token)
+            headers = {"Authorization": f"Bearer {token or self.tokens['user']}"}
+            assert (await self.client.delete(f"/api/todos/{todo_id}", headers=headers)).status_code == 204
+            return todo_id
         create = next(op for op in OPERATIONS if op.method == "POST" and op.path == collection)
         assert create.body is not None
         headers = {"Authorization": f"Bearer {token or self.tokens['user']}"}
@@ -120,6 +126,7 @@ class Attack:
         if "{" not in path:
             return path
         collection = operation.collection
+        fresh = fresh or collection == TRASH  # a restore takes the item out of the trash
         if fresh or collection not in self.shared:
             created = await self.create(collection)
             if fresh:
@@ -132,6 +139,8 @@ class Attack:
         fresh = operation.method == "DELETE" if fresh is None else fresh
         path = await self.target(operation, fresh=fresh)
         body = None if operation.body is None else valid_instance(operation.body, self.unique())
+        if operation.path == BATCH:  # at least one command
+            body = {"commands": [{"type": "todo_add", "uuid": str(uuid.uuid4()), "args": {"title": self.unique()}}]}
         headers = {"authorization": f"Bearer {self.token(operation)}".encode()}
         return Request(operation.method, path, body=body, headers=headers)
 

@@ -39,14 +39,14 @@ class Parameter:
     @property
     def is_free_text(self) -> bool:
         """Any (NUL-free) text is a valid value: a search term or a tag, not an enum, id, number,
-        date or cursor."""
+        date, cursor or sync token."""
         schema = self.schema.get("items", self.schema) if self.is_array else self.schema
         variants = [variant for variant in schema.get("anyOf", [schema]) if variant.get("type") != "null"]
         if len(variants) != 1:  # a uuid or `none`, …
             return False
         (schema,) = variants
         typed = "enum" in schema or "const" in schema or "format" in schema or schema.get("type") != "string"
-        return not typed and self.name != "cursor"
+        return not typed and self.name not in {"cursor", "sync_token"}
 
 
 @dataclass(frozen=True, slots=True)

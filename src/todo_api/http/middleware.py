@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,17 +141,20 @@ class BodyTooLarge(HTTPException):
 
 class BodyLimitMiddleware:
     """413 for bodies over the cap: at once when Content-Length says so, and while streaming when
-    the body is chunked or Content-Length understates it."""
+    the body is chunked or Content-Length understates it. `overrides`: other caps for exact paths
+    (`/api/batch` takes up to 1 MiB)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: Mapping[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.overrides = dict(overrides or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._refusal(Headers(scope=scope).get("content-length"))
+        max_bytes = self.overrides.get(scope.get("path", ""), self.default_max_bytes)
+        refusal = self._refusal(Headers(scope=scope).get("content-length"), max_bytes)
         if refusal is not None:
             status, detail = refusal
             await error_response(status, detail)(scope, receive, send)
@@ -162,22 +166,23 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         await self.app(scope, limited_receive, send)
 
-    def _refusal(self, declared: str | None) -> tuple[int, str] | None:
+    def _refusal(self, declared: str | None, max_bytes: int | None = None) -> tuple[int, str] | None:
         """Content-Length = 1*DIGIT, ASCII digits only (`str.isdigit` and `int` take "²" and
         Arabic-Indic digits too): 400 when malformed, 413 when over the cap."""
         if declared is None:
             return None
+        max_bytes = self.default_max_bytes if max_bytes is None else max_bytes
         if not _CONTENT_LENGTH.fullmatch(declared):
             return 400, "Bad Content-Length"
         # Long digit strings are over any cap; `int()` of more than 4300 digits (leading zeros
         # included) would raise.
         significant = declared.lstrip("0") or "0"
-        if len(significant) > _MAX_DIGITS or int(significant) > self.max_bytes:
-            return 413, BodyTooLarge(self.max_bytes).detail
+        if len(significant) > _MAX_DIGITS or int(significant) > max_bytes:
+            return 413, BodyTooLarge(max_bytes).detail
         return None

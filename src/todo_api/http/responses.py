@@ -106,6 +106,9 @@ COMMON: Responses = {
     ),
 }
 NOT_FOUND: Responses = {404: _error("`not_found`: no such resource for this user.")}
+GONE: Responses = {
+    410: _error("`sync_token_expired`: deletions since this sync token were purged; full-sync (no `sync_token`).")
+}
 UNSUPPORTED: Responses = {
     415: {
         # Added by the route class to every route that takes a body (after FastAPI built the

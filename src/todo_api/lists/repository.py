@@ -1,4 +1,4 @@
-"""List storage, scoped to one owner (`owned_lists()`), with each list's todo counts computed in
+"""List storage, scoped to one owner's live lists (`live_lists()`), with each list's todo counts computed in
 the same query. Built like the todo repository: SQLModel statements, once per shape, bind
 parameters for every value, columns rather than entities.
 """
@@ -13,12 +13,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, bindparam, false, type_coerce
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import Insert, ReturningDelete, Update
-from sqlmodel import Session, col, delete, func, insert, or_, select, update
+from sqlalchemy.sql.dml import Insert, ReturningUpdate, Update
+from sqlmodel import Session, col, func, insert, or_, select, update
 
 from todo_api.errors import violated_constraint
 from todo_api.models import Todo, TodoList, User
-from todo_api.models.scoping import OWNER, owned_lists, owned_todos, the_owner
+from todo_api.models.scoping import OWNER, live_lists, live_todos, owned_todos, the_owner
 from todo_api.models.todo_list import name_key
 from todo_api.pagination import DATETIME, Expression, Position, SortSpec, TextKey, page_params, select_columns
 
@@ -62,15 +62,21 @@ class ListPageRow(NamedTuple):
     sort_value: Any
 
 
-def _count(*conditions: ColumnElement[bool]) -> Any:
-    """Todos of the list in hand (correlated), of the same owner."""
+def _count(*conditions: ColumnElement[bool], todos: ColumnElement[bool] | None = None) -> Any:
+    """Todos of the list in hand (correlated), of the same owner: live ones (`todos`: others)."""
     in_list = col(Todo.list_id) == col(TodoList.id)
-    statement = select(func.count()).select_from(Todo).where(owned_todos(), in_list, *conditions)
-    return statement.correlate(TodoList).scalar_subquery()
+    statement = select(func.count()).select_from(Todo).where(live_todos() if todos is None else todos, in_list)
+    return statement.where(*conditions).correlate(TodoList).scalar_subquery()
 
 
 ALL_TODOS = _count()
 OPEN_TODOS = _count(col(Todo.completed).is_(False))
+# A list in the trash counts the todos it took with it (what restoring it brings back).
+WITH_LIST = owned_todos() & col(Todo.deleted_with_list).is_(True)
+TRASHED_COUNTS = [
+    _count(todos=WITH_LIST).label("todo_count"),
+    _count(col(Todo.completed).is_(False), todos=WITH_LIST).label("open_count"),
+]
 _COLUMNS = [col(TodoList.id), col(TodoList.name), col(TodoList.created_at), col(TodoList.updated_at)]
 WITH_COUNTS = [*_COLUMNS, col(TodoList.version), ALL_TODOS.label("todo_count"), OPEN_TODOS.label("open_count")]
 
@@ -120,9 +126,12 @@ SORTS: dict[str, SortSpec] = {
 }
 
 # Built once per shape, values as bind parameters (see todos.repository).
-_ONE = (col(TodoList.id) == bindparam("target")) & owned_lists()
+_ONE = (col(TodoList.id) == bindparam("target")) & live_lists()
 _GET = select_columns(*WITH_COUNTS).where(_ONE)
-_COUNT = select(func.count()).select_from(TodoList).where(owned_lists())
+_COUNT = select(func.count()).select_from(TodoList).where(live_lists())
+# Only a live list of the owner can take todos (the writer holds the user's write turn, so the list
+# cannot be trashed meanwhile: see users.service.serialize_writes).
+_LIVE = select(col(TodoList.id)).where(_ONE)
 
 
 @functools.cache
@@ -139,7 +148,7 @@ def _create(capped: bool) -> Insert:
     return returning.execution_options(dml_strategy="raw")  # bind parameters feed the SELECT, not VALUES
 
 
-_PAGES = {name: spec.pages(WITH_COUNTS, owned_lists()) for name, spec in SORTS.items()}
+_PAGES = {name: spec.pages(WITH_COUNTS, live_lists()) for name, spec in SORTS.items()}
 _NO_SYNC = {"synchronize_session": False}
 
 
@@ -152,8 +161,30 @@ def _update(fields: frozenset[str], states: int | None) -> Update:
 
 
 @functools.lru_cache(maxsize=64)
-def _delete(states: int | None) -> ReturningDelete[uuid.UUID]:
-    return delete(TodoList).where(_ONE, *_at(states)).returning(col(TodoList.id)).execution_options(**_NO_SYNC)
+def _delete(states: int | None) -> ReturningUpdate[uuid.UUID, datetime | None]:
+    """DELETE moves a list to the trash (its todos follow: `_TRASH_TODOS`)."""
+    values = {"deleted_at": func.now(), "version": col(TodoList.version) + 1}
+    statement = update(TodoList).where(_ONE, *_at(states)).values(values)
+    return statement.returning(col(TodoList.id), col(TodoList.deleted_at)).execution_options(**_NO_SYNC)
+
+
+# A todo write locks the todo, then its list (list counts): trashing a list locks its todos first.
+_LOCK_TODOS = (
+    select(col(Todo.id))
+    .where(live_todos(), col(Todo.list_id) == bindparam("target", type_=Uuid()))
+    .order_by(col(Todo.id))
+    .with_for_update(key_share=True)
+)
+_TRASH_TODOS = (
+    update(Todo)
+    .where(live_todos(), col(Todo.list_id) == bindparam("target", type_=Uuid()))
+    .values(
+        deleted_at=bindparam("deleted_at", type_=DateTime(timezone=True)),
+        deleted_with_list=True,
+        version=col(Todo.version) + 1,
+    )
+    .execution_options(**_NO_SYNC)
+)
 
 
 class ListRepository:
@@ -193,11 +224,20 @@ class ListRepository:
         return self._returning(_update(frozenset({"name"}), None if state_list is None else len(state_list)), params)
 
     def delete(self, list_id: uuid.UUID, states: Iterable[ListState] | None = None) -> bool:
-        """Delete the list; its todos go with it (ON DELETE CASCADE)."""
+        """Move the list to the trash, and its live todos with it (marked `deleted_with_list`)."""
         state_list = None if states is None else list(states)
         params = {**self._owner, "target": list_id, **_state_params(state_list)}
         statement = _delete(None if state_list is None else len(state_list))
-        return self.session.exec(statement, params=params).first() is not None
+        self.session.exec(_LOCK_TODOS, params={**self._owner, "target": list_id}).all()
+        trashed = self.session.exec(statement, params=params).first()
+        if trashed is None:
+            return False
+        self.session.exec(_TRASH_TODOS, params={**self._owner, "target": list_id, "deleted_at": trashed[1]})
+        return True
+
+    def is_live(self, list_id: uuid.UUID) -> bool:
+        """Whether `list_id` is one of the owner's live lists."""
+        return self.session.exec(_LIVE, params={**self._owner, "target": list_id}).first() is not None
 
     def _returning(self, statement: Any, params: dict[str, Any]) -> ListRecord | None:
         try:

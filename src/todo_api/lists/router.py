@@ -95,5 +95,5 @@ async def update_list(
 
 @router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
 async def delete_list(list_id: ListId, user: CurrentUserDep, if_match: IfMatchDep) -> None:
-    """Delete a list **and every todo in it**."""
+    """Move a list **and every todo in it** to the trash (restoring the list brings them back)."""
     await user.run(service.delete_list, list_id, if_match)

@@ -100,9 +100,18 @@ def update_list(
 def delete_list(
     session: Session, user_id: uuid.UUID, list_id: uuid.UUID, precondition: Precondition[ListState] | None
 ) -> None:
+    """Move the list and its todos to the trash: the user's write turn, then its todos' rows, then
+    the list's (the order a todo write takes them in: see `users.serialize_writes`)."""
+    users.serialize_writes(session, user_id)
     repository = ListRepository(session, user_id)
     if not repository.delete(list_id, accepted(precondition)):
         missing_or_stale(repository.get(list_id))
+
+
+def is_live(session: Session, user_id: uuid.UUID, list_id: uuid.UUID) -> bool:
+    """Whether a todo may be put in `list_id`: one of the user's lists, not in the trash (the caller
+    holds the user's write turn, so it stays so)."""
+    return ListRepository(session, user_id).is_live(list_id)
 
 
 def list_lists(session: Session, user_id: uuid.UUID, query: ListQuery, cursors: Sealer) -> Page[ListRead]:

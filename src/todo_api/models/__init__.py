@@ -3,8 +3,19 @@
 from todo_api.models.base import metadata
 from todo_api.models.idempotency import IdempotencyKey
 from todo_api.models.rate_limit import RateLimitWindow
+from todo_api.models.sync import SyncHorizon, SyncTombstone
 from todo_api.models.todo import Todo
 from todo_api.models.todo_list import TodoList
 from todo_api.models.user import DeletedAccount, User
 
-__all__ = ["DeletedAccount", "IdempotencyKey", "RateLimitWindow", "Todo", "TodoList", "User", "metadata"]
+__all__ = [
+    "DeletedAccount",
+    "IdempotencyKey",
+    "RateLimitWindow",
+    "SyncHorizon",
+    "SyncTombstone",
+    "Todo",
+    "TodoList",
+    "User",
+    "metadata",
+]

@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from todo_api.models.idempotency import IdempotencyKey
 from todo_api.models.rate_limit import RateLimitWindow
+from todo_api.models.sync import SyncHorizon, SyncTombstone
 from todo_api.models.todo import Todo
 from todo_api.models.todo_list import TodoList
 from todo_api.models.user import DeletedAccount, User
@@ -32,6 +33,24 @@ def owned_todos() -> ColumnElement[bool]:
 
 def owned_lists() -> ColumnElement[bool]:
     return col(TodoList.user_id) == _owner()
+
+
+def live_todos() -> ColumnElement[bool]:
+    """The owner's todos outside the trash: what every todo route and listing sees."""
+    return owned_todos() & col(Todo.deleted_at).is_(None)
+
+
+def live_lists() -> ColumnElement[bool]:
+    """The owner's lists outside the trash."""
+    return owned_lists() & col(TodoList.deleted_at).is_(None)
+
+
+def owned_tombstones() -> ColumnElement[bool]:
+    return col(SyncTombstone.user_id) == _owner()
+
+
+def owned_horizon() -> ColumnElement[bool]:
+    return col(SyncHorizon.user_id) == _owner()
 
 
 def owned_idempotency_keys() -> ColumnElement[bool]:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel, col, func
 
 from todo_api.models.base import timestamp, timestamp_literal, uuid_pk, version_column
+from todo_api.models.sync import change_xid
 
 TEXT_LIST = ARRAY(Text, dimensions=1)
 
@@ -38,13 +39,8 @@ class Todo(SQLModel, table=True):
         CheckConstraint("priority BETWEEN 0 AND 3", name="priority_range"),
         CheckConstraint("cardinality(tags) <= 20", name="tags_count"),
         CheckConstraint("completed = (completed_at IS NOT NULL)", name="completed_at_matches"),
-        # One index per sort order, each led by user_id (every query is scoped) and ended by id
-        # (ties broken by id, so keyset pages are exact).
-        Index("ix_todos_user_id_created_at_id", "user_id", "created_at", "id"),
-        Index("ix_todos_user_id_updated_at_id", "user_id", "updated_at", "id"),
-        Index("ix_todos_user_id_priority_id", "user_id", "priority", "id"),
-        Index("ix_todos_list_id_completed", "list_id", "completed"),
         Index("ix_todos_tag_keys", "tag_keys", postgresql_using="gin"),
+        Index("ix_todos_user_id_change_xid_id", "user_id", "change_xid", "id"),
     )
 
     id: uuid.UUID = uuid_pk()
@@ -64,6 +60,10 @@ class Todo(SQLModel, table=True):
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
     version: int = version_column()
+    # The trash (migration 0005): set when deleted; `deleted_with_list` when its list took it along.
+    deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    deleted_with_list: bool = Field(default=False, sa_type=Boolean, sa_column_kwargs={"server_default": false()})
+    change_xid: int = change_xid()  # the last writer's transaction (sync)
 
 
 # Sort keys that are not plain columns. The same expressions build the indexes below and the
@@ -76,6 +76,16 @@ title_key = func.lower(col(Todo.title))
 due_at_asc_key = func.coalesce(col(Todo.due_at), timestamp_literal("infinity"))
 due_at_desc_key = func.coalesce(col(Todo.due_at), timestamp_literal("-infinity"))
 
-Index("ix_todos_user_id_lower_title_id", col(Todo.user_id), title_key, col(Todo.id))
-Index("ix_todos_user_id_due_asc_id", col(Todo.user_id), due_at_asc_key, col(Todo.id))
-Index("ix_todos_user_id_due_desc_id", col(Todo.user_id), due_at_desc_key, col(Todo.id))
+# One index per sort order, each led by user_id (every query is scoped) and ended by id (ties
+# broken by id, so keyset pages are exact); partial, on live rows: the trash costs listings nothing.
+LIVE = col(Todo.deleted_at).is_(None)
+TRASHED = col(Todo.deleted_at).is_not(None)
+Index("ix_todos_user_id_created_at_id", col(Todo.user_id), col(Todo.created_at), col(Todo.id), postgresql_where=LIVE)
+Index("ix_todos_user_id_updated_at_id", col(Todo.user_id), col(Todo.updated_at), col(Todo.id), postgresql_where=LIVE)
+Index("ix_todos_user_id_priority_id", col(Todo.user_id), col(Todo.priority), col(Todo.id), postgresql_where=LIVE)
+Index("ix_todos_list_id_completed", col(Todo.list_id), col(Todo.completed), col(Todo.user_id), postgresql_where=LIVE)
+Index("ix_todos_user_id_lower_title_id", col(Todo.user_id), title_key, col(Todo.id), postgresql_where=LIVE)
+Index("ix_todos_user_id_due_asc_id", col(Todo.user_id), due_at_asc_key, col(Todo.id), postgresql_where=LIVE)
+Index("ix_todos_user_id_due_desc_id", col(Todo.user_id), due_at_desc_key, col(Todo.id), postgresql_where=LIVE)
+Index("ix_todos_user_id_deleted_at_id", col(Todo.user_id), col(Todo.deleted_at), col(Todo.id), postgresql_where=TRASHED)
+Index("ix_todos_deleted_at", col(Todo.deleted_at), postgresql_where=TRASHED)

@@ -1,4 +1,5 @@
-"""Todo storage, scoped to one owner: every statement starts from `owned_todos()`.
+"""Todo storage, scoped to one owner: every statement starts from `live_todos()` (the owner's
+todos outside the trash; the trash itself is `todo_api.trash`).
 
 Statements are built from the SQLModel class (`select(Todo.id, …)`, ORM-enabled `insert(Todo)`,
 `update(Todo)`, `delete(Todo)`), once per shape, with a bind parameter for every value, and run
@@ -18,13 +19,13 @@ from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, bindparam, case, type_coerce
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.dml import Insert, ReturningDelete, Update
-from sqlmodel import Session, col, delete, func, insert, or_, select, update
+from sqlalchemy.sql.dml import Insert, ReturningUpdate, Update
+from sqlmodel import Session, col, func, insert, or_, select, update
 
 from todo_api.errors import violated_constraint
 from todo_api.models import Todo, User
 from todo_api.models.base import sql_type, timestamp_literal
-from todo_api.models.scoping import OWNER, owned_todos, the_owner
+from todo_api.models.scoping import OWNER, live_todos, the_owner
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key
 from todo_api.pagination import (
     DATETIME,
@@ -183,10 +184,10 @@ SORTS: dict[str, SortSpec] = {
 # Single todos add the version (their ETag); pages have no ETags per item.
 _FIELDS: list[Any] = [col(getattr(Todo, name)) for name in TodoRecord._fields if name != "version"]
 _RECORD = [*_FIELDS, col(Todo.version)]
-_ONE = (col(Todo.id) == bindparam("target")) & owned_todos()
+_ONE = (col(Todo.id) == bindparam("target")) & live_todos()
 _GET = select(*_RECORD).where(_ONE)
-_COUNT = select(func.count()).select_from(Todo).where(owned_todos())
-_PAGES = {name: spec.pages(_FIELDS, owned_todos()) for name, spec in SORTS.items()}
+_COUNT = select(func.count()).select_from(Todo).where(live_todos())
+_PAGES = {name: spec.pages(_FIELDS, live_todos()) for name, spec in SORTS.items()}
 # Filters a page can add, each on a bind parameter of the same name (`no_list` takes none).
 _FILTERS: dict[str, ColumnElement[bool]] = {
     "completed": col(Todo.completed) == bindparam("completed", type_=sql_type(Todo.completed)),
@@ -232,9 +233,11 @@ def _create(completed: bool, capped: bool) -> Insert:
 
 
 _IF_VERSION = col(Todo.version).in_(bindparam("versions", expanding=True))
-_DELETE: dict[bool, ReturningDelete[uuid.UUID]] = {
-    conditional: delete(Todo)
+# DELETE moves a todo to the trash (`todo_api.trash` restores or purges it).
+_DELETE: dict[bool, ReturningUpdate[uuid.UUID]] = {
+    conditional: update(Todo)
     .where(_ONE, *([_IF_VERSION] if conditional else []))
+    .values(deleted_at=func.now(), deleted_with_list=False, version=col(Todo.version) + 1)
     .returning(col(Todo.id))
     .execution_options(**_NO_SYNC)
     for conditional in (False, True)

@@ -89,5 +89,5 @@ async def update_todo(
 
 @router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
 async def delete_todo(todo_id: TodoId, user: CurrentUserDep, if_match: IfMatchDep) -> None:
-    """Delete a todo."""
+    """Move a todo to the trash (`POST /api/trash/{id}/restore` brings it back)."""
     await user.run(service.delete_todo, todo_id, if_match)

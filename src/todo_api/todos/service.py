@@ -16,6 +16,7 @@ from todo_api.http.conditional import (
     ensure_matches,
     missing_or_stale,
 )
+from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.sealed import Sealer
 from todo_api.todos.repository import (
@@ -51,10 +52,20 @@ def _list_not_found(list_id: object) -> InvalidInput:
     return InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
 
 
+def _require_live_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID | None) -> None:
+    """A list in the trash takes no todos (422, like a missing list; the composite foreign key
+    refuses any other user's list). Checked while holding the user's write turn, which trashing a
+    list takes too: the answer holds until this transaction ends."""
+    if list_id is not None and not lists.is_live(session, user_id, list_id):
+        raise _list_not_found(list_id)
+
+
 def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: int) -> Tagged[TodoRead]:
-    """Create a todo; at most `limit` per user (0: unlimited), checked in the same statement. A
-    `list_id` that is not one of the user's lists is refused by the composite foreign key (422,
-    like a missing list)."""
+    """Create a todo; at most `limit` per user (0: unlimited), checked in the same statement, which
+    locks the user row first (the user's write turn, see `users.serialize_writes`). A `list_id` that
+    is not one of the user's live lists is refused (422, like a missing list): another user's by the
+    foreign key, a trashed one by the check after the insert (under the turn; the transaction is
+    rolled back)."""
     try:
         created = TodoRepository(session, user_id).create(_stored(data.model_dump()), limit)
     except ListReferenceError:
@@ -62,6 +73,7 @@ def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: i
     if created is None:
         users.require_account(session, user_id)
         raise QuotaExceeded(f"Todo limit reached: at most {limit} todos per user")
+    _require_live_list(session, user_id, data.list_id)
     return _tagged(created)
 
 
@@ -84,11 +96,14 @@ def _update(
     precondition: Precondition[int] | None,
 ) -> Tagged[TodoRead]:
     """One UPDATE … WHERE id, owner[, version] RETURNING: the check and the write are atomic."""
+    if "list_id" in fields:  # a move locks two lists: see users.serialize_writes
+        users.serialize_writes(session, user_id)
     repository = TodoRepository(session, user_id)
     if not fields:
         current = _get(repository, todo_id)
         ensure_matches(precondition, current.version)
         return _tagged(current)
+    _require_live_list(session, user_id, fields.get("list_id"))
     try:
         todo = repository.update(todo_id, _stored(fields), accepted(precondition))
     except ListReferenceError:
@@ -115,6 +130,8 @@ def update_todo(
 def delete_todo(
     session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: Precondition[int] | None
 ) -> None:
+    """Move the todo to the trash (`todo_api.trash`)."""
+    users.serialize_writes(session, user_id)
     repository = TodoRepository(session, user_id)
     if not repository.delete(todo_id, accepted(precondition)):
         missing_or_stale(repository.get(todo_id))

@@ -31,6 +31,8 @@ _COLUMNS = [col(getattr(User, name)) for name in UserRecord._fields]
 _FIND = select_columns(*_COLUMNS).where(the_user())
 _DELETE = delete(User).where(the_user()).returning(col(User.id)).execution_options(synchronize_session=False)
 _EXISTS = select(col(User.id)).where(the_owner())
+# FOR NO KEY UPDATE: a user's writes take turns (foreign-key checks, KEY SHARE, are not blocked).
+_WRITE_TURN = select(col(User.id)).where(the_owner()).with_for_update(key_share=True)
 _DELETED_AT = select(col(DeletedAccount.deleted_at)).where(owned_deleted_accounts())
 _TOMBSTONE = insert(DeletedAccount)
 # Housekeeping across all users: tombstones matter only while a worker may still hold a cached id.
@@ -80,6 +82,10 @@ class UserRepository:
 
 def account_exists(session: Session, user_id: uuid.UUID) -> bool:
     return session.exec(_EXISTS, params={OWNER: user_id}).first() is not None
+
+
+def take_write_turn(session: Session, user_id: uuid.UUID) -> None:
+    session.exec(_WRITE_TURN, params={OWNER: user_id}).first()
 
 
 def remember_deletion(session: Session, user_id: uuid.UUID, at: datetime) -> None:

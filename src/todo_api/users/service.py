@@ -17,6 +17,7 @@ from todo_api.users.repository import (
     deletion_time,
     purge_tombstones,
     remember_deletion,
+    take_write_turn,
 )
 
 
@@ -59,6 +60,21 @@ def delete_account(session: Session, principal: Principal, cache: IdentityCache)
     deleted = UserRepository(session, principal).delete()
     if deleted is not None:
         remember_deletion(session, deleted, datetime.now(UTC))
+
+
+def serialize_writes(session: Session, user_id: uuid.UUID) -> None:
+    """Take the user's write turn (the user row's lock, held until this transaction ends), first
+    thing in a write that locks rows in an order no other write may reverse.
+
+    The orders: a todo write locks the todo, then its list (its counts, which sync re-sends, are
+    stamped by a trigger); trashing or restoring a todo also the user row (live counts); a create
+    locks the user row in its INSERT … SELECT … FOR UPDATE (quotas), then the list. So the writes
+    that lock more than one todo or list take the turn first: moving a todo between lists, trashing,
+    restoring or purging, trashing a list (the turn, then its todos, then the list). A create is
+    already in turn; editing or completing a todo locks the todo and then one list, in the common
+    order, and waits for no turn (one round trip fewer on the hottest writes).
+    """
+    take_write_turn(session, user_id)
 
 
 def require_account(session: Session, user_id: uuid.UUID) -> None:

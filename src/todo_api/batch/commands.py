@@ -1,0 +1,143 @@
+"""One handler per command type, each calling the service its REST route calls (same rules, same
+errors), with the route's status code. Arguments are parsed here like the route parses its body
+and path: a bad argument is the route's 422."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, StrictInt, TypeAdapter, ValidationError
+from sqlmodel import Session
+
+from todo_api.batch.schemas import CommandType
+from todo_api.errors import AppError, ErrorCode, InvalidInput
+from todo_api.http.conditional import ETag, Precondition
+from todo_api.lists import service as lists
+from todo_api.lists.schemas import ListCreate, ListUpdate
+from todo_api.todos import service as todos
+from todo_api.todos.schemas import TodoCreate, TodoUpdate
+from todo_api.trash import service as trash
+from todo_api.trash.schemas import ResourceKind
+
+PRECONDITION_ARGS = ("if_match", "if_version")
+_UUID = TypeAdapter(uuid.UUID)
+_VERSION = TypeAdapter(StrictInt)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    todos: int
+    lists: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    resource: BaseModel | None = None
+
+
+class ArgumentsInvalid(AppError):
+    """422 with FastAPI's validation-error list, as the REST route answers a bad body."""
+
+    status_code = 422
+    code = ErrorCode.VALIDATION_FAILED
+
+
+def _invalid(error: ValidationError, prefix: tuple[str, ...]) -> ArgumentsInvalid:
+    return ArgumentsInvalid(
+        [
+            {"type": item["type"], "loc": [*prefix, *item["loc"]], "msg": item["msg"], "input": item["input"]}
+            for item in error.errors(include_url=False)
+        ]
+    )
+
+
+def _parse[M: BaseModel](model: type[M], args: Mapping[str, Any]) -> M:
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        raise _invalid(exc, ("body",)) from None
+
+
+def _id(args: Mapping[str, Any], parameter: str) -> uuid.UUID:
+    try:
+        return _UUID.validate_python(args.get("id"))
+    except ValidationError as exc:
+        raise _invalid(exc, ("path", parameter)) from None
+
+
+def _precondition[V](args: Mapping[str, Any], etag: ETag[V], versions: bool) -> Precondition[V] | None:
+    """`if_match`: an ETag as the resource sent it; `if_version` (todos): that ETag's number."""
+    if "if_version" in args:
+        if not versions:
+            raise InvalidInput(("body", "if_version"), "Lists take if_match (their ETag)", args["if_version"])
+        try:
+            return etag.precondition(f'"{_VERSION.validate_python(args["if_version"])}"')
+        except ValidationError as exc:
+            raise _invalid(exc, ("body", "if_version")) from None
+    match = args.get("if_match")
+    if match is None:
+        return None
+    if not isinstance(match, str):
+        raise InvalidInput(("body", "if_match"), "An ETag, as a string", match)
+    return etag.precondition(match)
+
+
+def _body(args: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in args.items() if name not in ("id", *PRECONDITION_ARGS)}
+
+
+def todo_add(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+    created = todos.create_todo(session, user_id, _parse(TodoCreate, args), limits.todos)
+    return Outcome(201, created.item)
+
+
+def todo_update(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+    todo_id, precondition = _id(args, "todo_id"), _precondition(args, todos.ETAG, True)
+    updated = todos.update_todo(session, user_id, todo_id, _parse(TodoUpdate, _body(args)), precondition)
+    return Outcome(200, updated.item)
+
+
+def todo_delete(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+    todos.delete_todo(session, user_id, _id(args, "todo_id"), _precondition(args, todos.ETAG, True))
+    return Outcome(204)
+
+
+def _restore(kind: ResourceKind) -> Callable[[Session, uuid.UUID, Mapping[str, Any], Limits], Outcome]:
+    def restore(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+        restored = trash.restore(session, user_id, _id(args, "resource_id"), limits.todos, limits.lists, kind)
+        return Outcome(200, restored.item)
+
+    return restore
+
+
+def list_add(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+    created = lists.create_list(session, user_id, _parse(ListCreate, args), limits.lists)
+    return Outcome(201, created.item)
+
+
+def list_update(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+    list_id, precondition = _id(args, "list_id"), _precondition(args, lists.ETAG, False)
+    updated = lists.update_list(session, user_id, list_id, _parse(ListUpdate, _body(args)), precondition)
+    return Outcome(200, updated.item)
+
+
+def list_delete(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+    lists.delete_list(session, user_id, _id(args, "list_id"), _precondition(args, lists.ETAG, False))
+    return Outcome(204)
+
+
+type Handler = Callable[[Session, uuid.UUID, Mapping[str, Any], Limits], Outcome]
+HANDLERS: dict[CommandType, Handler] = {
+    CommandType.TODO_ADD: todo_add,
+    CommandType.TODO_UPDATE: todo_update,
+    CommandType.TODO_DELETE: todo_delete,
+    CommandType.TODO_RESTORE: _restore(ResourceKind.TODO),
+    CommandType.LIST_ADD: list_add,
+    CommandType.LIST_UPDATE: list_update,
+    CommandType.LIST_DELETE: list_delete,
+    CommandType.LIST_RESTORE: _restore(ResourceKind.LIST),
+}

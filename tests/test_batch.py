@@ -1,0 +1,209 @@
+"""Batch: commands in order, each atomic on its own (savepoints), with the REST route's status and
+error body, temp ids, per-command preconditions, results stored by command uuid (a resent queue is
+not applied twice), quotas and rate limits counting commands, a 1 MiB body cap."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.api import Api
+from tests.conftest import AppClientFactory
+
+type Json = dict[str, Any]
+
+
+def command(kind: str, args: Json | None = None, temp_id: str | None = None, key: uuid.UUID | None = None) -> Json:
+    sent: Json = {"type": kind, "uuid": str(key or uuid.uuid4()), "args": args or {}}
+    if temp_id is not None:
+        sent["temp_id"] = temp_id
+    return sent
+
+
+async def batch(api: Api, *commands: Json, **extra: Any) -> Json:
+    response = await api.request("POST", "/api/batch", json={"commands": list(commands), **extra})
+    assert response.status_code == 200, response.text
+    body: Json = response.json()
+    assert [result["uuid"] for result in body["results"]] == [sent["uuid"] for sent in commands]
+    return body
+
+
+async def test_every_command_type_with_temp_ids(api: Api) -> None:
+    body = await batch(
+        api,
+        command("list_add", {"name": "Groceries"}, "tmp-list"),
+        command("todo_add", {"title": "Milk", "list_id": "tmp-list"}, "tmp-1"),
+        command("todo_update", {"id": "tmp-1", "completed": True}),
+        command("list_update", {"id": "tmp-list", "name": "Food"}),
+        command("todo_delete", {"id": "tmp-1"}),
+        command("todo_restore", {"id": "tmp-1"}),
+        command("list_delete", {"id": "tmp-list"}),
+        command("list_restore", {"id": "tmp-list"}),
+    )
+    statuses = [result["status"] for result in body["results"]]
+    assert statuses == [201, 201, 200, 200, 204, 200, 204, 200]
+    mapping = body["temp_id_mapping"]
+    assert set(mapping) == {"tmp-list", "tmp-1"}
+    todo = (await api.request("GET", f"/api/todos/{mapping['tmp-1']}")).json()
+    assert (todo["title"], todo["completed"], todo["list_id"]) == ("Milk", True, mapping["tmp-list"])
+    assert body["results"][5]["resource"] == todo
+    restored_list = (await api.request("GET", f"/api/lists/{mapping['tmp-list']}")).json()
+    assert body["results"][7]["resource"] == restored_list
+    assert (restored_list["name"], restored_list["todo_count"]) == ("Food", 1)
+    assert set(body["results"][4]) == {"uuid", "status"}
+    assert isinstance(body["sync_token"], str)
+
+
+async def test_a_failing_command_is_rolled_back_alone_with_the_routes_error(api: Api) -> None:
+    await api.create_list("Taken")
+    missing = str(uuid.uuid4())
+    body = await batch(
+        api,
+        command("todo_add", {"title": "kept"}, "kept"),
+        command("list_add", {"name": "taken"}),
+        command("todo_update", {"id": missing, "title": "x"}),
+        command("todo_add", {"title": ""}),
+        command("todo_add", {"title": "in a missing list", "list_id": missing}),
+        command("todo_update", {"id": "tmp-unknown", "title": "x"}),
+        command("todo_add", {"title": "also kept"}),
+    )
+    results = body["results"]
+    assert [result["status"] for result in results] == [201, 409, 404, 422, 422, 422, 201]
+    assert results[1]["error"] == {"detail": "A list with this name already exists", "code": "duplicate_name"}
+    rest = await api.request("PATCH", f"/api/todos/{missing}", json={"title": "x"})
+    assert results[2]["error"] == rest.json()
+    assert results[3]["error"]["code"] == "validation_failed"
+    assert results[3]["error"]["detail"][0]["loc"] == ["body", "title"]
+    assert results[4]["error"]["detail"][0]["loc"] == ["body", "list_id"]
+    assert results[5]["error"]["detail"][0]["loc"] == ["path", "todo_id"]
+    titles = {todo["title"] for todo in await api.all_pages("/api/todos")}
+    assert titles == {"kept", "also kept"}
+    assert [item["name"] for item in await api.all_pages("/api/lists")] == ["Taken"]
+
+
+async def test_if_match_and_if_version_give_412_per_command(api: Api) -> None:
+    todo = await api.create_todo(title="v1")
+    work = await api.create_list("Work")
+    etag = (await api.request("GET", f"/api/lists/{work['id']}")).headers["etag"]
+    body = await batch(
+        api,
+        command("todo_update", {"id": todo["id"], "title": "v2", "if_version": 1}),
+        command("todo_update", {"id": todo["id"], "title": "stale", "if_version": 1}),
+        command("todo_delete", {"id": todo["id"], "if_match": '"1"'}),
+        command("list_update", {"id": work["id"], "name": "Job", "if_match": etag}),
+        command("list_delete", {"id": work["id"], "if_match": etag}),
+        command("list_update", {"id": work["id"], "name": "x", "if_version": 1}),
+        command("todo_update", {"id": todo["id"], "if_version": "1"}),
+    )
+    assert [result["status"] for result in body["results"]] == [200, 412, 412, 200, 412, 422, 422]
+    assert body["results"][1]["error"]["code"] == "precondition_failed"
+    assert (await api.request("GET", f"/api/todos/{todo['id']}")).json()["title"] == "v2"
+
+
+async def test_a_resent_queue_is_not_applied_twice(api: Api) -> None:
+    queue = [
+        command("list_add", {"name": "Home"}, "home"),
+        command("todo_add", {"title": "once", "list_id": "home"}, "t"),
+        command("todo_update", {"id": "t", "priority": "high"}),
+    ]
+    first = await batch(api, *queue)
+    again = await batch(api, *queue, command("todo_add", {"title": "new", "list_id": "home"}))
+    assert again["results"][:3] == first["results"]
+    assert again["temp_id_mapping"] == first["temp_id_mapping"]
+    assert again["results"][3]["status"] == 201
+    assert again["results"][3]["resource"]["list_id"] == first["temp_id_mapping"]["home"]
+    titles = sorted(todo["title"] for todo in await api.all_pages("/api/todos"))
+    assert titles == ["new", "once"]
+    # The same uuid for another command is refused for that command only.
+    reused = await batch(api, {**queue[1], "args": {"title": "different"}})
+    assert reused["results"][0]["status"] == 422
+    assert reused["results"][0]["error"]["code"] == "idempotency_key_reused"
+    # A failed command is not remembered: resent, it runs again.
+    failing = command("list_add", {"name": "home"})
+    assert (await batch(api, failing))["results"][0]["status"] == 409
+    await api.request("PATCH", f"/api/lists/{first['temp_id_mapping']['home']}", json={"name": "House"})
+    assert (await batch(api, failing))["results"][0]["status"] == 201
+
+
+async def test_another_users_stored_results_and_temp_ids_do_not_leak(api: Api, other_api: Api) -> None:
+    sent = command("todo_add", {"title": "mine"}, "t")
+    await batch(api, sent)
+    theirs = await batch(other_api, sent, command("todo_update", {"id": "t", "title": "x"}))
+    assert theirs["results"][0]["status"] == 201  # their own command, applied for them
+    assert theirs["results"][0]["resource"]["id"] != (await api.all_pages("/api/todos"))[0]["id"]
+    assert [todo["title"] for todo in await api.all_pages("/api/todos")] == ["mine"]
+
+
+async def test_quotas_count_commands(app_client: AppClientFactory, auth: Callable[..., dict[str, str]]) -> None:
+    async with app_client(max_todos_per_user=2) as client:
+        api = Api(client, auth())
+        body = await batch(api, *(command("todo_add", {"title": f"t{n}"}) for n in range(3)))
+        assert [result["status"] for result in body["results"]] == [201, 201, 409]
+        assert body["results"][2]["error"]["code"] == "quota_exceeded"
+
+
+async def test_rate_limits_count_commands(app_client: AppClientFactory, auth: Callable[..., dict[str, str]]) -> None:
+    async with app_client(rate_limit_requests=10) as client:
+        api = Api(client, auth())
+        queue = [command("todo_add", {"title": f"t{n}"}) for n in range(8)]
+        assert (await api.request("POST", "/api/batch", json={"commands": queue})).status_code == 200
+        refused = await api.request("POST", "/api/batch", json={"commands": queue[:3]})
+        assert (refused.status_code, refused.json()["code"]) == (429, "rate_limited")
+        assert refused.headers["retry-after"]
+        assert len(await api.all_pages("/api/todos")) == 8  # one request left in the window
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"commands": []},
+        {"commands": [command("todo_add", {"title": "t"}) for _ in range(101)]},
+        {"commands": [{"type": "todo_fly", "uuid": str(uuid.uuid4()), "args": {}}]},
+        {"commands": [{"type": "todo_add", "uuid": "not-a-uuid", "args": {}}]},
+        {"commands": [command("todo_add", {}, "bad temp id")]},
+        {"commands": [command("todo_add", {"title": "t"})], "extra": 1},
+        {"commands": [command("todo_add", {"title": "t"})], "sync_token": "garbage"},
+    ],
+)
+async def test_bad_batches_are_422_and_apply_nothing(api: Api, body: Json) -> None:
+    response = await api.request("POST", "/api/batch", json=body)
+    assert response.status_code == 422, response.text
+    assert await api.all_pages("/api/todos") == []
+
+
+async def test_temp_ids_name_one_add_each(api: Api) -> None:
+    body = await batch(
+        api,
+        command("todo_add", {"title": "first"}, "dup"),
+        command("list_add", {"name": "second"}, "dup"),
+        command("todo_update", {"id": "dup", "title": "renamed"}, "other"),
+        command("todo_update", {"id": "dup", "priority": "high"}),
+    )
+    assert [result["status"] for result in body["results"]] == [201, 422, 422, 200]
+    assert body["results"][1]["error"]["detail"][0]["loc"] == ["body", "commands", 1, "temp_id"]
+    assert body["results"][3]["resource"]["title"] == "first"
+    assert set(body["temp_id_mapping"]) == {"dup"}
+
+
+async def test_the_body_cap_is_one_mebibyte(api: Api) -> None:
+    big = [command("todo_add", {"title": "t", "description": "d" * 9_000}) for _ in range(100)]
+    response = await api.request("POST", "/api/batch", json={"commands": big})
+    assert response.status_code == 200, response.text  # ~900 kB: over MAX_BODY_BYTES, under 1 MiB
+    assert (
+        await api.request("POST", "/api/todos", json={"title": "t", "description": "d" * 70_000})
+    ).status_code == 413
+    huge = [command("todo_add", {"title": "t", "description": "d" * 10_000})] * 110
+    too_large = await api.request("POST", "/api/batch", json={"commands": huge})
+    assert (too_large.status_code, too_large.json()["code"]) == (413, "payload_too_large")
+
+
+async def test_the_batch_token_continues_the_clients_token(api: Api) -> None:
+    elsewhere = await api.create_todo(title="before")
+    full = (await api.request("GET", "/api/sync")).json()
+    await api.request("PATCH", f"/api/todos/{elsewhere['id']}", json={"title": "changed by another device"})
+    body = await batch(api, command("todo_add", {"title": "offline"}), sync_token=full["sync_token"])
+    changes = (await api.request("GET", "/api/sync", params={"sync_token": body["sync_token"]})).json()
+    assert {todo["title"] for todo in changes["todos"]} == {"changed by another device", "offline"}
