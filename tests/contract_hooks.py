@@ -25,9 +25,10 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import fractional_indexing
 import schemathesis
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -41,9 +42,19 @@ from todo_api.pagination import CURSOR_MAX_LENGTH  # the schema's `maxLength` fo
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 TODO_WRITES = ["POST /api/todos", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
-PAGED_READS = ["GET /api/todos", "GET /api/lists"]
+TODO_MOVE = "POST /api/todos/{todo_id}/move"
+LIST_MOVE = "POST /api/lists/{list_id}/move"
+TODO_COMPLETIONS = "GET /api/todos/{todo_id}/completions"
+REMINDERS = "GET /api/reminders"
+# Values the parsers accept (the document outlines them with patterns; the parsers decide).
+RULES = ("FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10", "FREQ=MONTHLY;BYMONTHDAY=-1", "FREQ=YEARLY;UNTIL=20400101")
+ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
+DURATIONS = ("PT15M", "PT1H30M", "P1D", "P1W")
+RECURRING_DUE = "2030-01-31T09:00:00Z"
+PAGED_READS = ["GET /api/todos", "GET /api/lists", TODO_COMPLETIONS, REMINDERS]
 TODO_BY_ID = ["GET /api/todos/{todo_id}", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
-LIST_BY_ID = ["GET /api/lists/{list_id}", "PUT /api/lists/{list_id}", "PATCH /api/lists/{list_id}"]
+TODO_BY_ID += [TODO_MOVE, TODO_COMPLETIONS]
+LIST_BY_ID = ["GET /api/lists/{list_id}", "PUT /api/lists/{list_id}", "PATCH /api/lists/{list_id}", LIST_MOVE]
 CONDITIONAL_WRITES = [
     f"{method} /api/{kind}/{{{kind[:-1]}_id}}" for kind in ("todos", "lists") for method in ("PUT", "PATCH", "DELETE")
 ]
@@ -95,6 +106,7 @@ class KnownIds:
     user: str = _fixed_id("user")
     lists: tuple[str, ...] = tuple(_fixed_id(f"list {n}") for n in range(2))
     todos: tuple[str, ...] = tuple(_fixed_id(f"todo {n}") for n in range(3))
+    parent: str = _fixed_id("parent")  # the only todo the run places others under (never moved itself)
     doomed_lists: tuple[str, ...] = tuple(_fixed_id(f"doomed list {n}") for n in range(8))
     doomed_todos: tuple[str, ...] = tuple(_fixed_id(f"doomed todo {n}") for n in range(8))
 
@@ -103,6 +115,8 @@ class KnownIds:
         await connection.execute(insert(USERS).values(id=self.user, issuer=ISSUER, subject=USER_SUBJECT))
         lists = [{"name": f"Kept {n}", "id": id_} for n, id_ in enumerate(self.lists)]
         lists += [{"name": f"Doomed {n}", "id": id_} for n, id_ in enumerate(self.doomed_lists)]
+        keys = fractional_indexing.generate_n_keys_between(None, None, len(lists))
+        lists = [{**row, "position": key} for row, key in zip(lists, keys, strict=True)]
         await connection.execute(insert(LISTS), [{**row, "user_id": self.user} for row in lists])
         done = datetime(2029, 12, 31, tzinfo=UTC)
         todos: list[dict[str, Any]] = [
@@ -114,6 +128,9 @@ class KnownIds:
             {"id": id_, "title": f"Doomed {n}", "list_id": self.lists[1], "priority": 3}
             for n, id_ in enumerate(self.doomed_todos)
         ]
+        todos.append({"id": self.parent, "title": "Parent"})
+        keys = iter(fractional_indexing.generate_n_keys_between(None, None, len(todos)))  # unique in any group
+        todos = [{**row, "position": next(keys)} for row in todos]
         defaults: dict[str, Any] = {"list_id": None, "completed": False, "completed_at": None, "due_at": None}
         defaults |= {"priority": 0, "tags": [], "tag_keys": []}
         await connection.execute(insert(TODOS), [{**defaults, **row, "user_id": self.user} for row in todos])
@@ -241,12 +258,89 @@ def doomed_list(context: schemathesis.HookContext, case: Case) -> Case:
     return _existing(case, "list_id", KNOWN.doomed_lists)
 
 
+def parent_and_list(context: schemathesis.HookContext, case: Case) -> Case:
+    """Todo writes and moves: a schema-valid `parent_id` becomes the known parent or null, and a
+    `list_id` sent with that parent becomes the parent's list (none).
+
+    A random uuid is never one of the user's todos (422 "Parent not found", tested in
+    test_planner_isolation.py); a parent in another list, a cycle or a fifth level are refused
+    by design (test_subtasks.py). The known parent is never itself moved, so no case makes a cycle.
+    """
+    body = case.body
+    if isinstance(body, dict) and (generated := schema_uuid(body.get("parent_id"))) is not None:
+        body["parent_id"] = pick(generated, [KNOWN.parent, None])
+        if body["parent_id"] is not None and "list_id" in body:
+            body["list_id"] = None
+    return case
+
+
+def _reminders(body: dict[str, Any]) -> bool:
+    """Rewrite schema-valid `before_due` durations to accepted ones (the pattern admits P999D and
+    PT0S, which the parser refuses: at most 366 days, not zero); whether any is relative."""
+    relative = False
+    for reminder in body.get("reminders") or []:
+        if isinstance(reminder, dict) and isinstance(reminder.get("before_due"), str):
+            reminder["before_due"] = DURATIONS[len(reminder["before_due"]) % len(DURATIONS)]
+            relative = True
+    return relative
+
+
+def schedule(context: schemathesis.HookContext, case: Case) -> Case:
+    """Todo writes: a schema-valid `recurrence` becomes a rule from `RULES` (on creates; null on
+    PUT and PATCH), a `time_zone` a zone from `ZONES`, and a todo given a rule or a `before_due`
+    reminder gets a due date (the rules' own cases are in tests/planner and test_recurring.py).
+
+    The known todos never become recurring: a generated `due_at` can lie where a rule has no next
+    occurrence (year 9999), which is a 422 by design for a recurring todo and not for others.
+    """
+    body = case.body
+    if not isinstance(body, dict):
+        return case
+    creating = case.operation.label == "POST /api/todos"
+    if isinstance(body.get("recurrence"), str):
+        body["recurrence"] = RULES[len(body["recurrence"]) % len(RULES)] if creating else None
+    if isinstance(body.get("time_zone"), str):
+        body["time_zone"] = ZONES[len(body["time_zone"]) % len(ZONES)]
+    relative = _reminders(body)
+    if body.get("recurrence") is not None or (relative and isinstance(body.get("reminders"), list)):
+        body["due_at"] = RECURRING_DUE
+    return case
+
+
+def first_place(context: schemathesis.HookContext, case: Case) -> Case:
+    """Moves: a schema-valid `after_id` becomes null (first). Any other id must be a sibling in the
+    target group, which a generated id never is (422 by design; tested in test_moves.py)."""
+    body = case.body
+    if isinstance(body, dict) and schema_uuid(body.get("after_id")) is not None:
+        body["after_id"] = None
+    return case
+
+
+def reminder_window(context: schemathesis.HookContext, case: Case) -> Case:
+    """`GET /api/reminders`, positive cases: `to` becomes an hour after a schema-valid `from` (a
+    window must be non-empty and at most 7 days, which the schema cannot say)."""
+    meta = case.meta
+    query = case.query or {}
+    if meta is None or not meta.generation.mode.is_positive or not isinstance(query.get("from"), str):
+        return case
+    try:
+        start = datetime.fromisoformat(query["from"].replace("z", "Z"))
+        query["to"] = (start.astimezone(UTC) + timedelta(hours=1)).isoformat()
+    except (ValueError, OverflowError):
+        pass
+    return case
+
+
 def register(schema: Any) -> None:
     """Attach the auth providers and each hook to exactly the operations it is documented for."""
     schema.auth(refresh_interval=None).skip_for(name=LEAVER_OPERATION)(UserToken)
     schema.auth(refresh_interval=None).apply_to(name=LEAVER_OPERATION)(LeaverToken)
     for hook, operations in (
-        (body_list_id, TODO_WRITES),
+        (body_list_id, [*TODO_WRITES, TODO_MOVE]),
+        (parent_and_list, [*TODO_WRITES, TODO_MOVE]),
+        (schedule, TODO_WRITES),
+        (first_place, [TODO_MOVE, LIST_MOVE]),
+        (reminder_window, [REMINDERS]),
         (positive_cursor, PAGED_READS),
         (existing_todo, TODO_BY_ID),
         (existing_list, LIST_BY_ID),

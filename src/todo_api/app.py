@@ -44,6 +44,7 @@ TAGS = [
     {"name": "todos", "description": "The user's todos: filters, sorting, keyset pages."},
     {"name": "lists", "description": "The user's lists; deleting one deletes its todos."},
     {"name": "users", "description": "The account behind the token."},
+    {"name": "reminders", "description": "Reminders firing in a time window, for notification workers."},
 ]
 # "/": wherever this document is served (`/docs` of `todo-api dev` on any port); else a deployment.
 SERVERS: list[dict[str, Any]] = [

@@ -2,9 +2,20 @@
 
 from todo_api.models.base import metadata
 from todo_api.models.idempotency import IdempotencyKey
+from todo_api.models.planner import ReminderFire, TodoCompletion
 from todo_api.models.rate_limit import RateLimitWindow
 from todo_api.models.todo import Todo
 from todo_api.models.todo_list import TodoList
 from todo_api.models.user import DeletedAccount, User
 
-__all__ = ["DeletedAccount", "IdempotencyKey", "RateLimitWindow", "Todo", "TodoList", "User", "metadata"]
+__all__ = [
+    "DeletedAccount",
+    "IdempotencyKey",
+    "RateLimitWindow",
+    "ReminderFire",
+    "Todo",
+    "TodoCompletion",
+    "TodoList",
+    "User",
+    "metadata",
+]

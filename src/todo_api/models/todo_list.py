@@ -18,6 +18,9 @@ class TodoList(SQLModel, table=True):
         UniqueConstraint("id", "user_id"),
         CheckConstraint("char_length(name) BETWEEN 1 AND 100", name="name_length"),
         Index("ix_lists_user_id_created_at_id", "user_id", "created_at", "id"),
+        # The user's order of lists (DEFERRABLE in migration 0006: rebalances).
+        CheckConstraint("position ~ '^[0-9A-Za-z]{2,64}$'", name="position_key"),
+        UniqueConstraint("user_id", "position"),
     )
 
     id: uuid.UUID = uuid_pk()
@@ -26,6 +29,7 @@ class TodoList(SQLModel, table=True):
     created_at: datetime = timestamp()
     updated_at: datetime = timestamp()
     version: int = version_column()
+    position: str = Field(sa_type=Text(collation="C"))
 
 
 # Names are unique per user, case-insensitively. The index also serves `sort=name`: lower(name) is

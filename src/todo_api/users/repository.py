@@ -31,6 +31,8 @@ _COLUMNS = [col(getattr(User, name)) for name in UserRecord._fields]
 _FIND = select_columns(*_COLUMNS).where(the_user())
 _DELETE = delete(User).where(the_user()).returning(col(User.id)).execution_options(synchronize_session=False)
 _EXISTS = select(col(User.id)).where(the_owner())
+# Serialises one user's order and hierarchy changes (creates, moves, re-parentings): see `lock_account`.
+_LOCK = select(col(User.id)).where(the_owner()).with_for_update()
 _DELETED_AT = select(col(DeletedAccount.deleted_at)).where(owned_deleted_accounts())
 _TOMBSTONE = insert(DeletedAccount)
 # Housekeeping across all users: tombstones matter only while a worker may still hold a cached id.
@@ -80,6 +82,13 @@ class UserRepository:
 
 def account_exists(session: Session, user_id: uuid.UUID) -> bool:
     return session.exec(_EXISTS, params={OWNER: user_id}).first() is not None
+
+
+def lock_account(session: Session, user_id: uuid.UUID) -> bool:
+    """Lock the user row until the unit of work ends (False: no such account). Writes that read
+    neighbours' positions or a parent's place take it first, so what they read stays true until
+    they write: no two of one user's moves interleave (no duplicate positions, no cycles)."""
+    return session.exec(_LOCK, params={OWNER: user_id}).first() is not None
 
 
 def remember_deletion(session: Session, user_id: uuid.UUID, at: datetime) -> None:
