@@ -297,10 +297,10 @@ def schedule(context: schemathesis.HookContext, case: Case) -> Case:
     if not isinstance(body, dict):
         return case
     creating = case.operation.label == "POST /api/todos"
-    if isinstance(body.get("recurrence"), str):
-        body["recurrence"] = RULES[len(body["recurrence"]) % len(RULES)] if creating else None
-    if isinstance(body.get("time_zone"), str):
-        body["time_zone"] = ZONES[len(body["time_zone"]) % len(ZONES)]
+    if isinstance(rule := body.get("recurrence"), str):
+        body["recurrence"] = RULES[len(rule) % len(RULES)] if creating else None
+    if isinstance(zone := body.get("time_zone"), str):
+        body["time_zone"] = ZONES[len(zone) % len(ZONES)]
     relative = _reminders(body)
     if body.get("recurrence") is not None or (relative and isinstance(body.get("reminders"), list)):
         body["due_at"] = RECURRING_DUE

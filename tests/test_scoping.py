@@ -115,7 +115,8 @@ def _repository_statements() -> Iterator[tuple[str, Executable]]:
                         yield f"{module.__name__}.{name}[{key}]", item
                     if isinstance(item, dict):
                         for inner_key, inner in item.items():
-                            yield f"{module.__name__}.{name}[{key}][{inner_key}]", inner
+                            if isinstance(inner, Executable):
+                                yield f"{module.__name__}.{name}[{key}][{inner_key}]", inner
     yield from (("idempotency._FIND", _FIND), ("idempotency._SAVE", _SAVE), ("idempotency._LOCK", _LOCK))
     yield "ratelimit._ADD", _ADD
     for capped in (False, True):

@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy import Text, Uuid, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import Grouping
 from sqlmodel import Session, col, func, select, update
 
 from todo_api.models import TodoList
@@ -27,10 +28,11 @@ _NEXT = (
 )
 _IDS = select(col(TodoList.id)).where(owned_lists()).order_by(_POSITION)
 _ID_ARRAY = bindparam("ids", type_=ARRAY(Uuid()))
+_KEY_ARRAY = Grouping(bindparam("keys", type_=ARRAY(Text())))  # `(:keys)[i]`: see todos.positions
 REBALANCE = (
     update(TodoList)
     .where(owned_lists(), col(TodoList.id) == any_(_ID_ARRAY))
-    .values(position=bindparam("keys", type_=ARRAY(Text()))[func.array_position(_ID_ARRAY, col(TodoList.id))])
+    .values(position=_KEY_ARRAY[func.array_position(_ID_ARRAY, col(TodoList.id))])
     .execution_options(synchronize_session=False)
 )
 

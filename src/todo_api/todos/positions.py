@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Text, Uuid, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import Grouping
 from sqlmodel import Session, col, func, select, update
 
 from todo_api.models import Todo
@@ -68,7 +69,8 @@ _NEXT = {
 }
 _IDS = {shape: select(col(Todo.id)).where(*_in(shape)).order_by(_POSITION) for shape in SHAPES}
 _ID_ARRAY = bindparam("ids", type_=ARRAY(Uuid()))
-_KEY_ARRAY = bindparam("keys", type_=ARRAY(Text()))
+# Parenthesised: `(:keys::TEXT[])[i]` (a subscript right after a cast would not parse).
+_KEY_ARRAY = Grouping(bindparam("keys", type_=ARRAY(Text())))
 REBALANCE = (
     update(Todo)
     .where(owned_todos(), col(Todo.id) == any_(_ID_ARRAY))
