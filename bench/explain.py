@@ -27,7 +27,7 @@ from bench.fixture import Prepared, prepared, say
 from bench.inprocess import Probe, deep_path, probes, settings
 from todo_api.app import create_app
 
-DEFAULT = ("me", "list", "list-deep", "filter", "get", "create", "patch", "list-100k", "list-1k")
+DEFAULT = ("me", "list", "list-deep", "filter", "get", "create", "patch", "list-100k", "list-1k", "move", "position")
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class Probe:
 
 def probes(names: Sequence[str], ready: Prepared, deep_path: str) -> list[Probe]:
     some_id = str(ready.seed.user("user-1").todo_ids[1234 % len(ready.seed.user("user-1").todo_ids)])
+    loose = [str(todo_id) for todo_id in ready.seed.user("user-1").loose_ids[100:102]]
     catalogue = {
         "me": Probe("me", "GET", "/api/users/me", None, "user-1"),
         "list": Probe("list", "GET", scenarios.LIST_PATH, None, "user-1"),
@@ -48,6 +49,8 @@ def probes(names: Sequence[str], ready: Prepared, deep_path: str) -> list[Probe]
         "patch": Probe("patch", "PATCH", f"/api/todos/{some_id}", '{"completed":true}', "user-1"),
         "list-100k": Probe("list-100k", "GET", scenarios.LIST_PATH, None, scenarios.BIG_USER),
         "list-1k": Probe("list-1k", "GET", scenarios.LIST_PATH, None, scenarios.SMALL_USER),
+        "move": Probe("move", "POST", f"/api/todos/{loose[0]}/move", f'{{"after_id":"{loose[1]}"}}', "user-1"),
+        "position": Probe("position", "GET", scenarios.POSITION_PATH, None, "user-1"),
     }
     return [catalogue[name] for name in names if name in catalogue]
 
