@@ -223,3 +223,27 @@ async def test_completed_filters_and_sort(api: Api) -> None:
 async def test_completions_of_an_unknown_todo_are_404(api: Api) -> None:
     response = await api.request("GET", f"/api/todos/{uuid.uuid4()}/completions")
     assert response.status_code == 404
+
+
+async def test_the_readme_worked_example(api: Api) -> None:
+    """README, "Planner": a weekly review on Mondays at 09:00 Berlin, three times, reminded 15 minutes before."""
+    todo = await api.create_todo(
+        title="Weekly review",
+        due_at="2030-03-25T09:00:00+01:00",
+        time_zone="Europe/Berlin",
+        recurrence="FREQ=WEEKLY;BYDAY=MO;COUNT=3",
+        reminders=[{"before_due": "PT15M"}],
+    )
+    assert todo["due_at"] == "2030-03-25T08:00:00Z"
+    window = {"from": "2030-03-25T00:00:00Z", "to": "2030-04-01T00:00:00Z"}
+    fired = await api.all_pages("/api/reminders", **window)
+    assert [(item["fires_at"], item["title"]) for item in fired] == [("2030-03-25T07:45:00Z", "Weekly review")]
+    advanced = await _complete(api, todo["id"])
+    assert (advanced["completed"], advanced["due_at"]) == (False, "2030-04-01T07:00:00Z")
+    later = await api.all_pages("/api/reminders", **{"from": "2030-04-01T00:00:00Z", "to": "2030-04-02T00:00:00Z"})
+    assert [item["fires_at"] for item in later] == ["2030-04-01T06:45:00Z"]
+    assert (await _complete(api, todo["id"]))["completed"] is False
+    assert (await _complete(api, todo["id"]))["completed"] is True
+    history = await api.all_pages(f"/api/todos/{todo['id']}/completions")
+    assert history[-1]["due_at"] == "2030-03-25T08:00:00Z"
+    assert len(history) == 3

@@ -23,7 +23,7 @@ from typing import Any
 
 from todo_api.errors import InvalidInput
 from todo_api.planner.recurrence import Next, Occurrence, next_occurrence, parse_time_zone, start_series
-from todo_api.planner.reminders import BeforeDueReminder, check_reminders
+from todo_api.planner.reminders import check_reminders
 from todo_api.planner.rules import parse_rule
 from todo_api.todos.planner_fields import DEFAULT_ZONE, REMINDERS
 from todo_api.todos.tree import TodoState
@@ -81,7 +81,3 @@ def next_due(
     if local is None or due_at is None:  # not a series (the table's check makes this impossible)
         return None
     return next_occurrence(parse_rule(recurrence), parse_time_zone(time_zone), Occurrence(local, index), due_at)
-
-
-def is_relative(reminder: Mapping[str, str]) -> bool:
-    return BeforeDueReminder.model_fields.keys() <= reminder.keys()
