@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 import fractional_indexing
 import schemathesis
@@ -36,6 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.keys import ISSUER, Signer, new_key, public_pem
 from todo_api.models import metadata
 from todo_api.pagination import CURSOR_MAX_LENGTH  # the schema's `maxLength` for `cursor`
+from todo_api.planner.recurrence import MAX_TIME_ZONE_LENGTH
+from todo_api.planner.reminders import DURATION_PATTERN
+from todo_api.planner.rules import MAX_RULE_LENGTH
+from todo_api.todos.planner_fields import RULE_PATTERN, TIME_ZONE_PATTERN
 
 # JSON Schema `format: uuid` (RFC 4122 text form). Python's `uuid.UUID` also accepts braces, URNs
 # and unhyphenated hex, which the schema does not; those are negative data and are left alone.
@@ -269,9 +273,15 @@ def parent_and_list(context: schemathesis.HookContext, case: Case) -> Case:
     body = case.body
     if isinstance(body, dict) and (generated := schema_uuid(body.get("parent_id"))) is not None:
         body["parent_id"] = pick(generated, [KNOWN.parent, None])
-        if body["parent_id"] is not None and "list_id" in body:
+        positive = case.meta is not None and case.meta.generation.mode.is_positive
+        if positive and body["parent_id"] is not None and "list_id" in body:
             body["list_id"] = None
     return case
+
+
+def _valid(value: Any, pattern: str, max_length: int) -> TypeGuard[str]:
+    """A string the schema accepts (negative cases keep their invalid values)."""
+    return isinstance(value, str) and 0 < len(value) <= max_length and re.fullmatch(pattern, value) is not None
 
 
 def _reminders(body: dict[str, Any]) -> bool:
@@ -279,7 +289,7 @@ def _reminders(body: dict[str, Any]) -> bool:
     PT0S, which the parser refuses: at most 366 days, not zero); whether any is relative."""
     relative = False
     for reminder in body.get("reminders") or []:
-        if isinstance(reminder, dict) and isinstance(reminder.get("before_due"), str):
+        if isinstance(reminder, dict) and _valid(reminder.get("before_due"), DURATION_PATTERN, 64):
             reminder["before_due"] = DURATIONS[len(reminder["before_due"]) % len(DURATIONS)]
             relative = True
     return relative
@@ -287,8 +297,9 @@ def _reminders(body: dict[str, Any]) -> bool:
 
 def schedule(context: schemathesis.HookContext, case: Case) -> Case:
     """Todo writes: a schema-valid `recurrence` becomes a rule from `RULES` (on creates; null on
-    PUT and PATCH), a `time_zone` a zone from `ZONES`, and a todo given a rule or a `before_due`
-    reminder gets a due date (the rules' own cases are in tests/planner and test_recurring.py).
+    PUT and PATCH), a schema-valid `time_zone` a zone from `ZONES`, and in positive cases a todo
+    given a rule or a `before_due` reminder gets a due date (the rules' own cases are in
+    tests/planner, tests/todos/test_recurring.py and tests/hostile/test_planner_inputs.py).
 
     The known todos never become recurring: a generated `due_at` can lie where a rule has no next
     occurrence (year 9999), which is a 422 by design for a recurring todo and not for others.
@@ -297,12 +308,13 @@ def schedule(context: schemathesis.HookContext, case: Case) -> Case:
     if not isinstance(body, dict):
         return case
     creating = case.operation.label == "POST /api/todos"
-    if isinstance(rule := body.get("recurrence"), str):
+    if _valid(rule := body.get("recurrence"), RULE_PATTERN, MAX_RULE_LENGTH):
         body["recurrence"] = RULES[len(rule) % len(RULES)] if creating else None
-    if isinstance(zone := body.get("time_zone"), str):
+    if _valid(zone := body.get("time_zone"), TIME_ZONE_PATTERN, MAX_TIME_ZONE_LENGTH):
         body["time_zone"] = ZONES[len(zone) % len(ZONES)]
     relative = _reminders(body)
-    if body.get("recurrence") is not None or (relative and isinstance(body.get("reminders"), list)):
+    positive = case.meta is not None and case.meta.generation.mode.is_positive
+    if positive and (body.get("recurrence") is not None or relative):
         body["due_at"] = RECURRING_DUE
     return case
 
@@ -324,10 +336,13 @@ def reminder_window(context: schemathesis.HookContext, case: Case) -> Case:
     if meta is None or not meta.generation.mode.is_positive or not isinstance(query.get("from"), str):
         return case
     try:
-        start = datetime.fromisoformat(query["from"].replace("z", "Z"))
-        query["to"] = (start.astimezone(UTC) + timedelta(hours=1)).isoformat()
+        start = datetime.fromisoformat(query["from"].replace("z", "Z")).astimezone(UTC)
     except (ValueError, OverflowError):
-        pass
+        return case  # not a time the app reads either: the case stays as generated
+    try:
+        query["to"] = (start + timedelta(hours=1)).isoformat()
+    except OverflowError:  # the last hour of year 9999: the window ends at `from` instead
+        query["from"], query["to"] = (start - timedelta(hours=1)).isoformat(), start.isoformat()
     return case
 
 
