@@ -61,7 +61,13 @@ CASES: list[tuple[str, Executable, dict[str, Any], str]] = [
         {"completed_after": NOW},
         "ix_todos_user_id_completed_at_id",
     ),
-    ("subtasks by creation", _page("created_at", "parent_id"), {"parent_id": SOME}, CHILDREN),
+    # Either index serves it (the planner picks by statistics): the parent's, or the sort's.
+    (
+        "subtasks by creation",
+        _page("created_at", "parent_id"),
+        {"parent_id": SOME},
+        f"{CHILDREN}|ix_todos_user_id_created_at_id",
+    ),
 ]
 PAGE_PARAMS = {"after_value": NOW, "after_id": SOME, "limit": 51}
 
@@ -78,5 +84,5 @@ async def test_each_planner_statement_runs_on_an_index(
         await connection.execute(text("SET enable_seqscan = off"))
         plan = "\n".join(row[0] for row in await connection.exec_driver_sql(f"EXPLAIN {compiled}", values))
         await connection.rollback()
-    assert index in plan, plan
+    assert any(name in plan for name in index.split("|")), plan
     assert "Seq Scan" not in plan, plan
