@@ -60,14 +60,18 @@ _CLEAR = (
     .where(owned_reminder_fires(), col(ReminderFire.todo_id) == any_(_IDS))
     .execution_options(synchronize_session=False)
 )
-_ADD = insert(ReminderFire).from_select(
-    [col(ReminderFire.todo_id), col(ReminderFire.user_id), col(ReminderFire.fires_at)],
-    select_columns(
-        func.unnest(_IDS),
-        bindparam("user_id", type_=Uuid()),
-        func.unnest(bindparam("times", type_=ARRAY(TIMESTAMP))),
-    ),
-)
+_ADD = (
+    insert(ReminderFire)
+    .from_select(
+        [col(ReminderFire.todo_id), col(ReminderFire.user_id), col(ReminderFire.fires_at)],
+        select_columns(
+            func.unnest(_IDS),
+            bindparam("user_id", type_=Uuid()),
+            func.unnest(bindparam("times", type_=ARRAY(TIMESTAMP))),
+        ),
+    )
+    .execution_options(dml_strategy="raw")
+)  # bind parameters feed the SELECT, not VALUES
 
 
 def sources(session: Session, user_id: uuid.UUID, todo_ids: Sequence[uuid.UUID]) -> list[TodoReminders]:

@@ -53,15 +53,19 @@ _PAGES = {
     ).items()
 }
 # Rows for many todos at once (a parent and its subtasks): arrays, unnested in step.
-_RECORD = insert(TodoCompletion).from_select(
-    [col(TodoCompletion.id), col(TodoCompletion.user_id), col(TodoCompletion.todo_id), col(TodoCompletion.due_at)],
-    select_columns(
-        func.gen_random_uuid(),
-        bindparam("user_id", type_=Uuid()),
-        func.unnest(bindparam("todo_ids", type_=ARRAY(Uuid()))),
-        func.unnest(bindparam("due_ats", type_=ARRAY(TIMESTAMP))),
-    ),
-)
+_RECORD = (
+    insert(TodoCompletion)
+    .from_select(
+        [col(TodoCompletion.id), col(TodoCompletion.user_id), col(TodoCompletion.todo_id), col(TodoCompletion.due_at)],
+        select_columns(
+            func.gen_random_uuid(),
+            bindparam("user_id", type_=Uuid()),
+            func.unnest(bindparam("todo_ids", type_=ARRAY(Uuid()))),
+            func.unnest(bindparam("due_ats", type_=ARRAY(TIMESTAMP))),
+        ),
+    )
+    .execution_options(dml_strategy="raw")
+)  # bind parameters feed the SELECT, not VALUES
 _UNDO = (
     delete(TodoCompletion)
     .where(
