@@ -112,9 +112,10 @@ async def _populate(connection: AsyncConnection) -> World:
             for n, list_id in enumerate(lists[u])
         ],
     )
-    rows, completions_rows, fires = [], [], []
+    rows: list[dict[str, Any]] = []
+    completions_rows, fires = [], []
     for u in users:
-        tops = []
+        tops: list[dict[str, Any]] = []
         for n in range(TODOS):
             list_id = (lists[u] + [None])[n % (LISTS + 1)]
             done = n % 3 == 0
@@ -132,8 +133,9 @@ async def _populate(connection: AsyncConnection) -> World:
     await connection.execute(insert(metadata.tables["todos"]), rows)
     await connection.execute(insert(metadata.tables["todo_completions"]), completions_rows)
     await connection.execute(insert(metadata.tables["reminder_fires"]), fires)
-    parent = rows[TODOS - 1]["parent_id"]
-    return World(users[0], lists[users[0]][0], parent, rows[1]["id"])
+    parent: uuid.UUID = rows[TODOS - 1]["parent_id"]
+    some: uuid.UUID = rows[1]["id"]
+    return World(users[0], lists[users[0]][0], parent, some)
 
 
 async def test_each_planner_statement_runs_on_its_index(db_engine: AsyncEngine) -> None:
