@@ -133,9 +133,9 @@ async def _populate(connection: AsyncConnection) -> World:
     await connection.execute(insert(metadata.tables["todos"]), rows)
     await connection.execute(insert(metadata.tables["todo_completions"]), completions_rows)
     await connection.execute(insert(metadata.tables["reminder_fires"]), fires)
-    parent: uuid.UUID = rows[TODOS - 1]["parent_id"]
+    parent_id: uuid.UUID = rows[TODOS - 1]["parent_id"]
     some: uuid.UUID = rows[1]["id"]
-    return World(users[0], lists[users[0]][0], parent, some)
+    return World(users[0], lists[users[0]][0], parent_id, some)
 
 
 async def test_each_planner_statement_runs_on_its_index(db_engine: AsyncEngine) -> None:
