@@ -22,6 +22,8 @@ from todo_api.todos.planner_fields import (
 )
 
 MAX_TAGS = 20
+# A due date in the examples: a recurrence or a `before_due` reminder in the same example needs one.
+EXAMPLE_DUE = "2030-01-31T09:00:00+01:00"
 
 
 class Priority(ApiEnum):
@@ -85,7 +87,9 @@ class TodoCreate(BaseModel):
     title: Title = Field(description="1–500 characters, trimmed.")
     description: Description = ""
     completed: StrictBool = False
-    due_at: UtcDatetime | None = Field(default=None, description="RFC 3339 with an offset; returned in UTC.")
+    due_at: UtcDatetime | None = Field(
+        default=None, description="RFC 3339 with an offset; returned in UTC.", examples=[EXAMPLE_DUE]
+    )
     priority: Priority = Priority.NONE
     tags: Tags = Field(default=[], description="Trimmed; duplicates (case-insensitive) are dropped, order kept.")
     list_id: uuid.UUID | None = Field(default=None, description="One of the user's lists, or null.")
@@ -108,7 +112,7 @@ class TodoUpdate(Patch):
     title: Title | SkipJsonSchema[None] = None
     description: Description | SkipJsonSchema[None] = None
     completed: StrictBool | SkipJsonSchema[None] = None
-    due_at: UtcDatetime | None = None
+    due_at: UtcDatetime | None = Field(default=None, examples=[EXAMPLE_DUE])
     priority: Priority | SkipJsonSchema[None] = None
     tags: Tags | SkipJsonSchema[None] = None
     list_id: uuid.UUID | None = None
