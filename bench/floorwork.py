@@ -36,7 +36,8 @@ SELECT_FILTERED = (
 SELECT_POSITION_PAGE = (
     "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
     " parent_id, position, recurrence, time_zone, reminders, position AS sort_value"
-    " FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL ORDER BY position, id LIMIT %s"
+    " FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL"
+    " ORDER BY list_id, parent_id, position, id LIMIT %s"
 )
 UPDATE_COMPLETED = (
     "UPDATE todos SET completed = %s, completed_at = CASE WHEN %s THEN coalesce(completed_at, now()) END,"
@@ -47,7 +48,7 @@ UPDATE_COMPLETED = (
 LOCK_USER = "SELECT id FROM users WHERE id = %s FOR UPDATE"
 LAST_LOOSE = (
     "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL"
-    " ORDER BY position DESC LIMIT 1"
+    " ORDER BY list_id DESC, parent_id DESC, position DESC LIMIT 1"
 )
 INSERT_TODO = (
     "INSERT INTO todos (id, user_id, title, description, priority, tags, tag_keys, position)"
@@ -55,16 +56,17 @@ INSERT_TODO = (
     " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
     " parent_id, position, recurrence, time_zone, reminders"
 )
-# A move (todos in no list, top level): the todo's row lock, its new neighbours, one UPDATE.
+# A move (todos in no list, top level): the todo's row lock, its new neighbours, one UPDATE. The
+# group's columns are in each ORDER BY so that the unique index serves it (as in todo-api).
 LOCK_TODO = "SELECT list_id, parent_id, version FROM todos WHERE id = %s AND user_id = %s FOR UPDATE"
 POSITION_OF = "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL AND id = %s"
 NEXT_POSITION = (
     "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL AND id <> %s"
-    " AND position > %s ORDER BY position LIMIT 1"
+    " AND position > %s ORDER BY list_id, parent_id, position LIMIT 1"
 )
 FIRST_POSITION = (
     "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL AND id <> %s"
-    " ORDER BY position LIMIT 1"
+    " ORDER BY list_id, parent_id, position LIMIT 1"
 )
 UPDATE_POSITION = (
     "UPDATE todos SET position = %s, list_id = NULL, parent_id = NULL, depth = 0, updated_at = now(),"

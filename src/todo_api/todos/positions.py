@@ -56,18 +56,31 @@ def _in(shape: str) -> list[ColumnElement[bool]]:
     return [owned_todos(), _GROUPS[shape]]
 
 
-_LAST = {shape: select(_POSITION).where(*_in(shape)).order_by(_POSITION.desc()).limit(1) for shape in SHAPES}
+def in_order(shape: str) -> list[Any]:
+    """The group's order as the index has it. `IS NULL` does not make a column constant for the
+    planner (only `=` does), so top-level groups name (list_id, parent_id) in the order too: then
+    the unique index (user_id, list_id, parent_id, position) serves it, and nothing is sorted."""
+    return [_POSITION] if shape == "child" else [col(Todo.list_id), col(Todo.parent_id), _POSITION]
+
+
+def _backwards(shape: str) -> list[Any]:
+    return [column.desc() for column in in_order(shape)]
+
+
+_LAST = {shape: select(_POSITION).where(*_in(shape)).order_by(*_backwards(shape)).limit(1) for shape in SHAPES}
 _OF = {shape: select(_POSITION).where(*_in(shape), col(Todo.id) == bindparam("after")) for shape in SHAPES}
 _NOT_SELF = col(Todo.id) != bindparam("moved", type_=Uuid())
-_FIRST = {shape: select(_POSITION).where(*_in(shape), _NOT_SELF).order_by(_POSITION).limit(1) for shape in SHAPES}
+_FIRST = {
+    shape: select(_POSITION).where(*_in(shape), _NOT_SELF).order_by(*in_order(shape)).limit(1) for shape in SHAPES
+}
 _NEXT = {
     shape: select(_POSITION)
     .where(*_in(shape), _NOT_SELF, bindparam("before", type_=_KEY) < _POSITION)
-    .order_by(_POSITION)
+    .order_by(*in_order(shape))
     .limit(1)
     for shape in SHAPES
 }
-_IDS = {shape: select(col(Todo.id)).where(*_in(shape)).order_by(_POSITION) for shape in SHAPES}
+_IDS = {shape: select(col(Todo.id)).where(*_in(shape)).order_by(*in_order(shape)) for shape in SHAPES}
 _ID_ARRAY = bindparam("ids", type_=ARRAY(Uuid()))
 # Parenthesised: `(:keys::TEXT[])[i]` (a subscript right after a cast would not parse).
 _KEY_ARRAY = Grouping(bindparam("keys", type_=ARRAY(Text())))

@@ -270,7 +270,14 @@ _NO_SYNC = {"synchronize_session": False}
 
 @functools.lru_cache(maxsize=256)
 def _filtered_page(sort: str, after: bool, filters: frozenset[str]) -> Any:
-    return _PAGES[sort][after].where(*(_FILTERS[name] for name in sorted(filters)))
+    statement = _PAGES[sort][after].where(*(_FILTERS[name] for name in sorted(filters)))
+    if sort == "position" and "no_parent" in filters:
+        # A top-level group (`parent_id IS NULL`): its columns are named in the order, as the unique
+        # index (user_id, list_id, parent_id, position) has them; `IS NULL` alone does not tell the
+        # planner they are constant, and it would sort the whole group (todos.positions.in_order).
+        group = [col(Todo.list_id), col(Todo.parent_id)]
+        statement = statement.order_by(None).order_by(*group, *SORTS[sort].order_by())
+    return statement
 
 
 _CREATED = list(PlannerValues.__annotations__)
