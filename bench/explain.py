@@ -38,8 +38,11 @@ class Captured:
 
 def _explain(database_url: str, captured: Captured) -> str:
     parameters = captured.parameters
-    if captured.statement.lstrip().upper().startswith("INSERT") and isinstance(parameters, dict) and "id" in parameters:
-        parameters = parameters | {"id": uuid.uuid4()}  # the app's request already inserted that id
+    if captured.statement.lstrip().upper().startswith("INSERT") and isinstance(parameters, dict):
+        # the app's request already inserted that id (`new_id`: an INSERT … SELECT's bind parameter)
+        parameters = parameters | {key: uuid.uuid4() for key in ("id", "new_id") if key in parameters}
+        if isinstance(parameters.get("new_position"), str):  # and that position among its siblings
+            parameters["new_position"] += "V"
     with psycopg.connect(database_url, prepare_threshold=None) as connection:
         try:
             rows = connection.execute("EXPLAIN (ANALYZE, BUFFERS) " + captured.statement, parameters).fetchall()
