@@ -162,14 +162,20 @@ class TodoRead(BaseModel):
     list_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
-    parent_id: uuid.UUID | None = Field(description="The parent todo, or null for a top-level todo.")
+    parent_id: uuid.UUID | None = Field(
+        description="The parent todo, or null for a top-level todo.", examples=["5e4d3c2b-1a0f-4d8c-b7a6-7d3c2b1a0f9e"]
+    )
     position: str = Field(
         description="Read-only: its byte order is the user's order among the todo's siblings (same list and "
         "parent); change it with `POST /api/todos/{todo_id}/move`.",
         examples=["a0V"],
     )
-    recurrence: str | None = Field(description="The RRULE (canonical form), or null.")
-    time_zone: str = Field(description="The IANA time zone of the recurrence's wall-clock time.")
+    recurrence: str | None = Field(
+        description="The RRULE (canonical form), or null.", examples=["FREQ=WEEKLY;BYDAY=MO"]
+    )
+    time_zone: str = Field(
+        description="The IANA time zone of the recurrence's wall-clock time.", examples=["Europe/Berlin"]
+    )
     reminders: Reminders = Field(description=REMINDERS_DESCRIPTION)
 
     @field_validator("priority", mode="before")
