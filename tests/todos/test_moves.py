@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session, col
@@ -220,3 +222,26 @@ async def test_lists_have_an_order_too(api: Api, db_engine: AsyncEngine) -> None
         assert response.json()["detail"][0]["loc"] == ["body", "after_id"]
     missing = await api.request("POST", f"/api/lists/{uuid.uuid4()}/move", json={})
     assert missing.status_code == 404
+
+
+MOVES = st.lists(st.tuples(st.integers(0, 4), st.none() | st.integers(0, 4)), min_size=1, max_size=12)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(moves=MOVES)
+async def test_any_sequence_of_moves_gives_the_order_a_list_would(
+    api: Api, moves: list[tuple[int, int | None]]
+) -> None:
+    """A model: the same moves on a Python list (remove the todo, insert it after `after`)."""
+    work = await api.create_list(f"w{uuid.uuid4().hex[:8]}")
+    ids = [(await api.create_todo(title=f"t{n}", list_id=work["id"]))["id"] for n in range(5)]
+    model = list(ids)
+    for mover, after in moves:
+        if after == mover:
+            after = None
+        body = {"after_id": None if after is None else ids[after]}
+        response = await api.request("POST", f"/api/todos/{ids[mover]}/move", json=body)
+        assert response.status_code == 200, response.text
+        model.remove(ids[mover])
+        model.insert(0 if after is None else model.index(ids[after]) + 1, ids[mover])
+    assert await _order(api, list_id=work["id"]) == model
