@@ -59,6 +59,7 @@ CASES: list[tuple[str, Executable, Params, str]] = [
     ("first child", positions._FIRST["child"], lambda w: {"group_parent": w.parent, "moved": w.todo}, CHILDREN),
     ("a group in order (rebalance)", positions._IDS["list"], lambda w: {"group_list": w.list_id}, SIBLINGS),
     ("rebalance", positions.REBALANCE, lambda w: {"ids": [w.todo], "keys": ["a0"]}, "uq_todos_id_user_id|pk_todos"),
+    ("a todo's state and whether it has subtasks", tree._STATE, lambda w: {"target": w.parent}, CHILDREN),
     ("subtree shape", tree._SHAPE, lambda w: {"root": w.parent, "parent": w.todo}, CHILDREN),
     ("complete descendants", tree._COMPLETE_DESCENDANTS, lambda w: {"root": w.parent, "completed": True}, CHILDREN),
     ("last list", list_positions._LAST, lambda w: {}, "uq_lists_user_id_position"),

@@ -85,5 +85,5 @@ def _under(
 def follow(session: Session, user_id: uuid.UUID, state: TodoState, placement: Placement) -> None:
     """After the todo's own write: its subtasks follow it to its list and level."""
     shift = placement.depth - state.depth
-    if placement.list_id != state.list_id or shift:
+    if state.has_children and (placement.list_id != state.list_id or shift):
         tree.move_descendants(session, user_id, state.id, placement.list_id, shift)

@@ -140,9 +140,9 @@ def _completion(
     """History rows and the subtasks' completion; the subtasks whose state changed."""
     if advanced is not None:  # a recurring todo moved on: its subtasks start over
         completions.record(session, user_id, [(state.id, advanced.due_at)])
-        return tree.reopen_descendants(session, user_id, state.id)
+        return tree.reopen_descendants(session, user_id, state.id) if state.has_children else []
     if record.completed and not state.completed:
-        done = tree.complete_descendants(session, user_id, state.id)
+        done = tree.complete_descendants(session, user_id, state.id) if state.has_children else []
         completions.record(session, user_id, [(state.id, record.due_at), *done])
         return [child for child, _ in done]
     if state.completed and not record.completed and "completed" in planned:

@@ -17,9 +17,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Uuid, bindparam, literal
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningUpdate, Update
 from sqlalchemy.sql.selectable import CTE
-from sqlmodel import Session, col, func, select, update
+from sqlmodel import Session, col, exists, func, select, update
 
 from todo_api.models import Todo
 from todo_api.models.scoping import OWNER, owned_todos
@@ -47,6 +48,7 @@ class TodoState(NamedTuple):
     recurrence_index: int
     reminders: list[dict[str, str]]
     version: int
+    has_children: bool  # no subtasks: the subtree statements can be skipped
 
 
 class ParentPlace(NamedTuple):
@@ -54,7 +56,14 @@ class ParentPlace(NamedTuple):
     depth: int
 
 
-_STATE = select_columns(*(col(getattr(Todo, name)) for name in TodoState._fields)).where(_ONE).with_for_update()
+_CHILD = aliased(Todo, name="child")
+# One probe of the children index (the row's own subtasks are the owner's: the composite foreign key).
+_HAS_CHILDREN = exists().where(col(_CHILD.parent_id) == col(Todo.id)).correlate(Todo).label("has_children")
+_STATE = (
+    select_columns(*(col(getattr(Todo, name)) for name in TodoState._fields[:-1]), _HAS_CHILDREN)
+    .where(_ONE)
+    .with_for_update(of=Todo)
+)
 _PARENT = select_columns(col(Todo.list_id), col(Todo.depth)).where(
     col(Todo.id) == bindparam("parent", type_=Uuid()), owned_todos()
 )
