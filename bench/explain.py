@@ -27,7 +27,21 @@ from bench.fixture import Prepared, prepared, say
 from bench.inprocess import Probe, deep_path, probes, settings, sync_paths
 from todo_api.app import create_app
 
-DEFAULT = ("me", "list", "list-deep", "filter", "get", "create", "patch", "list-100k", "list-1k", "sync", "sync-100k")
+DEFAULT = (
+    "me",
+    "list",
+    "list-deep",
+    "filter",
+    "get",
+    "create",
+    "patch",
+    "list-100k",
+    "list-1k",
+    "sync",
+    "sync-100k",
+    "move",
+    "position",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +53,10 @@ class Captured:
 def _explain(database_url: str, captured: Captured) -> str:
     parameters = captured.parameters
     if captured.statement.lstrip().upper().startswith("INSERT") and isinstance(parameters, dict):
-        # the app's request already inserted that id
-        parameters = parameters | {name: uuid.uuid4() for name in ("id", "new_id") if name in parameters}
+        # the app's request already inserted that id (`new_id`: an INSERT … SELECT's bind parameter)
+        parameters = parameters | {key: uuid.uuid4() for key in ("id", "new_id") if key in parameters}
+        if isinstance(parameters.get("new_position"), str):  # and that position among its siblings
+            parameters["new_position"] += "V"
     with psycopg.connect(database_url, prepare_threshold=None) as connection:
         try:
             rows = connection.execute("EXPLAIN (ANALYZE, BUFFERS) " + captured.statement, parameters).fetchall()

@@ -4,9 +4,9 @@ A raw ASGI app (no framework, no ORM, no validation library) doing what todo-api
 request: verify the Ed25519 JWT with PyJWT (algorithm allowlist, issuer, audience, exp, sub), look
 the user up by (issuer, subject), run the same SQL shape in one transaction per request on a
 psycopg 3 async pool (`prepare_threshold=None`, like the app), and answer with orjson using the
-app's JSON field names. It serves `me`, `get`, `list` (the first page, and the `filter` scenario's
-`completed` / `tag` / `sort=due_at` page), `create` and `patch`, so `mixed` too, and `sync`
-(`bench.floorsync`). It is the
+app's JSON field names. It serves `me`, `get`, `list` (the first page, the `filter` scenario's
+`completed` / `tag` / `sort=due_at` page and the `position` scenario's `sort=position` page),
+`create`, `patch` and `move`, so `mixed` too, and `sync` (`bench.floorsync`). It is the
 measuring stick, not a second implementation: input checks are minimal, other query parameters
 (cursors among them) are ignored and unknown routes are plain 404s.
 
@@ -73,6 +73,8 @@ def _request_headers(scope: Scope) -> tuple[str | None, bool]:
 
 
 def _route(path: str) -> str:
+    if path.startswith(API_TODOS + "/") and path.endswith("/move"):
+        return f"{API_TODOS}/{{todo_id}}/move"
     return ROUTES.get(path) or (f"{API_TODOS}/{{todo_id}}" if path.startswith(API_TODOS + "/") else "(unmatched)")
 
 

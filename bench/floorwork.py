@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
+import fractional_indexing
 import orjson
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
@@ -18,32 +19,66 @@ type Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
 # Spelled out (not interpolated) so every statement is one literal; the column list is the API's.
 SELECT_USER = "SELECT id, issuer, subject, email, name, created_at FROM users WHERE issuer = %s AND subject = %s"
 SELECT_TODO = (
-    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at"
-    " FROM todos WHERE id = %s AND user_id = %s"
+    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " parent_id, position, recurrence, time_zone, reminders FROM todos WHERE id = %s AND user_id = %s"
 )
 SELECT_PAGE = (
     "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
-    " created_at AS sort_value FROM todos WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s"
+    " parent_id, position, recurrence, time_zone, reminders, created_at AS sort_value"
+    " FROM todos WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s"
 )
 SELECT_FILTERED = (
     "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
-    " due_at AS sort_value FROM todos WHERE user_id = %s AND completed = %s AND tag_keys @> %s"
+    " parent_id, position, recurrence, time_zone, reminders, due_at AS sort_value"
+    " FROM todos WHERE user_id = %s AND completed = %s AND tag_keys @> %s"
     " ORDER BY coalesce(due_at, 'infinity'::timestamptz), id LIMIT %s"
+)
+SELECT_POSITION_PAGE = (
+    "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " parent_id, position, recurrence, time_zone, reminders, position AS sort_value"
+    " FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL"
+    " ORDER BY list_id, parent_id, position, id LIMIT %s"
 )
 UPDATE_COMPLETED = (
     "UPDATE todos SET completed = %s, completed_at = CASE WHEN %s THEN coalesce(completed_at, now()) END,"
     " updated_at = now(), version = version + 1 WHERE id = %s AND user_id = %s RETURNING"
-    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at, version"
+    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " parent_id, position, recurrence, time_zone, reminders, version"
+)
+LOCK_USER = "SELECT id FROM users WHERE id = %s FOR UPDATE"
+LAST_LOOSE = (
+    "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL"
+    " ORDER BY list_id DESC, parent_id DESC, position DESC LIMIT 1"
 )
 INSERT_TODO = (
-    "INSERT INTO todos (id, user_id, title, description, priority, tags, tag_keys)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING"
-    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at"
+    "INSERT INTO todos (id, user_id, title, description, priority, tags, tag_keys, position)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING"
+    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " parent_id, position, recurrence, time_zone, reminders"
+)
+# A move (todos in no list, top level): the todo's row lock, its new neighbours, one UPDATE. The
+# group's columns are in each ORDER BY so that the unique index serves it (as in todo-api).
+LOCK_TODO = "SELECT list_id, parent_id, version FROM todos WHERE id = %s AND user_id = %s FOR UPDATE"
+POSITION_OF = "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL AND id = %s"
+NEXT_POSITION = (
+    "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL AND id <> %s"
+    " AND position > %s ORDER BY list_id, parent_id, position LIMIT 1"
+)
+FIRST_POSITION = (
+    "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL AND id <> %s"
+    " ORDER BY list_id, parent_id, position LIMIT 1"
+)
+UPDATE_POSITION = (
+    "UPDATE todos SET position = %s, list_id = NULL, parent_id = NULL, depth = 0, updated_at = now(),"
+    " version = version + 1 WHERE id = %s AND user_id = %s RETURNING"
+    " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " parent_id, position, recurrence, time_zone, reminders, version"
 )
 PRIORITIES = ("none", "low", "medium", "high")
 JSON = (b"content-type", b"application/json")
 API_TODOS = "/api/todos"
 API_SYNC = "/api/sync"
+MOVE = "/move"
 
 
 def json_response(status: int, payload: Any, *headers: tuple[bytes, bytes]) -> Response:
@@ -117,6 +152,8 @@ async def route_request(
         return await _create(connection, user_id, body)
     if path.startswith(API_TODOS + "/") and method == "GET":
         return await _get(connection, user_id, path.removeprefix(API_TODOS + "/"))
+    if path.startswith(API_TODOS + "/") and path.endswith(MOVE) and method == "POST":
+        return await _move(connection, user_id, path.removeprefix(API_TODOS + "/").removesuffix(MOVE), body)
     if path.startswith(API_TODOS + "/") and method == "PATCH":
         return await _patch(connection, user_id, path.removeprefix(API_TODOS + "/"), body)
     if path == API_SYNC and method == "GET":
@@ -128,7 +165,9 @@ async def route_request(
 
 async def _list(connection: AsyncConnection[DictRow], user_id: uuid.UUID, query: dict[str, list[str]]) -> Response:
     limit, filtered = _limit(query), _filtered(query)
-    if filtered is None:
+    if query.get("sort") == ["position"]:
+        cursor = await connection.execute(SELECT_POSITION_PAGE, (user_id, limit + 1))
+    elif filtered is None:
         cursor = await connection.execute(SELECT_PAGE, (user_id, limit + 1))
     else:
         cursor = await connection.execute(SELECT_FILTERED, (user_id, *filtered, limit + 1))
@@ -170,6 +209,49 @@ async def _create(connection: AsyncConnection[DictRow], user_id: uuid.UUID, body
         return error(422, "Invalid body")
     tags: list[str] = new["tags"]
     values = (uuid.uuid4(), user_id, new["title"], new["description"], new["priority"], tags)
-    row = await (await connection.execute(INSERT_TODO, (*values, [t.casefold() for t in tags]))).fetchone()
+    # New todos go last: read the last key under the user's lock (todo-api does the same).
+    await connection.execute(LOCK_USER, (user_id,))
+    last = await (await connection.execute(LAST_LOOSE, (user_id,))).fetchone()
+    position = fractional_indexing.generate_key_between(None if last is None else last["position"], None)
+    row = await (await connection.execute(INSERT_TODO, (*values, [t.casefold() for t in tags], position))).fetchone()
     assert row is not None
     return json_response(201, _todo(row), (b"location", f"{API_TODOS}/{row['id']}".encode()))
+
+
+def _after_id(body: bytes) -> tuple[bool, uuid.UUID | None]:
+    """(valid, after_id) of a move body: `{"after_id": <uuid> | null}` (left out: null)."""
+    try:
+        data = orjson.loads(body)
+        raw = data.get("after_id") if isinstance(data, dict) else ""
+        return True, None if raw is None else uuid.UUID(raw)
+    except (orjson.JSONDecodeError, ValueError, TypeError, AttributeError):
+        return False, None
+
+
+async def _move(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str, body: bytes) -> Response:
+    """The `move` scenario's work: todos in no list, at the top level (no rebalance: rare in todo-api,
+    never needed by random moves)."""
+    valid, after = _after_id(body)
+    if not valid:
+        return error(422, "Invalid body")
+    try:
+        todo_id = uuid.UUID(raw_id)
+    except ValueError:
+        return error(404, "Not found")
+    await connection.execute(LOCK_USER, (user_id,))
+    if await (await connection.execute(LOCK_TODO, (todo_id, user_id))).fetchone() is None:
+        return error(404, "Not found")
+    before: str | None = None
+    if after is not None:
+        found = await (await connection.execute(POSITION_OF, (user_id, after))).fetchone()
+        if found is None or after == todo_id:
+            return error(422, "No such todo among the target siblings")
+        before = found["position"]
+        following = await (await connection.execute(NEXT_POSITION, (user_id, todo_id, before))).fetchone()
+    else:
+        following = await (await connection.execute(FIRST_POSITION, (user_id, todo_id))).fetchone()
+    key = fractional_indexing.generate_key_between(before, None if following is None else following["position"])
+    row = await (await connection.execute(UPDATE_POSITION, (key, todo_id, user_id))).fetchone()
+    assert row is not None
+    etag = f'"{row.pop("version")}"'.encode()
+    return json_response(200, _todo(row), (b"etag", etag))

@@ -43,6 +43,7 @@ def probes(
 ) -> list[Probe]:
     sync_paths = sync_paths or {}
     some_id = str(ready.seed.user("user-1").todo_ids[1234 % len(ready.seed.user("user-1").todo_ids)])
+    loose = [str(todo_id) for todo_id in ready.seed.user("user-1").loose_ids[100:102]]
     catalogue = {
         "me": Probe("me", "GET", "/api/users/me", None, "user-1"),
         "list": Probe("list", "GET", scenarios.LIST_PATH, None, "user-1"),
@@ -57,6 +58,8 @@ def probes(
         "sync-100k": Probe(
             "sync-100k", "GET", sync_paths.get(scenarios.BIG_USER, "/api/sync"), None, scenarios.BIG_USER
         ),
+        "move": Probe("move", "POST", f"/api/todos/{loose[0]}/move", f'{{"after_id":"{loose[1]}"}}', "user-1"),
+        "position": Probe("position", "GET", scenarios.POSITION_PATH, None, "user-1"),
     }
     return [catalogue[name] for name in names if name in catalogue]
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-type Action = Literal["me", "get", "list", "create", "patch"]
+type Action = Literal["me", "get", "list", "create", "patch", "move"]
 
 CREATE_BODY = '{"title":"bench %d-%d","tags":["bench"],"priority":"low"}'
 
@@ -67,6 +67,13 @@ act.patch = function(who)
   toggle = not toggle
   local body = toggle and '{"completed":true}' or '{"completed":false}'
   return wrk.format("PATCH", "/api/todos/" .. who.idlist[math.random(#who.idlist)], who.write, body)
+end
+
+act.move = function(who)
+  local mover = who.idlist[math.random(#who.idlist)]
+  local after = who.idlist[math.random(#who.idlist)]
+  local body = (after == mover) and '{"after_id":null}' or ('{"after_id":"' .. after .. '"}')
+  return wrk.format("POST", "/api/todos/" .. mover .. "/move", who.write, body)
 end
 
 function request()

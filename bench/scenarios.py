@@ -25,6 +25,7 @@ from todo_api.config import Settings
 
 LIST_PATH = "/api/todos?limit=50"
 FILTER_PATH = "/api/todos?completed=false&tag=work&sort=due_at&limit=50"
+POSITION_PATH = "/api/todos?sort=position&limit=50"  # the todos in no list, in the user's order
 DEEP_PAGES = 100
 IDS_PER_IDENTITY = 20  # the todo ids `get` and `patch` pick from, per user
 
@@ -51,6 +52,14 @@ CATALOGUE: dict[str, tuple[str, tuple[tuple[Action, int], ...], Population, str,
         "list",
         True,
     ),
+    "move": (
+        'POST /api/todos/{id}/move {"after_id": a sibling}, random own todos in no list',
+        (("move", 1),),
+        EVERYONE,
+        "list",
+        True,
+    ),
+    "position": (f"GET {POSITION_PATH} (first page)", (("list", 1),), EVERYONE, "position", True),
     "mixed": (
         "40% get, 40% list, 10% create, 10% patch",
         (("get", 40), ("list", 40), ("create", 10), ("patch", 10)),
@@ -146,8 +155,9 @@ def _members(population: Population, seed: Seed) -> list[str]:
     return list(population)
 
 
-def _sample(seed: Seed, key: str) -> tuple[str, ...]:
-    ids = seed.user(key).todo_ids
+def _sample(seed: Seed, key: str, *, loose: bool = False) -> tuple[str, ...]:
+    """Some of the user's todo ids (`loose`: only todos in no list, one sibling group)."""
+    ids = seed.user(key).loose_ids if loose else seed.user(key).todo_ids
     picked = random.Random(key).sample(ids, min(IDS_PER_IDENTITY, len(ids)))
     return tuple(str(todo_id) for todo_id in picked)
 
@@ -157,15 +167,18 @@ def build(name: str, seed: Seed, tokens: Mapping[str, str], app: httpx.Client) -
     scenarios make their changes and take their tokens there."""
     description, mix, who, list_key, floor = CATALOGUE[name]
     identities = []
+    moving = any(action == "move" for action, _ in mix)
     for key in _members(who, seed):
-        path = {"list": LIST_PATH, "filter": FILTER_PATH}.get(list_key)
+        if moving and len(seed.user(key).loose_ids) < 2:
+            continue  # a move needs a sibling to follow
+        path = {"list": LIST_PATH, "filter": FILTER_PATH, "position": POSITION_PATH}.get(list_key)
         if list_key == "sync":
             path = sync_path(app, tokens[key], _sample(seed, key))
         elif path is None:
             path, depth = walk_cursor(app, tokens[key])
             if depth < DEEP_PAGES:
                 description += f" (only {depth} pages for {key})"
-        identities.append(Identity(tokens[key], _sample(seed, key), path))
+        identities.append(Identity(tokens[key], _sample(seed, key, loose=moving), path))
     return Scenario(name, description, mix, tuple(identities), floor, crowd=is_crowd(name))
 
 
@@ -175,12 +188,14 @@ type Request = tuple[str, str, str | None]  # method, path, JSON body
 def request_for(action: Action, identity: Identity, n: int = 0) -> Request:
     """The request an action sends as `identity` (`n` varies the todo id and the created title)."""
     some_id = identity.ids[n % len(identity.ids)] if identity.ids else "none"
+    sibling = identity.ids[(n + 1) % len(identity.ids)] if identity.ids else "none"
     return {
         "me": ("GET", "/api/users/me", None),
         "list": ("GET", identity.list_path, None),
         "get": ("GET", f"/api/todos/{some_id}", None),
         "create": ("POST", "/api/todos", CREATE_BODY.replace("%d", str(n))),
         "patch": ("PATCH", f"/api/todos/{some_id}", '{"completed":true}' if n % 2 else '{"completed":false}'),
+        "move": ("POST", f"/api/todos/{some_id}/move", f'{{"after_id":"{sibling}"}}' if sibling != some_id else "{}"),
     }[action]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import fractional_indexing
 import psycopg
 from psycopg import sql
 from sqlalchemy import Table, create_engine, insert
@@ -24,17 +25,18 @@ from todo_api.models import Todo, TodoList, User
 from todo_api.storage.database import driver_url
 
 TODOS: Table = Todo.__table__  # type: ignore[attr-defined]
-# Every column the seed writes, in table order; the rest (version, the trash and sync columns) take
+# Every column the seed writes, in table order; the rest (version, the trash, sync and other planner columns) take
 # their server defaults.
 SEEDED = frozenset(
     {"id", "user_id", "list_id", "title", "description", "completed", "completed_at", "due_at", "priority"}
-    | {"tags", "tag_keys", "created_at", "updated_at"}
+    | {"tags", "tag_keys", "created_at", "updated_at", "position"}
 )
 TODO_COLUMNS = tuple(
     name
     for name in TODOS.columns.keys()  # noqa: SIM118 - ColumnCollection.keys() keeps table order
     if name in SEEDED
 )
+KEYS_PER_GROUP = 120_000  # enough position keys for the largest sibling group (a user's loose todos)
 LISTS_PER_BIG_USER, LISTS_PER_USER = 20, 2
 BIG_USER_TODOS = 1_000  # from this size on, a user gets LISTS_PER_BIG_USER lists
 EXTRA_TAGS = ("home", "Urgent", "errands", "later", "Q3", "reading")
@@ -48,6 +50,7 @@ class SeededUser:
     subject: str
     id: uuid.UUID
     todo_ids: tuple[uuid.UUID, ...]
+    loose_ids: tuple[uuid.UUID, ...] = ()  # in no list: one sibling group (the `move` scenario's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,25 +94,39 @@ class _Plan:
 
 def _plan(plan: dict[str, int]) -> _Plan:
     users, lists, lists_of = [], [], {}
+    list_keys = fractional_indexing.generate_n_keys_between(None, None, LISTS_PER_BIG_USER)
     for key, todos in plan.items():
         user_id = uuid.uuid4()
         users.append({"id": user_id, "issuer": ISSUER, "subject": f"bench|{key}", "name": None})
         count = LISTS_PER_BIG_USER if todos >= BIG_USER_TODOS else LISTS_PER_USER
         lists_of[user_id] = [uuid.uuid4() for _ in range(count)]
         lists += [
-            {"id": list_id, "user_id": user_id, "name": f"List {i:02d}"} for i, list_id in enumerate(lists_of[user_id])
+            {"id": list_id, "user_id": user_id, "name": f"List {i:02d}", "position": list_keys[i]}
+            for i, list_id in enumerate(lists_of[user_id])
         ]
     return _Plan(users, lists, lists_of)
 
 
 def _todo_rows(
-    rng: random.Random, planned: _Plan, plan: dict[str, int], ids: dict[str, list[uuid.UUID]]
+    rng: random.Random,
+    planned: _Plan,
+    plan: dict[str, int],
+    ids: dict[str, list[uuid.UUID]],
+    loose: dict[str, list[uuid.UUID]],
 ) -> Iterator[list[Any]]:
+    """Rows in creation order; each sibling group (a user's list, or no list) gets the next
+    position keys in turn, as todo-api would give them (new todos last)."""
     now = datetime.now(UTC)
+    keys = fractional_indexing.generate_n_keys_between(None, None, KEYS_PER_GROUP)
     for user, (key, todos) in zip(planned.users, plan.items(), strict=True):
+        used: dict[uuid.UUID | None, int] = {}
         for n in range(todos):
             row = _todo(rng, user["id"], planned.lists_of[user["id"]], n, now)
+            row["position"] = keys[used.setdefault(row["list_id"], 0)]
+            used[row["list_id"]] += 1
             ids[key].append(row["id"])
+            if row["list_id"] is None:
+                loose[key].append(row["id"])
             yield [row[name] for name in TODO_COLUMNS]
 
 
@@ -119,6 +136,7 @@ def seed(database_url: str, plan: dict[str, int], *, random_seed: int = 20261125
     rng = random.Random(random_seed)
     planned = _plan(plan)
     ids: dict[str, list[uuid.UUID]] = {key: [] for key in plan}
+    loose: dict[str, list[uuid.UUID]] = {key: [] for key in plan}
     engine = create_engine(driver_url(database_url), connect_args={"prepare_threshold": None})
     try:
         with engine.begin() as connection:
@@ -130,14 +148,14 @@ def seed(database_url: str, plan: dict[str, int], *, random_seed: int = 20261125
                 sql.Identifier(TODOS.name), sql.SQL(", ").join(sql.Identifier(name) for name in TODO_COLUMNS)
             )
             with raw.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in _todo_rows(rng, planned, plan, ids):
+                for row in _todo_rows(rng, planned, plan, ids, loose):
                     copy.write_row(row)
     finally:
         engine.dispose()
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE) users, lists, todos")
     users = {
-        key: SeededUser(key, user["subject"], user["id"], tuple(ids[key]))
+        key: SeededUser(key, user["subject"], user["id"], tuple(ids[key]), tuple(loose[key]))
         for user, key in zip(planned.users, plan, strict=True)
     }
     rows = sum(plan.values()) + len(planned.users) + len(planned.lists)

@@ -25,9 +25,10 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeGuard
 
+import fractional_indexing
 import schemathesis
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,16 +36,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.keys import ISSUER, Signer, new_key, public_pem
 from todo_api.models import metadata
 from todo_api.pagination import CURSOR_MAX_LENGTH  # the schema's `maxLength` for `cursor`
+from todo_api.planner.recurrence import MAX_TIME_ZONE_LENGTH
+from todo_api.planner.reminders import DURATION_PATTERN
+from todo_api.planner.rules import MAX_RULE_LENGTH
+from todo_api.todos.planner_fields import RULE_PATTERN, TIME_ZONE_PATTERN
 
 # JSON Schema `format: uuid` (RFC 4122 text form). Python's `uuid.UUID` also accepts braces, URNs
 # and unhyphenated hex, which the schema does not; those are negative data and are left alone.
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 TODO_WRITES = ["POST /api/todos", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
-PAGED_READS = ["GET /api/todos", "GET /api/lists", "GET /api/trash"]
+TODO_MOVE = "POST /api/todos/{todo_id}/move"
+LIST_MOVE = "POST /api/lists/{list_id}/move"
+TODO_COMPLETIONS = "GET /api/todos/{todo_id}/completions"
+REMINDERS = "GET /api/reminders"
+# Values the parsers accept (the document outlines them with patterns; the parsers decide).
+RULES = ("FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10", "FREQ=MONTHLY;BYMONTHDAY=-1", "FREQ=YEARLY;UNTIL=20400101")
+ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
+DURATIONS = ("PT15M", "PT1H30M", "P1D", "P1W")
+RECURRING_DUE = "2030-01-31T09:00:00Z"
+PAGED_READS = ["GET /api/todos", "GET /api/lists", "GET /api/trash", TODO_COMPLETIONS, REMINDERS]
 SYNC_TOKEN_TAKERS = ["GET /api/sync", "POST /api/batch"]
 TODO_BY_ID = ["GET /api/todos/{todo_id}", "PUT /api/todos/{todo_id}", "PATCH /api/todos/{todo_id}"]
-LIST_BY_ID = ["GET /api/lists/{list_id}", "PUT /api/lists/{list_id}", "PATCH /api/lists/{list_id}"]
+TODO_BY_ID += [TODO_MOVE, TODO_COMPLETIONS]
+LIST_BY_ID = ["GET /api/lists/{list_id}", "PUT /api/lists/{list_id}", "PATCH /api/lists/{list_id}", LIST_MOVE]
 CONDITIONAL_WRITES = [
     f"{method} /api/{kind}/{{{kind[:-1]}_id}}" for kind in ("todos", "lists") for method in ("PUT", "PATCH", "DELETE")
 ]
@@ -96,6 +111,7 @@ class KnownIds:
     user: str = _fixed_id("user")
     lists: tuple[str, ...] = tuple(_fixed_id(f"list {n}") for n in range(2))
     todos: tuple[str, ...] = tuple(_fixed_id(f"todo {n}") for n in range(3))
+    parent: str = _fixed_id("parent")  # the only todo the run places others under (never moved itself)
     doomed_lists: tuple[str, ...] = tuple(_fixed_id(f"doomed list {n}") for n in range(8))
     doomed_todos: tuple[str, ...] = tuple(_fixed_id(f"doomed todo {n}") for n in range(8))
     trashed_todos: tuple[str, ...] = tuple(_fixed_id(f"trashed todo {n}") for n in range(8))
@@ -105,6 +121,8 @@ class KnownIds:
         await connection.execute(insert(USERS).values(id=self.user, issuer=ISSUER, subject=USER_SUBJECT))
         lists = [{"name": f"Kept {n}", "id": id_} for n, id_ in enumerate(self.lists)]
         lists += [{"name": f"Doomed {n}", "id": id_} for n, id_ in enumerate(self.doomed_lists)]
+        keys = fractional_indexing.generate_n_keys_between(None, None, len(lists))
+        lists = [{**row, "position": key} for row, key in zip(lists, keys, strict=True)]
         await connection.execute(insert(LISTS), [{**row, "user_id": self.user} for row in lists])
         done = datetime(2029, 12, 31, tzinfo=UTC)
         todos: list[dict[str, Any]] = [
@@ -117,6 +135,9 @@ class KnownIds:
             for n, id_ in enumerate(self.doomed_todos)
         ]
         todos += [{"id": id_, "title": f"Trashed {n}", "deleted_at": done} for n, id_ in enumerate(self.trashed_todos)]
+        todos.append({"id": self.parent, "title": "Parent"})
+        keys = iter(fractional_indexing.generate_n_keys_between(None, None, len(todos)))  # unique in any group
+        todos = [{**row, "position": next(keys)} for row in todos]
         defaults: dict[str, Any] = {"list_id": None, "completed": False, "completed_at": None, "due_at": None}
         defaults |= {"deleted_at": None}
         defaults |= {"priority": 0, "tags": [], "tag_keys": []}
@@ -269,12 +290,100 @@ def trashed_todo(context: schemathesis.HookContext, case: Case) -> Case:
     return _existing(case, "resource_id", KNOWN.trashed_todos)
 
 
+def parent_and_list(context: schemathesis.HookContext, case: Case) -> Case:
+    """Todo writes and moves: a schema-valid `parent_id` becomes the known parent or null, and a
+    `list_id` sent with that parent becomes the parent's list (none).
+
+    A random uuid is never one of the user's todos (422 "Parent not found", tested in
+    test_planner_isolation.py); a parent in another list, a cycle or a fifth level are refused
+    by design (test_subtasks.py). The known parent is never itself moved, so no case makes a cycle.
+    """
+    body = case.body
+    if isinstance(body, dict) and (generated := schema_uuid(body.get("parent_id"))) is not None:
+        body["parent_id"] = pick(generated, [KNOWN.parent, None])
+        positive = case.meta is not None and case.meta.generation.mode.is_positive
+        if positive and body["parent_id"] is not None and "list_id" in body:
+            body["list_id"] = None
+    return case
+
+
+def _valid(value: Any, pattern: str, max_length: int) -> TypeGuard[str]:
+    """A string the schema accepts (negative cases keep their invalid values)."""
+    return isinstance(value, str) and 0 < len(value) <= max_length and re.fullmatch(pattern, value) is not None
+
+
+def _reminders(body: dict[str, Any]) -> bool:
+    """Rewrite schema-valid `before_due` durations to accepted ones (the pattern admits P999D and
+    PT0S, which the parser refuses: at most 366 days, not zero); whether any is relative."""
+    relative = False
+    for reminder in body.get("reminders") or []:
+        if isinstance(reminder, dict) and _valid(reminder.get("before_due"), DURATION_PATTERN, 64):
+            reminder["before_due"] = DURATIONS[len(reminder["before_due"]) % len(DURATIONS)]
+            relative = True
+    return relative
+
+
+def schedule(context: schemathesis.HookContext, case: Case) -> Case:
+    """Todo writes: a schema-valid `recurrence` becomes a rule from `RULES` (on creates; null on
+    PUT and PATCH), a schema-valid `time_zone` a zone from `ZONES`, and in positive cases a todo
+    given a rule or a `before_due` reminder gets a due date (the rules' own cases are in
+    tests/planner, tests/todos/test_recurring.py and tests/hostile/test_planner_inputs.py).
+
+    The known todos never become recurring: a generated `due_at` can lie where a rule has no next
+    occurrence (year 9999), which is a 422 by design for a recurring todo and not for others.
+    """
+    body = case.body
+    if not isinstance(body, dict):
+        return case
+    creating = case.operation.label == "POST /api/todos"
+    if _valid(rule := body.get("recurrence"), RULE_PATTERN, MAX_RULE_LENGTH):
+        body["recurrence"] = RULES[len(rule) % len(RULES)] if creating else None
+    if _valid(zone := body.get("time_zone"), TIME_ZONE_PATTERN, MAX_TIME_ZONE_LENGTH):
+        body["time_zone"] = ZONES[len(zone) % len(ZONES)]
+    relative = _reminders(body)
+    positive = case.meta is not None and case.meta.generation.mode.is_positive
+    if positive and (body.get("recurrence") is not None or relative):
+        body["due_at"] = RECURRING_DUE
+    return case
+
+
+def first_place(context: schemathesis.HookContext, case: Case) -> Case:
+    """Moves: a schema-valid `after_id` becomes null (first). Any other id must be a sibling in the
+    target group, which a generated id never is (422 by design; tested in test_moves.py)."""
+    body = case.body
+    if isinstance(body, dict) and schema_uuid(body.get("after_id")) is not None:
+        body["after_id"] = None
+    return case
+
+
+def reminder_window(context: schemathesis.HookContext, case: Case) -> Case:
+    """`GET /api/reminders`, positive cases: `to` becomes an hour after a schema-valid `from` (a
+    window must be non-empty and at most 7 days, which the schema cannot say)."""
+    meta = case.meta
+    query = case.query or {}
+    if meta is None or not meta.generation.mode.is_positive or not isinstance(query.get("from"), str):
+        return case
+    try:
+        start = datetime.fromisoformat(query["from"].replace("z", "Z")).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return case  # not a time the app reads either: the case stays as generated
+    try:
+        query["to"] = (start + timedelta(hours=1)).isoformat()
+    except OverflowError:  # the last hour of year 9999: the window ends at `from` instead
+        query["from"], query["to"] = (start - timedelta(hours=1)).isoformat(), start.isoformat()
+    return case
+
+
 def register(schema: Any) -> None:
     """Attach the auth providers and each hook to exactly the operations it is documented for."""
     schema.auth(refresh_interval=None).skip_for(name=LEAVER_OPERATION)(UserToken)
     schema.auth(refresh_interval=None).apply_to(name=LEAVER_OPERATION)(LeaverToken)
     for hook, operations in (
-        (body_list_id, TODO_WRITES),
+        (body_list_id, [*TODO_WRITES, TODO_MOVE]),
+        (parent_and_list, [*TODO_WRITES, TODO_MOVE]),
+        (schedule, TODO_WRITES),
+        (first_place, [TODO_MOVE, LIST_MOVE]),
+        (reminder_window, [REMINDERS]),
         (positive_cursor, PAGED_READS),
         (positive_sync_token, SYNC_TOKEN_TAKERS),
         (existing_todo, TODO_BY_ID),

@@ -188,6 +188,14 @@ def test_parameters_are_described_and_optional_ones_are_not_nullable() -> None:
         "CommandResult",
         "CommandError",
         "BatchResponse",
+        "TodoMove",
+        "ListMove",
+        "CompletionRead",
+        "CompletionPage",
+        "FiringRead",
+        "FiringPage",
+        "AtReminder",
+        "BeforeDueReminder",
     ],
 )
 def test_schemas_have_examples(name: str) -> None:

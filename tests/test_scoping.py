@@ -33,6 +33,8 @@ from tests.conftest import AppClientFactory
 from todo_api import maintenance
 from todo_api.config import load_settings
 from todo_api.idempotency import _FIND, _LOCK, _SAVE
+from todo_api.lists import moves as list_moves
+from todo_api.lists import positions as list_positions
 from todo_api.lists import repository as lists_repository
 from todo_api.models import (
     DeletedAccount,
@@ -46,9 +48,13 @@ from todo_api.models import (
 )
 from todo_api.models.scoping import ISSUER, OWNER, SUBJECT, SUBJECT_KEY
 from todo_api.ratelimit import _ADD, build_rate_limiter
+from todo_api.reminders import repository as reminders_repository
 from todo_api.storage.database import create_engine, database
 from todo_api.sync import repository as sync_repository
+from todo_api.todos import completions as todo_completions
+from todo_api.todos import positions as todo_positions
 from todo_api.todos import repository as todos_repository
+from todo_api.todos import tree as todo_tree
 from todo_api.trash import repository as trash_repository
 from todo_api.users import repository as users_repository
 
@@ -64,9 +70,14 @@ GUARDS: dict[str, tuple[tuple[tuple[str, str], ...], ...]] = {
     # By the token's identity, or by the id it resolved to.
     "users": ((("issuer", ISSUER), ("subject", SUBJECT)), (("id", OWNER),)),
     "rate_limit_windows": ((("subject_key", SUBJECT_KEY),),),
+    "todo_completions": ((("user_id", OWNER),),),
+    "reminder_fires": ((("user_id", OWNER),),),
 }
 # An INSERT is scoped by the owner values it writes (checked against the request's user at run time).
 INSERT_OWNER = {"todos": OWNER, "lists": OWNER, "idempotency_keys": "user_id", "deleted_accounts": "user_id"}
+INSERT_OWNER |= {"todo_completions": "user_id", "reminder_fires": "user_id"}
+# The planner's data-access modules (issue 15): module-level statements and dicts of them.
+PLANNER_MODULES = (todo_tree, todo_positions, todo_completions, list_positions, list_moves, reminders_repository)
 
 
 def _compared(statement: ClauseElement) -> set[tuple[str, str, str]]:
@@ -107,7 +118,14 @@ def unscoped_tables(statement: Executable) -> set[str]:
 
 def _repository_statements() -> Iterator[tuple[str, Executable]]:
     """Every statement the data-access modules can build."""
-    for module in (todos_repository, lists_repository, users_repository, trash_repository, sync_repository):
+    for module in (
+        todos_repository,
+        lists_repository,
+        users_repository,
+        trash_repository,
+        sync_repository,
+        *PLANNER_MODULES,
+    ):
         for name, value in vars(module).items():
             if isinstance(value, Executable):
                 yield f"{module.__name__}.{name}", value
@@ -117,24 +135,33 @@ def _repository_statements() -> Iterator[tuple[str, Executable]]:
                         yield f"{module.__name__}.{name}[{key}]", item
                     if isinstance(item, dict):
                         for inner_key, inner in item.items():
-                            yield f"{module.__name__}.{name}[{key}][{inner_key}]", inner
+                            if isinstance(inner, Executable):
+                                yield f"{module.__name__}.{name}[{key}][{inner_key}]", inner
     yield from (("idempotency._FIND", _FIND), ("idempotency._SAVE", _SAVE), ("idempotency._LOCK", _LOCK))
     yield "ratelimit._ADD", _ADD
     for capped in (False, True):
         yield f"lists create capped={capped}", lists_repository._create(capped)
         for completed in (False, True):
             yield f"todos create capped={capped} completed={completed}", todos_repository._create(completed, capped)
-    filters = sorted(todos_repository._FILTERS)
+    filters = sorted(todos_repository._FILTERS.keys() - todos_repository.PLANNER_FILTERS.keys())
     for sort, after in itertools.product(todos_repository.SORTS, (False, True)):
         for size in range(len(filters) + 1):
             for chosen in itertools.combinations(filters, size):
                 statement = todos_repository._filtered_page(sort, after, frozenset(chosen))
                 yield f"todos page {sort} after={after} {chosen}", statement
+        for planner in todos_repository.PLANNER_FILTERS:  # each alone and with every other filter
+            for chosen in ((planner,), (planner, *filters)):
+                yield f"todos page {sort} {chosen}", todos_repository._filtered_page(sort, after, frozenset(chosen))
+    yield "todo subtree ids", todo_tree.subtree_ids()
     fields = sorted(todos_repository.TodoValues.__annotations__)
     for size in range(1, len(fields) + 1):
         for chosen in itertools.combinations(fields, size):
             for conditional in (False, True):
                 yield f"todos update {chosen}", todos_repository._update(frozenset(chosen), conditional)
+    planner_fields = sorted(todos_repository.PlannerValues.__annotations__.keys() - set(fields))
+    for chosen in itertools.combinations(planner_fields, 1):
+        yield f"todos update {chosen}", todos_repository._update(frozenset(chosen), False)
+    yield "todos update all", todos_repository._update(frozenset(todos_repository.PlannerValues.__annotations__), True)
     for states in (None, 0, 1, 3):
         yield f"lists update {states}", lists_repository._update(frozenset({"name"}), states)
         yield f"lists delete {states}", lists_repository._delete(states)
@@ -211,6 +238,7 @@ async def _exercise(api: Api) -> None:
     await api.request("PUT", f"/api/lists/{first['id']}", json={"name": "Food"})
     await api.request("DELETE", f"/api/todos/{todo['id']}", headers={"If-Match": '"999"'})
     await api.request("DELETE", f"/api/todos/{todo['id']}")
+    await _exercise_planner(api, first["id"])
     await api.request("DELETE", f"/api/lists/{first['id']}", headers={"If-Match": list_etag})
     await api.request("DELETE", f"/api/lists/{first['id']}")
     await api.request("GET", f"/api/todos/{uuid.uuid4()}")
@@ -251,6 +279,36 @@ async def _exercise_offline(api: Api, todo_id: str, list_id: str) -> None:
         if not page["has_more"]:
             break
     await api.request("DELETE", "/api/trash")
+
+
+async def _exercise_planner(api: Api, list_id: str) -> None:
+    """The planner's routes and fields (issue 15): subtasks, moves, recurring
+    completion, reminders, completion history, the new filters and sorts."""
+    parent = await api.create_todo(title="parent", list_id=list_id, reminders=[{"at": "2030-01-01T08:00:00Z"}])
+    child = await api.create_todo(title="child", parent_id=parent["id"], due_at="2030-01-01T09:00:00Z")
+    recurring = {"recurrence": "FREQ=DAILY;COUNT=2", "time_zone": "Europe/Berlin", "due_at": "2030-01-01T09:00:00Z"}
+    series = await api.create_todo(title="daily", reminders=[{"before_due": "PT15M"}], **recurring)
+    for _ in range(2):
+        await api.request("PATCH", f"/api/todos/{series['id']}", json={"completed": True})
+    await api.request("PATCH", f"/api/todos/{series['id']}", json={"completed": False})
+    await api.request("PATCH", f"/api/todos/{parent['id']}", json={"completed": True, "due_at": None})
+    await api.request("PATCH", f"/api/todos/{parent['id']}", json={"completed": False, "list_id": None})
+    await api.request("PUT", f"/api/todos/{child['id']}", json={"title": "c", "parent_id": parent["id"]})
+    await api.request("POST", f"/api/todos/{child['id']}/move", json={"after_id": None, "parent_id": None})
+    await api.request("POST", f"/api/todos/{child['id']}/move", json={"after_id": parent["id"], "list_id": list_id})
+    for _ in range(3):  # (the rebalance statement is checked statically: module-level `REBALANCE`)
+        await api.request("POST", f"/api/todos/{series['id']}/move", json={"after_id": parent["id"]})
+        await api.request("POST", f"/api/todos/{parent['id']}/move", json={"after_id": None})
+    await api.request("POST", f"/api/lists/{list_id}/move", json={"after_id": None})
+    await api.all_pages(f"/api/todos/{series['id']}/completions", limit=1)
+    window = {"from": "2029-12-31T00:00:00Z", "to": "2030-01-07T00:00:00Z"}
+    await api.all_pages("/api/reminders", limit=1, **window)
+    for sort in ("position", "completed_at", "-completed_at"):
+        await api.all_pages("/api/todos", sort=sort, limit=1, parent_id=parent["id"])
+        await api.all_pages("/api/todos", sort=sort, limit=1, list_id=list_id)
+    after = {"completed_after": "2000-01-01T00:00:00Z", "completed_before": "2100-01-01T00:00:00Z"}
+    await api.all_pages("/api/todos", parent_id="none", **after)
+    await api.request("DELETE", f"/api/todos/{parent['id']}")
 
 
 async def test_every_statement_a_request_runs_is_scoped_to_the_requesting_user(

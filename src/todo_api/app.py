@@ -48,6 +48,7 @@ TAGS = [
     {"name": "trash", "description": "Deleted todos and lists: restore them or delete them for good."},
     {"name": "sync", "description": "Offline clients: what changed since a sync token, deletions included."},
     {"name": "batch", "description": "Offline clients: a queue of commands in one request, each applied once."},
+    {"name": "reminders", "description": "Reminders firing in a time window, for notification workers."},
 ]
 # "/": wherever this document is served (`/docs` of `todo-api dev` on any port); else a deployment.
 SERVERS: list[dict[str, Any]] = [

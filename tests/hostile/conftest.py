@@ -142,7 +142,7 @@ class Attack:
         if operation.path == BATCH:  # at least one command
             body = {"commands": [{"type": "todo_add", "uuid": str(uuid.uuid4()), "args": {"title": self.unique()}}]}
         headers = {"authorization": f"Bearer {self.token(operation)}".encode()}
-        return Request(operation.method, path, body=body, headers=headers)
+        return Request(operation.method, path, body=body, query=required_query(operation), headers=headers)
 
     async def send(self, operation: Operation, request: Request) -> httpx.Response:
         self.cases[operation.label] += 1
@@ -162,6 +162,16 @@ class Attack:
             assert isinstance(body, dict), context
             assert "detail" in body, context
         assert ECHOED_REQUEST_ID.fullmatch(response.headers["x-request-id"]), context
+
+
+def required_query(operation: Operation) -> list[tuple[str, str]]:
+    """The required query parameters, each with its documented example (a reminder window's `from`
+    and `to` only make sense together), else a minimal valid value."""
+    return [
+        (p.name, str(p.schema.get("examples", [valid_instance(p.schema, "x")])[0]))
+        for p in operation.located("query")
+        if p.required
+    ]
 
 
 def expected_success(operation: Operation) -> int:

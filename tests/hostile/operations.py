@@ -31,6 +31,7 @@ class Parameter:
     name: str
     location: str  # path | query | header
     schema: Schema
+    required: bool = False
 
     @property
     def is_array(self) -> bool:
@@ -81,7 +82,8 @@ def operations(document: Mapping[str, Any]) -> list[Operation]:
     for path, methods in document["paths"].items():
         for method, spec in methods.items():
             parameters = tuple(
-                Parameter(p["name"], p["in"], _resolve(p["schema"], document)) for p in spec.get("parameters", [])
+                Parameter(p["name"], p["in"], _resolve(p["schema"], document), bool(p.get("required")))
+                for p in spec.get("parameters", [])
             )
             content = spec.get("requestBody", {}).get("content", {}).get("application/json")
             body = _resolve(content["schema"], document) if content else None

@@ -41,15 +41,39 @@ def _other_value(parameter: Parameter) -> str:
     return orjson.dumps(value).decode().strip('"') if not isinstance(value, str) else value
 
 
-async def _cursor(attack: Attack, operation: Operation, user: str) -> str:
+type Query = list[tuple[str, str]]
+
+
+async def _three_items(attack: Attack, operation: Operation, user: str) -> tuple[str, Query]:
+    """The path and query of a page with three of `user`'s items, made first: resources of the
+    collection, or the completions of a recurring todo, or reminders firing in the documented
+    example window (`from`/`to` of `GET /api/reminders`)."""
+    headers = {"Authorization": f"Bearer {attack.tokens[user]}"}
+    if operation.path == "/api/reminders":
+        for hour in (1, 2, 3):
+            body = {"title": "r", "reminders": [{"at": f"2030-01-31T0{hour}:00:00Z"}]}
+            assert (await attack.client.post("/api/todos", json=body, headers=headers)).status_code == 201
+        return operation.path, [("from", "2030-01-31T00:00:00Z"), ("to", "2030-02-01T00:00:00Z")]
+    if operation.path.endswith("/completions"):
+        body = {"title": "c", "recurrence": "FREQ=DAILY", "due_at": "2030-01-01T09:00:00Z"}
+        todo = (await attack.client.post("/api/todos", json=body, headers=headers)).json()
+        for _ in range(3):
+            await attack.client.patch(f"/api/todos/{todo['id']}", json={"completed": True}, headers=headers)
+        return operation.path.replace("{todo_id}", todo["id"]), []
     for _ in range(3):
         await attack.create(operation.path, attack.tokens[user])
-    request = Request("GET", operation.path, query=[("limit", "1")])
+    return operation.path, []
+
+
+async def _cursor(attack: Attack, operation: Operation, user: str) -> tuple[str, str, Query]:
+    """A real cursor of `user`'s, with the path and query it belongs to."""
+    path, query = await _three_items(attack, operation, user)
+    request = Request("GET", path, query=[*query, ("limit", "1")])
     request.headers["authorization"] = f"Bearer {attack.tokens[user]}".encode()
     response = await attack.send(operation, request)
     cursor = response.json()["next_cursor"]
     assert isinstance(cursor, str), response.text
-    return cursor
+    return cursor, path, query
 
 
 def _old_format(sort: str, value: object, user_id: str) -> str:
@@ -103,9 +127,9 @@ async def test_forged_tampered_and_foreign_cursors_are_422(
             await _cursor(attack, operation, "user"),
             await _cursor(attack, operation, "other"),
         )
-    own, foreign = attack.cursors  # type: ignore[attr-defined]
+    (own, path, base), (foreign, _, _) = attack.cursors  # type: ignore[attr-defined]
     forged, query = data.draw(forgeries(operation, own, foreign), label="forgery")
-    request = Request("GET", operation.path, query=[("limit", "1"), *query, ("cursor", forged)])
+    request = Request("GET", path, query=[*base, ("limit", "1"), *query, ("cursor", forged)])
     request.headers["authorization"] = f"Bearer {attack.tokens['user']}".encode()
     response = await attack.send(operation, request)
     attack.check(operation, response, {422})
@@ -115,8 +139,8 @@ async def test_forged_tampered_and_foreign_cursors_are_422(
 @pytest.mark.parametrize("operation", PAGED, ids=label)
 async def test_the_real_cursor_still_works(attack: Attack, operation: Operation) -> None:
     """The forgeries above are refused because they are forged, not because cursors never work."""
-    cursor = await _cursor(attack, operation, "user")
-    request = Request("GET", operation.path, query=[("limit", "1"), ("cursor", cursor)])
+    cursor, path, base = await _cursor(attack, operation, "user")
+    request = Request("GET", path, query=[*base, ("limit", "1"), ("cursor", cursor)])
     request.headers["authorization"] = f"Bearer {attack.tokens['user']}".encode()
     response = await attack.send(operation, request)
     attack.check(operation, response, {200})

@@ -14,7 +14,7 @@ async def test_create_returns_201_location_and_zero_counts(api: Api) -> None:
     response = await api.request("POST", "/api/lists", json={"name": "  Groceries "})
     assert response.status_code == 201
     created = response.json()
-    assert set(created) == {"id", "name", "created_at", "updated_at", "todo_count", "open_count"}
+    assert set(created) == {"id", "name", "created_at", "updated_at", "todo_count", "open_count", "position"}
     assert created["name"] == "Groceries"
     assert (created["todo_count"], created["open_count"]) == (0, 0)
     assert response.headers["location"] == f"/api/lists/{created['id']}"

@@ -19,6 +19,10 @@ VARIED: list[dict[str, Any]] = [
      "due_at": "2031-02-03T04:05:06Z", "completed": True},
     {"title": "fractional due", "priority": "low", "due_at": "2031-02-03T04:05:06.789012+02:00", "tags": []},
     {"title": "medium, in a list", "priority": "medium", "list_id": "LIST"},
+    {"title": "planner", "due_at": "2031-02-03T04:05:06.5+05:30", "recurrence": "freq=daily",
+     "time_zone": "Asia/Kolkata",
+     "reminders": [{"at": "2031-02-03T04:05:06.789012+02:00"}, {"before_due": "PT1H30M"},
+                   {"at": "2031-02-03T00:00:00Z"}]},
 ]  # fmt: skip
 
 

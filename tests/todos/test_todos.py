@@ -22,6 +22,12 @@ TODO_FIELDS = {
     "list_id",
     "created_at",
     "updated_at",
+    # the planner's (issue 15)
+    "parent_id",
+    "position",
+    "recurrence",
+    "time_zone",
+    "reminders",
 }
 
 
@@ -40,6 +46,7 @@ async def test_create_returns_201_location_and_defaults(api: Api) -> None:
     assert todo["title"] == "Buy milk"
     assert (todo["description"], todo["completed"], todo["completed_at"]) == ("", False, None)
     assert (todo["due_at"], todo["priority"], todo["tags"], todo["list_id"]) == (None, "none", [], None)
+    assert (todo["parent_id"], todo["recurrence"], todo["time_zone"], todo["reminders"]) == (None, None, "UTC", [])
     assert parse(todo["created_at"]) == parse(todo["updated_at"])
     assert parse(todo["created_at"]).utcoffset() == UTC.utcoffset(None)
 

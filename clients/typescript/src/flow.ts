@@ -153,3 +153,44 @@ export async function flow(baseUrl: string, token: string): Promise<Todo[]> {
   console.log(me.data?.subject, me.data?.email ?? "(no email)");
   return todos;
 }
+
+/** The planner (issue 15): a recurring todo with a reminder, a subtask, a move, what fires, what was done. */
+export async function planner(baseUrl: string, token: string): Promise<string[]> {
+  const api = createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${token}` } });
+  const review = await api.POST("/api/todos", {
+    body: {
+      title: "Weekly review",
+      due_at: "2030-03-25T09:00:00+01:00",
+      time_zone: "Europe/Berlin",
+      recurrence: "FREQ=WEEKLY;BYDAY=MO;COUNT=3",
+      reminders: [{ before_due: "PT15M" }, { at: "2030-03-25T07:00:00Z" }],
+    },
+  });
+  if (review.error) throw new Error(describe(review.error));
+  const parentId: string = review.data.id;
+  const child = await api.POST("/api/todos", { body: { title: "Inbox zero", parent_id: parentId } });
+  if (child.error) throw new Error(describe(child.error));
+
+  // Manual order: first among the parent's subtasks; `position` sorts as plain strings.
+  const moved = await api.POST("/api/todos/{todo_id}/move", {
+    params: { path: { todo_id: child.data.id } },
+    body: { after_id: null, parent_id: parentId },
+  });
+  if (moved.error) throw new Error(describe(moved.error));
+  const position: string = moved.data.position;
+
+  // Completing a recurring todo moves its due date on; it stays open.
+  const done = await api.PATCH("/api/todos/{todo_id}", {
+    params: { path: { todo_id: parentId } },
+    body: { completed: true },
+  });
+  const nextDue: string | null | undefined = done.data?.due_at;
+
+  const firing = await api.GET("/api/reminders", {
+    params: { query: { from: "2030-03-25T00:00:00Z", to: "2030-04-01T00:00:00Z" } },
+  });
+  const history = await api.GET("/api/todos/{todo_id}/completions", { params: { path: { todo_id: parentId } } });
+  const fires = (firing.data?.items ?? []).map((item) => `${item.fires_at} ${item.title}`);
+  const completions = (history.data?.items ?? []).map((item) => item.completed_at);
+  return [position, nextDue ?? "ended", ...fires, ...completions];
+}

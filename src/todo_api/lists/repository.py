@@ -18,6 +18,7 @@ from sqlmodel import Session, col, func, insert, or_, select, update
 
 from todo_api.errors import violated_constraint
 from todo_api.models import Todo, TodoList, User
+from todo_api.models.base import sql_type
 from todo_api.models.scoping import OWNER, live_lists, live_todos, owned_todos, the_owner
 from todo_api.models.todo_list import name_key
 from todo_api.pagination import DATETIME, Expression, Position, SortSpec, TextKey, page_params, select_columns
@@ -42,6 +43,7 @@ class ListRecord(NamedTuple):
     name: str
     created_at: datetime
     updated_at: datetime
+    position: str
     version: int
     todo_count: int
     open_count: int
@@ -56,6 +58,7 @@ class ListPageRow(NamedTuple):
     name: str
     created_at: datetime
     updated_at: datetime
+    position: str
     version: int
     todo_count: int
     open_count: int
@@ -77,7 +80,13 @@ TRASHED_COUNTS = [
     _count(todos=WITH_LIST).label("todo_count"),
     _count(col(Todo.completed).is_(False), todos=WITH_LIST).label("open_count"),
 ]
-_COLUMNS = [col(TodoList.id), col(TodoList.name), col(TodoList.created_at), col(TodoList.updated_at)]
+_COLUMNS = [
+    col(TodoList.id),
+    col(TodoList.name),
+    col(TodoList.created_at),
+    col(TodoList.updated_at),
+    col(TodoList.position),
+]
 WITH_COUNTS = [*_COLUMNS, col(TodoList.version), ALL_TODOS.label("todo_count"), OPEN_TODOS.label("open_count")]
 
 
@@ -103,7 +112,7 @@ def _state_params(states: Iterable[ListState] | None) -> dict[str, int]:
 
 
 def _spec(name: str, key: Expression, kind: Any) -> SortSpec:
-    codec = DATETIME if isinstance(kind, DateTime) else TextKey(max_length=100)  # a list name
+    codec = DATETIME if isinstance(kind, DateTime) else TextKey(max_length=100)  # a list name (or a position key)
     return SortSpec(
         name=name,
         descending=name.startswith("-"),
@@ -122,6 +131,7 @@ SORTS: dict[str, SortSpec] = {
         _spec("-created_at", col(TodoList.created_at), DateTime(timezone=True)),
         _spec("name", name_key, Text()),
         _spec("-name", name_key, Text()),
+        _spec("position", col(TodoList.position), sql_type(TodoList.position)),  # the user's order
     )
 }
 
@@ -138,11 +148,16 @@ _LIVE = select(col(TodoList.id)).where(_ONE)
 def _create(capped: bool) -> Insert:
     """INSERT … SELECT from the owner's locked user row: the cap holds across workers (see the
     todo repository). A new list has no todos: its counts are zero, not a query."""
-    source = select_columns(bindparam("new_id", type_=Uuid()), col(User.id), bindparam("new_name", type_=Text()))
+    source = select_columns(
+        bindparam("new_id", type_=Uuid()),
+        col(User.id),
+        bindparam("new_name", type_=Text()),
+        bindparam("new_position", type_=sql_type(TodoList.position)),
+    )
     source = source.where(the_owner())
     if capped:
         source = source.where(col(User.list_count) < bindparam("limit", type_=Integer()))
-    columns = [col(TodoList.id), col(TodoList.user_id), col(TodoList.name)]
+    columns = [col(TodoList.id), col(TodoList.user_id), col(TodoList.name), col(TodoList.position)]
     statement = insert(TodoList).from_select(columns, source.with_for_update())
     returning = statement.returning(*_COLUMNS, col(TodoList.version))
     return returning.execution_options(dml_strategy="raw")  # bind parameters feed the SELECT, not VALUES
@@ -206,9 +221,9 @@ class ListRepository:
         rows = self.session.exec(statement, params={**self._owner, **page_params(after, limit)})
         return [ListPageRow._make(row) for row in rows]
 
-    def create(self, name: str, limit: int) -> ListRecord | None:
+    def create(self, name: str, limit: int, position: str) -> ListRecord | None:
         """The new list; None if the owner has `limit` lists already (0: no limit) or no account."""
-        params = {**self._owner, "new_id": uuid.uuid4(), "new_name": name, "limit": limit}
+        params = {**self._owner, "new_id": uuid.uuid4(), "new_name": name, "new_position": position, "limit": limit}
         try:
             row = self.session.exec(_create(limit > 0), params=params).first()
         except IntegrityError as exc:

@@ -23,6 +23,16 @@ class ListCreate(BaseModel):
     name: ListName = Field(description="1–100 characters, trimmed; unique per user, case-insensitively.")
 
 
+class ListMove(BaseModel):
+    """Where to put a list: right after `after_id` (null or left out: first)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"after_id": "7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a0f"}]}
+    )
+
+    after_id: uuid.UUID | None = Field(default=None, description="The list to follow (null or left out: first).")
+
+
 class ListUpdate(Patch):
     """PATCH: only the fields sent change."""
 
@@ -40,6 +50,7 @@ EXAMPLE_LIST: dict[str, JsonValue] = {
     "updated_at": "2030-01-30T12:00:00Z",
     "todo_count": 3,
     "open_count": 2,
+    "position": "a0",
 }
 
 
@@ -52,6 +63,11 @@ class ListRead(BaseModel):
     updated_at: datetime
     todo_count: int = Field(description="Todos in this list.")
     open_count: int = Field(description="Todos in this list not yet completed.")
+    position: str = Field(
+        description="Read-only: its byte order is the user's order of lists; change it with "
+        "`POST /api/lists/{list_id}/move`.",
+        examples=["a0"],
+    )
 
 
 class ListPage(Page[ListRead]):
@@ -69,12 +85,15 @@ class ListSort(ApiEnum):
     CREATED_AT_DESC = "-created_at"
     NAME = "name"
     NAME_DESC = "-name"
+    POSITION = "position"
 
 
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sort: ListSort = Field(default=ListSort.CREATED_AT, description="Prefix `-` for descending.")
+    sort: ListSort = Field(
+        default=ListSort.CREATED_AT, description="Prefix `-` for descending; `position`: the user's order."
+    )
     limit: int = Field(default=50, ge=1, le=200, description="Lists per page.")
     cursor: str | None = Field(
         default=None, max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page."

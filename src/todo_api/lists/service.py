@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from todo_api.errors import DuplicateName, NotFound, QuotaExceeded
 from todo_api.http.conditional import ETag, Precondition, Tagged, accepted, decimal, ensure_matches, missing_or_stale
+from todo_api.lists import positions
 from todo_api.lists.repository import (
     SORTS,
     DuplicateNameError,
@@ -59,8 +60,9 @@ def _get(repository: ListRepository, list_id: uuid.UUID) -> ListRecord:
 
 def create_list(session: Session, user_id: uuid.UUID, data: ListCreate, limit: int) -> Tagged[ListRead]:
     """Create a list; at most `limit` per user (0: unlimited), checked in the same statement."""
+    users.lock_account(session, user_id)  # new lists go last: read the last position under the lock
     try:
-        created = ListRepository(session, user_id).create(data.name, limit)
+        created = ListRepository(session, user_id).create(data.name, limit, positions.last_key(session, user_id))
     except DuplicateNameError:
         raise DuplicateName(DUPLICATE_NAME) from None
     if created is None:

@@ -2,6 +2,7 @@
 
 from todo_api.models.base import metadata
 from todo_api.models.idempotency import IdempotencyKey
+from todo_api.models.planner import ReminderFire, TodoCompletion
 from todo_api.models.rate_limit import RateLimitWindow
 from todo_api.models.sync import SyncHorizon, SyncTombstone
 from todo_api.models.todo import Todo
@@ -12,9 +13,11 @@ __all__ = [
     "DeletedAccount",
     "IdempotencyKey",
     "RateLimitWindow",
+    "ReminderFire",
     "SyncHorizon",
     "SyncTombstone",
     "Todo",
+    "TodoCompletion",
     "TodoList",
     "User",
     "metadata",

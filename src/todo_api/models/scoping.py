@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Uuid, bindparam
 from sqlmodel import col
 
 from todo_api.models.idempotency import IdempotencyKey
+from todo_api.models.planner import ReminderFire, TodoCompletion
 from todo_api.models.rate_limit import RateLimitWindow
 from todo_api.models.sync import SyncHorizon, SyncTombstone
 from todo_api.models.todo import Todo
@@ -51,6 +52,14 @@ def owned_tombstones() -> ColumnElement[bool]:
 
 def owned_horizon() -> ColumnElement[bool]:
     return col(SyncHorizon.user_id) == _owner()
+
+
+def owned_completions() -> ColumnElement[bool]:
+    return col(TodoCompletion.user_id) == _owner()
+
+
+def owned_reminder_fires() -> ColumnElement[bool]:
+    return col(ReminderFire.user_id) == _owner()
 
 
 def owned_idempotency_keys() -> ColumnElement[bool]:

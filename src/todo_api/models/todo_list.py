@@ -19,6 +19,9 @@ class TodoList(SQLModel, table=True):
         UniqueConstraint("id", "user_id"),
         CheckConstraint("char_length(name) BETWEEN 1 AND 100", name="name_length"),
         Index("ix_lists_user_id_change_xid_id", "user_id", "change_xid", "id"),
+        # The user's order of lists (DEFERRABLE in migration 0006: rebalances).
+        CheckConstraint("position ~ '^[0-9A-Za-z]{2,64}$'", name="position_key"),
+        UniqueConstraint("user_id", "position"),
     )
 
     id: uuid.UUID = uuid_pk()
@@ -29,6 +32,7 @@ class TodoList(SQLModel, table=True):
     version: int = version_column()
     deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # in the trash since
     change_xid: int = change_xid()  # the last writer's transaction (sync)
+    position: str = Field(sa_type=Text(collation="C"))
 
 
 # Names are unique per user, case-insensitively. The index also serves `sort=name`: lower(name) is

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, TypedDict
 
-from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, bindparam, case, type_coerce
+from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, and_, bindparam, case, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert, ReturningUpdate, Update
 from sqlmodel import Session, col, func, insert, or_, select, update
@@ -42,12 +42,17 @@ from todo_api.pagination import (
 from todo_api.todos.schemas import PriorityRank
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
+FK_PARENT = "fk_todos_parent_id_user_id_todos"
 LIKE_ESCAPE = "/"
 TIMESTAMP = DateTime(timezone=True)
 
 
 class ListReferenceError(Exception):
     """The database refused a `list_id` that is not one of the owner's lists."""
+
+
+class ParentReferenceError(Exception):
+    """The database refused a `parent_id` that is not one of the owner's todos (deleted meanwhile)."""
 
 
 class TodoRecord(NamedTuple):
@@ -64,6 +69,11 @@ class TodoRecord(NamedTuple):
     list_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    parent_id: uuid.UUID | None
+    position: str
+    recurrence: str | None
+    time_zone: str
+    reminders: list[dict[str, str]]
     version: int
 
 
@@ -81,6 +91,11 @@ class TodoPageRow(NamedTuple):
     list_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    parent_id: uuid.UUID | None
+    position: str
+    recurrence: str | None
+    time_zone: str
+    reminders: list[dict[str, str]]
     sort_value: Any
 
 
@@ -97,6 +112,20 @@ class TodoValues(TypedDict, total=False):
     list_id: uuid.UUID | None
 
 
+class PlannerValues(TodoValues, total=False):
+    """The planner's columns (issue 15): hierarchy, order, series state, reminders. Kept apart from
+    `TodoValues` (the plain fields), whose every combination is one statement shape."""
+
+    parent_id: uuid.UUID | None
+    depth: int
+    position: str
+    recurrence: str | None
+    time_zone: str
+    recurrence_local: datetime | None
+    recurrence_index: int
+    reminders: list[dict[str, str]]
+
+
 # Column values of a new todo that the client left out (PUT and POST bodies carry them all).
 _DEFAULTS: dict[str, Any] = {
     "description": "",
@@ -106,6 +135,13 @@ _DEFAULTS: dict[str, Any] = {
     "tags": [],
     "tag_keys": [],
     "list_id": None,
+    "parent_id": None,
+    "depth": 0,
+    "recurrence": None,
+    "time_zone": "UTC",
+    "recurrence_local": None,
+    "recurrence_index": 0,
+    "reminders": [],
 }
 
 
@@ -121,6 +157,10 @@ class TodoFilters:
     due_before: datetime | None = None
     due_after: datetime | None = None
     text: str | None = None  # case-insensitive substring of title or description, matched literally
+    parent_id: uuid.UUID | None = None
+    top_level: bool = False
+    completed_after: datetime | None = None
+    completed_before: datetime | None = None
 
     def params(self) -> dict[str, Any]:
         """The bind parameters of the filters that apply, named as in `_FILTERS`."""
@@ -132,10 +172,15 @@ class TodoFilters:
             "due_before": self.due_before,
             "due_after": self.due_after,
             "q": None if self.text is None else like_pattern(self.text),
+            "parent_id": self.parent_id,
+            "completed_after": self.completed_after,
+            "completed_before": self.completed_before,
         }
         params = {name: value for name, value in values.items() if value is not None}
         if self.in_no_list:
             params["no_list"] = None
+        if self.top_level:
+            params["no_parent"] = None
         return params
 
 
@@ -167,6 +212,7 @@ def _both_directions(name: str, key: Expression, codec: KeyCodec, bound: Any) ->
 # What a cursor may carry back for these keys (checked before it reaches SQL).
 PRIORITY_KEY = IntegerKey(min(PriorityRank), max(PriorityRank))
 TITLE_KEY = TextKey(max_length=500)
+POSITION_KEY = TextKey(max_length=64)
 SORTS: dict[str, SortSpec] = {
     spec.name: spec
     for spec in [
@@ -177,7 +223,15 @@ SORTS: dict[str, SortSpec] = {
         # Nulls last in both directions: each direction has its own key (see models.todo).
         _spec("due_at", due_at_asc_key, NULLABLE_DATETIME, _due_bound("infinity"), col(Todo.due_at)),
         _spec("-due_at", due_at_desc_key, NULLABLE_DATETIME, _due_bound("-infinity"), col(Todo.due_at)),
+        # One sibling group's manual order (the service always filters to one group).
+        _spec("position", col(Todo.position), POSITION_KEY, _typed(sql_type(Todo.position))),
+        # Completed todos only (their completion time is the key; see `_ONLY`).
+        *_both_directions("completed_at", col(Todo.completed_at), DATETIME, _typed(TIMESTAMP)),
     ]
+}
+# Conditions a sort brings along: completion-time order is over completed todos (its partial index).
+_ONLY: dict[str, list[ColumnElement[bool]]] = {
+    name: [col(Todo.completed_at).is_not(None)] for name in ("completed_at", "-completed_at")
 }
 
 # What a todo's representation needs (not the owner, not tag_keys), in `TodoRead`'s field order.
@@ -187,7 +241,7 @@ _RECORD = [*_FIELDS, col(Todo.version)]
 _ONE = (col(Todo.id) == bindparam("target")) & live_todos()
 _GET = select(*_RECORD).where(_ONE)
 _COUNT = select(func.count()).select_from(Todo).where(live_todos())
-_PAGES = {name: spec.pages(_FIELDS, live_todos()) for name, spec in SORTS.items()}
+_PAGES = {name: spec.pages(_FIELDS, and_(live_todos(), *_ONLY.get(name, ()))) for name, spec in SORTS.items()}
 # Filters a page can add, each on a bind parameter of the same name (`no_list` takes none).
 _FILTERS: dict[str, ColumnElement[bool]] = {
     "completed": col(Todo.completed) == bindparam("completed", type_=sql_type(Todo.completed)),
@@ -203,16 +257,31 @@ _FILTERS: dict[str, ColumnElement[bool]] = {
         col(Todo.description).icontains(bindparam("q", type_=Text), escape=LIKE_ESCAPE),
     ),
 }
+# The planner's filters (issue 15), kept apart: test_scoping combines them with the others one by one.
+PLANNER_FILTERS: dict[str, ColumnElement[bool]] = {
+    "parent_id": col(Todo.parent_id) == bindparam("parent_id", type_=sql_type(Todo.parent_id)),
+    "no_parent": col(Todo.parent_id).is_(None),
+    "completed_after": col(Todo.completed_at) > bindparam("completed_after", type_=TIMESTAMP),
+    "completed_before": col(Todo.completed_at) < bindparam("completed_before", type_=TIMESTAMP),
+}
+_FILTERS |= PLANNER_FILTERS
 # ORM-enabled DML without objects to keep in step: skip the session's synchronisation pass.
 _NO_SYNC = {"synchronize_session": False}
 
 
 @functools.lru_cache(maxsize=256)
 def _filtered_page(sort: str, after: bool, filters: frozenset[str]) -> Any:
-    return _PAGES[sort][after].where(*(_FILTERS[name] for name in sorted(filters)))
+    statement = _PAGES[sort][after].where(*(_FILTERS[name] for name in sorted(filters)))
+    if sort == "position" and "no_parent" in filters:
+        # A top-level group (`parent_id IS NULL`): its columns are named in the order, as the unique
+        # index (user_id, list_id, parent_id, position) has them; `IS NULL` alone does not tell the
+        # planner they are constant, and it would sort the whole group (todos.positions.in_order).
+        group = [col(Todo.list_id), col(Todo.parent_id)]
+        statement = statement.order_by(None).order_by(*group, *SORTS[sort].order_by())
+    return statement
 
 
-_CREATED = list(TodoValues.__annotations__)
+_CREATED = list(PlannerValues.__annotations__)
 
 
 @functools.cache
@@ -287,14 +356,14 @@ class TodoRepository:
     def count(self) -> int:
         return int(self.session.exec(_COUNT, params=self._owner).one())
 
-    def create(self, values: TodoValues, limit: int) -> TodoRecord | None:
+    def create(self, values: PlannerValues, limit: int) -> TodoRecord | None:
         """The new todo; None if the owner has `limit` todos already (0: no limit) or no account."""
         params = {f"new_{name}": values.get(name, _DEFAULTS.get(name)) for name in _CREATED}
         params |= {**self._owner, "new_id": uuid.uuid4(), "limit": limit}
         return self._returning(_create(bool(values.get("completed")), limit > 0), params)
 
     def update(
-        self, todo_id: uuid.UUID, values: TodoValues, versions: Iterable[int] | None = None
+        self, todo_id: uuid.UUID, values: PlannerValues, versions: Iterable[int] | None = None
     ) -> TodoRecord | None:
         """Apply `values` in one statement (no read-modify-write); None if not found or, when
         `versions` is given, if the row's version is not one of them."""
@@ -312,6 +381,8 @@ class TodoRepository:
         except IntegrityError as exc:
             if violated_constraint(exc) == FK_LIST:
                 raise ListReferenceError from None
+            if violated_constraint(exc) == FK_PARENT:
+                raise ParentReferenceError from None
             raise
         return None if row is None else TodoRecord._make(row)
 

@@ -12,8 +12,18 @@ from pydantic.json_schema import SkipJsonSchema
 
 from todo_api.fields import ApiEnum, Patch, Text, Trim, UtcDatetime, non_blank, reject_null
 from todo_api.pagination import CURSOR_MAX_LENGTH, Page
+from todo_api.planner.reminders import Reminders
+from todo_api.todos.planner_fields import (
+    DEFAULT_ZONE,
+    PARENT_DESCRIPTION,
+    REMINDERS_DESCRIPTION,
+    Recurrence,
+    TimeZone,
+)
 
 MAX_TAGS = 20
+# A due date in the examples: a recurrence or a `before_due` reminder in the same example needs one.
+EXAMPLE_DUE = "2030-01-31T09:00:00+01:00"
 
 
 class Priority(ApiEnum):
@@ -77,10 +87,16 @@ class TodoCreate(BaseModel):
     title: Title = Field(description="1–500 characters, trimmed.")
     description: Description = ""
     completed: StrictBool = False
-    due_at: UtcDatetime | None = Field(default=None, description="RFC 3339 with an offset; returned in UTC.")
+    due_at: UtcDatetime | None = Field(
+        default=None, description="RFC 3339 with an offset; returned in UTC.", examples=[EXAMPLE_DUE]
+    )
     priority: Priority = Priority.NONE
     tags: Tags = Field(default=[], description="Trimmed; duplicates (case-insensitive) are dropped, order kept.")
     list_id: uuid.UUID | None = Field(default=None, description="One of the user's lists, or null.")
+    parent_id: uuid.UUID | None = Field(default=None, description=PARENT_DESCRIPTION)
+    recurrence: Recurrence | None = None
+    time_zone: TimeZone = DEFAULT_ZONE
+    reminders: Reminders = Field(default=[], description=REMINDERS_DESCRIPTION)
 
 
 class TodoUpdate(Patch):
@@ -96,12 +112,18 @@ class TodoUpdate(Patch):
     title: Title | SkipJsonSchema[None] = None
     description: Description | SkipJsonSchema[None] = None
     completed: StrictBool | SkipJsonSchema[None] = None
-    due_at: UtcDatetime | None = None
+    due_at: UtcDatetime | None = Field(default=None, examples=[EXAMPLE_DUE])
     priority: Priority | SkipJsonSchema[None] = None
     tags: Tags | SkipJsonSchema[None] = None
     list_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = Field(default=None, description=PARENT_DESCRIPTION)
+    recurrence: Recurrence | None = None
+    time_zone: TimeZone | SkipJsonSchema[None] = None
+    reminders: Reminders | SkipJsonSchema[None] = Field(default=None, description=REMINDERS_DESCRIPTION)
 
-    _not_null = field_validator("title", "description", "completed", "priority", "tags", mode="before")(reject_null)
+    _not_null = field_validator(
+        "title", "description", "completed", "priority", "tags", "time_zone", "reminders", mode="before"
+    )(reject_null)
 
 
 # Examples hold no nulls: FastAPI leaves null values out of the whole document, examples included.
@@ -117,6 +139,11 @@ EXAMPLE_TODO: dict[str, JsonValue] = {
     "list_id": "7d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a0f",
     "created_at": "2030-01-30T12:00:00Z",
     "updated_at": "2030-01-31T07:45:00Z",
+    "parent_id": "5e4d3c2b-1a0f-4d8c-b7a6-7d3c2b1a0f9e",
+    "position": "a0V",
+    "recurrence": "FREQ=WEEKLY;BYDAY=MO",
+    "time_zone": "Europe/Berlin",
+    "reminders": [{"before_due": "PT15M"}],
 }
 EXAMPLE_CURSOR = "AXb3kQ9m0cT2yV8nR4sL6wP1eZ5hJ7gU"
 
@@ -135,6 +162,21 @@ class TodoRead(BaseModel):
     list_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    parent_id: uuid.UUID | None = Field(
+        description="The parent todo, or null for a top-level todo.", examples=["5e4d3c2b-1a0f-4d8c-b7a6-7d3c2b1a0f9e"]
+    )
+    position: str = Field(
+        description="Read-only: its byte order is the user's order among the todo's siblings (same list and "
+        "parent); change it with `POST /api/todos/{todo_id}/move`.",
+        examples=["a0V"],
+    )
+    recurrence: str | None = Field(
+        description="The RRULE (canonical form), or null.", examples=["FREQ=WEEKLY;BYDAY=MO"]
+    )
+    time_zone: str = Field(
+        description="The IANA time zone of the recurrence's wall-clock time.", examples=["Europe/Berlin"]
+    )
+    reminders: Reminders = Field(description=REMINDERS_DESCRIPTION)
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -177,6 +219,9 @@ class TodoSort(ApiEnum):
     PRIORITY_DESC = "-priority"
     TITLE = "title"
     TITLE_DESC = "-title"
+    POSITION = "position"
+    COMPLETED_AT = "completed_at"
+    COMPLETED_AT_DESC = "-completed_at"
 
 
 class TodoQuery(BaseModel):
@@ -192,12 +237,26 @@ class TodoQuery(BaseModel):
     tag: list[Tag] = Field(default=[], max_length=MAX_TAGS, description="Repeatable; all must match.")
     due_before: UtcDatetime | None = Field(default=None, description="Only todos due before this time (RFC 3339).")
     due_after: UtcDatetime | None = Field(default=None, description="Only todos due after this time (RFC 3339).")
+    parent_id: uuid.UUID | Literal["none"] | None = Field(
+        default=None, description="A todo's id (its subtasks), or `none` for top-level todos."
+    )
+    completed_after: UtcDatetime | None = Field(
+        default=None, description="Only todos completed after this time (RFC 3339)."
+    )
+    completed_before: UtcDatetime | None = Field(
+        default=None, description="Only todos completed before this time (RFC 3339)."
+    )
     q: Text | None = Field(
         default=None,
         max_length=200,
         description="Case-insensitive substring of title or description; `%`, `_` and `\\\\` are literal.",
     )
-    sort: TodoSort = Field(default=TodoSort.CREATED_AT_DESC, description="Prefix `-` for descending; nulls sort last.")
+    sort: TodoSort = Field(
+        default=TodoSort.CREATED_AT_DESC,
+        description="Prefix `-` for descending; nulls sort last. `position`: the user's order of one sibling "
+        "group (`parent_id`, else top-level todos of `list_id`, else of no list); `completed_at`: completed "
+        "todos only.",
+    )
     limit: int = Field(default=50, ge=1, le=200, description="Todos per page.")
     cursor: str | None = Field(
         default=None, max_length=CURSOR_MAX_LENGTH, description="`next_cursor` of the previous page."

@@ -19,15 +19,28 @@ from todo_api.http.conditional import (
 from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.sealed import Sealer
+from todo_api.todos import planned
+from todo_api.todos.placement import parent_not_found
+from todo_api.todos.planner_fields import stored_reminders
 from todo_api.todos.repository import (
     SORTS,
     ListReferenceError,
+    ParentReferenceError,
+    PlannerValues,
     TodoFilters,
     TodoRecord,
     TodoRepository,
-    TodoValues,
 )
-from todo_api.todos.schemas import PriorityRank, TodoCreate, TodoQuery, TodoRead, TodoUpdate, tag_key, todo_document
+from todo_api.todos.schemas import (
+    PriorityRank,
+    TodoCreate,
+    TodoQuery,
+    TodoRead,
+    TodoSort,
+    TodoUpdate,
+    tag_key,
+    todo_document,
+)
 from todo_api.users import service as users
 
 LIST_ID_LOC = ("body", "list_id")
@@ -38,17 +51,27 @@ def _tagged(record: TodoRecord) -> Tagged[TodoRead]:
     return ETAG.tagged(TodoRead.model_validate(record), record.version)
 
 
-def _stored(fields: dict[str, Any]) -> TodoValues:
-    """API field values → column values (priority as its rank, tags with their keys)."""
-    values: TodoValues = {**fields}  # type: ignore[typeddict-item]  # the schemas' fields are its keys
+def _stored(fields: dict[str, Any]) -> PlannerValues:
+    """API field values → column values (priority as its rank, tags with their keys, reminders as JSON)."""
+    values: PlannerValues = {**fields}  # type: ignore[typeddict-item]  # the schemas' fields are its keys
     if "priority" in fields:
         values["priority"] = PriorityRank.of(fields["priority"]).value
     if "tags" in fields:
         values["tag_keys"] = [tag_key(tag) for tag in fields["tags"]]
+    if "reminders" in fields:
+        values["reminders"] = stored_reminders(fields["reminders"])
     return values
 
 
-def _list_not_found(list_id: object) -> InvalidInput:
+def _placed_fields(data: TodoCreate) -> dict[str, Any]:
+    """A body's fields; a `list_id` left out next to a `parent_id` means "the parent's list"."""
+    fields = data.model_dump()
+    if data.parent_id is not None and "list_id" not in data.model_fields_set:
+        del fields["list_id"]
+    return fields
+
+
+def list_not_found(list_id: object) -> InvalidInput:
     return InvalidInput(LIST_ID_LOC, "List not found", str(list_id))
 
 
@@ -57,7 +80,7 @@ def _require_live_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID 
     refuses any other user's list). Checked while holding the user's write turn, which trashing a
     list takes too: the answer holds until this transaction ends."""
     if list_id is not None and not lists.is_live(session, user_id, list_id):
-        raise _list_not_found(list_id)
+        raise list_not_found(list_id)
 
 
 def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: int) -> Tagged[TodoRead]:
@@ -66,15 +89,18 @@ def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: i
     is not one of the user's live lists is refused (422, like a missing list): another user's by the
     foreign key, a trashed one by the check after the insert (under the turn; the transaction is
     rolled back)."""
+    values = planned.prepare_create(session, user_id, _stored(_placed_fields(data)))
     try:
-        created = TodoRepository(session, user_id).create(_stored(data.model_dump()), limit)
+        created = TodoRepository(session, user_id).create(values, limit)
     except ListReferenceError:
-        raise _list_not_found(data.list_id) from None
+        raise list_not_found(data.list_id) from None
+    except ParentReferenceError:
+        raise parent_not_found(data.parent_id) from None
     if created is None:
         users.require_account(session, user_id)
         raise QuotaExceeded(f"Todo limit reached: at most {limit} todos per user")
-    _require_live_list(session, user_id, data.list_id)
-    return _tagged(created)
+    _require_live_list(session, user_id, values.get("list_id"))
+    return _tagged(planned.finish_create(session, user_id, created, data.completed))
 
 
 def _get(repository: TodoRepository, todo_id: uuid.UUID) -> TodoRecord:
@@ -105,9 +131,13 @@ def _update(
         return _tagged(current)
     _require_live_list(session, user_id, fields.get("list_id"))
     try:
+        if fields.keys() & planned.FIELDS:
+            return _tagged(planned.update(session, user_id, todo_id, _stored(fields), precondition))
         todo = repository.update(todo_id, _stored(fields), accepted(precondition))
     except ListReferenceError:
-        raise _list_not_found(fields.get("list_id")) from None
+        raise list_not_found(fields.get("list_id")) from None
+    except ParentReferenceError:
+        raise parent_not_found(fields.get("parent_id")) from None
     if todo is None:
         missing_or_stale(repository.get(todo_id))
     return _tagged(todo)
@@ -117,7 +147,7 @@ def replace_todo(
     session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, data: TodoCreate, precondition: Precondition[int] | None
 ) -> Tagged[TodoRead]:
     """PUT: every field is set; fields the client left out take their defaults."""
-    return _update(session, user_id, todo_id, data.model_dump(), precondition)
+    return _update(session, user_id, todo_id, _placed_fields(data), precondition)
 
 
 def update_todo(
@@ -147,6 +177,10 @@ def _filters(query: TodoQuery) -> TodoFilters:
         due_before=query.due_before,
         due_after=query.due_after,
         text=query.q or None,
+        parent_id=query.parent_id if isinstance(query.parent_id, uuid.UUID) else None,
+        top_level=query.parent_id == "none",
+        completed_after=query.completed_after,
+        completed_before=query.completed_before,
     )
 
 
@@ -156,7 +190,16 @@ def _binding(user_id: uuid.UUID, query: TodoQuery) -> str:
     return query_binding(user_id, [sorted(filters.items()), tags])
 
 
+def _one_group(query: TodoQuery) -> TodoQuery:
+    """`sort=position` orders one sibling group: the children of `parent_id`, else the top-level
+    todos of `list_id`, else of no list (the inbox)."""
+    if query.sort != TodoSort.POSITION or isinstance(query.parent_id, uuid.UUID):
+        return query
+    return query.model_copy(update={"parent_id": "none", "list_id": query.list_id or "none"})
+
+
 def list_todos(session: Session, user_id: uuid.UUID, query: TodoQuery, cursors: Sealer) -> DocumentPage:
+    query = _one_group(query)
     spec = SORTS[query.sort]
     binding = _binding(user_id, query)
     after = decode_cursor(cursors, query.cursor, spec, binding) if query.cursor else None

@@ -88,6 +88,13 @@ def take_write_turn(session: Session, user_id: uuid.UUID) -> None:
     session.exec(_WRITE_TURN, params={OWNER: user_id}).first()
 
 
+def lock_account(session: Session, user_id: uuid.UUID) -> bool:
+    """Take the user's write turn (`take_write_turn`) and say whether the account exists. Writes
+    that read neighbours' positions or a parent's place take it first, so what they read stays true
+    until they write: no two of one user's moves interleave (no duplicate positions, no cycles)."""
+    return session.exec(_WRITE_TURN, params={OWNER: user_id}).first() is not None
+
+
 def remember_deletion(session: Session, user_id: uuid.UUID, at: datetime) -> None:
     """The tombstone of a deleted account (kept for a few minutes, see `users.service`)."""
     session.exec(_TOMBSTONE, params={"user_id": user_id, "deleted_at": at})

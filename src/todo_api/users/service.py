@@ -19,6 +19,9 @@ from todo_api.users.repository import (
     remember_deletion,
     take_write_turn,
 )
+from todo_api.users.repository import (
+    lock_account as _lock_account,
+)
 
 
 def _is_current(user: UserRecord, principal: Principal) -> bool:
@@ -81,6 +84,13 @@ def require_account(session: Session, user_id: uuid.UUID) -> None:
     """After a create was not admitted: return if the account exists (its cap refused the row),
     raise `AccountGone` if not."""
     if not account_exists(session, user_id):
+        raise AccountGone
+
+
+def lock_account(session: Session, user_id: uuid.UUID) -> None:
+    """Take the account's lock for this unit of work (see `users.repository.lock_account`);
+    `AccountGone` if the account no longer exists."""
+    if not _lock_account(session, user_id):
         raise AccountGone
 
 

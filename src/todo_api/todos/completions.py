@@ -1,0 +1,108 @@
+"""Completion history: one `todo_completions` row per completion of a todo.
+
+An ordinary todo has one while it is completed (reopening it deletes the row of the completion it
+undoes); a recurring todo gets one per occurrence completed, with the occurrence's `due_at`.
+Completing a parent completes its open subtasks: each gets its row too. Rows go with their todo
+(ON DELETE CASCADE). `GET /api/todos/{todo_id}/completions` pages them newest first on the index
+(todo_id, completed_at, id).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Uuid, bindparam, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Session, col, delete, func, insert
+
+from todo_api.errors import NotFound
+from todo_api.models import TodoCompletion
+from todo_api.models.scoping import OWNER, owned_completions
+from todo_api.pagination import (
+    DATETIME,
+    DocumentPage,
+    SortSpec,
+    decode_cursor,
+    encode_cursor,
+    page_params,
+    query_binding,
+    select_columns,
+)
+from todo_api.sealed import Sealer
+from todo_api.todos.planner_fields import CompletionQuery
+from todo_api.todos.repository import TodoRepository
+
+TIMESTAMP = DateTime(timezone=True)
+NEWEST_FIRST = SortSpec(
+    name="-completed_at",
+    descending=True,
+    key=col(TodoCompletion.completed_at),
+    id_column=col(TodoCompletion.id),
+    cursor_value=col(TodoCompletion.completed_at),
+    codec=DATETIME,
+    bound=lambda value: type_coerce(value, TIMESTAMP),
+)
+_OF_TODO = col(TodoCompletion.todo_id) == bindparam("todo", type_=Uuid())
+_PAGES = {
+    after: statement.where(_OF_TODO)
+    for after, statement in NEWEST_FIRST.pages(
+        [col(TodoCompletion.completed_at), col(TodoCompletion.due_at), col(TodoCompletion.id)], owned_completions()
+    ).items()
+}
+# Rows for many todos at once (a parent and its subtasks): arrays, unnested in step.
+_RECORD = (
+    insert(TodoCompletion)
+    .from_select(
+        [col(TodoCompletion.id), col(TodoCompletion.user_id), col(TodoCompletion.todo_id), col(TodoCompletion.due_at)],
+        select_columns(
+            func.gen_random_uuid(),
+            bindparam("user_id", type_=Uuid()),
+            func.unnest(bindparam("todo_ids", type_=ARRAY(Uuid()))),
+            func.unnest(bindparam("due_ats", type_=ARRAY(TIMESTAMP))),
+        ),
+    )
+    .execution_options(dml_strategy="raw")
+)  # bind parameters feed the SELECT, not VALUES
+_UNDO = (
+    delete(TodoCompletion)
+    .where(
+        owned_completions(),
+        _OF_TODO,
+        col(TodoCompletion.completed_at) == bindparam("completed_at", type_=TIMESTAMP),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def record(session: Session, user_id: uuid.UUID, completed: Sequence[tuple[uuid.UUID, datetime | None]]) -> None:
+    """A completion now for each (todo id, the due date it completes)."""
+    if completed:
+        params = {"user_id": user_id, "todo_ids": [todo for todo, _ in completed], "due_ats": [d for _, d in completed]}
+        session.exec(_RECORD, params=params)
+
+
+def undo(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, completed_at: datetime | None) -> None:
+    """Reopened: forget the completion it undoes (the one at the todo's completion time)."""
+    if completed_at is not None:
+        session.exec(_UNDO, params={OWNER: user_id, "todo": todo_id, "completed_at": completed_at})
+
+
+def list_completions(
+    session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, query: CompletionQuery, cursors: Sealer
+) -> DocumentPage:
+    """A todo's completions, newest first (404 unless the todo is the user's)."""
+    if TodoRepository(session, user_id).get(todo_id) is None:
+        raise NotFound
+    binding = query_binding(user_id, [str(todo_id)])
+    after = decode_cursor(cursors, query.cursor, NEWEST_FIRST, binding) if query.cursor else None
+    params: dict[str, Any] = {OWNER: user_id, "todo": todo_id, **page_params(after, query.limit + 1)}
+    rows = list(session.exec(_PAGES[after is not None], params=params))
+    items = [{"completed_at": row[0], "due_at": row[1]} for row in rows[: query.limit]]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = rows[query.limit - 1]
+        next_cursor = encode_cursor(cursors, NEWEST_FIRST, last[3], last[2], binding)
+    return DocumentPage(items, next_cursor)
