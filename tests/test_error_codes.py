@@ -236,6 +236,15 @@ async def test_list_in_trash(api: Api) -> None:
     assert_error(await api.request("POST", f"/api/trash/{todo['id']}/restore"), 409, ErrorCode.LIST_IN_TRASH)
 
 
+@produces(ErrorCode.PARENT_IN_TRASH)
+async def test_parent_in_trash(api: Api) -> None:
+    parent = await api.create_todo(title="parent")
+    child = await api.create_todo(title="child", parent_id=parent["id"])
+    await api.request("DELETE", f"/api/todos/{child['id']}")
+    await api.request("DELETE", f"/api/todos/{parent['id']}")
+    assert_error(await api.request("POST", f"/api/trash/{child['id']}/restore"), 409, ErrorCode.PARENT_IN_TRASH)
+
+
 @produces(ErrorCode.INVALID_SYNC_TOKEN)
 async def test_invalid_sync_token(api: Api) -> None:
     response = await api.request("GET", "/api/sync", params={"sync_token": "AXb3kQ9m0cT2yV8nR4sL6wP1eZ5hJ7gU"})

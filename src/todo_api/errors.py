@@ -35,6 +35,7 @@ class ErrorCode(ApiEnum):
     PRECONDITION_REQUIRED = "precondition_required"
     RATE_LIMITED = "rate_limited"
     LIST_IN_TRASH = "list_in_trash"
+    PARENT_IN_TRASH = "parent_in_trash"
     INVALID_SYNC_TOKEN = "invalid_sync_token"  # noqa: S105 (a code, not a secret)
     SYNC_TOKEN_EXPIRED = "sync_token_expired"  # noqa: S105
     INTERNAL_ERROR = "internal_error"
@@ -179,6 +180,14 @@ class ListInTrash(Conflict):
 
     code = ErrorCode.LIST_IN_TRASH
     detail = "This todo's list is in the trash: restore the list first (its todos come back with it)"
+
+
+class ParentInTrash(Conflict):
+    """409: restoring a subtask whose parent is in the trash (restore the parent: its subtasks come
+    back with it)."""
+
+    code = ErrorCode.PARENT_IN_TRASH
+    detail = "This todo's parent is in the trash: restore the parent first (its subtasks come back with it)"
 
 
 class InvalidSyncToken(InvalidInput):

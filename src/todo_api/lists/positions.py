@@ -12,13 +12,13 @@ from sqlmodel import Session, col, func, select, update
 
 from todo_api.models import TodoList
 from todo_api.models.base import sql_type
-from todo_api.models.scoping import OWNER, owned_lists
+from todo_api.models.scoping import OWNER, live_lists, owned_lists
 from todo_api.planner.ordering import key_between, needs_rebalance, rebalanced
 
 _POSITION = col(TodoList.position)
 _NOT_SELF = col(TodoList.id) != bindparam("moved", type_=Uuid())
 _LAST = select(_POSITION).where(owned_lists()).order_by(_POSITION.desc()).limit(1)
-_OF = select(_POSITION).where(owned_lists(), col(TodoList.id) == bindparam("after", type_=Uuid()))
+_OF = select(_POSITION).where(live_lists(), col(TodoList.id) == bindparam("after", type_=Uuid()))
 _FIRST = select(_POSITION).where(owned_lists(), _NOT_SELF).order_by(_POSITION).limit(1)
 _NEXT = (
     select(_POSITION)

@@ -87,6 +87,8 @@ class Todo(SQLModel, table=True):
     # The trash (migration 0005): set when deleted; `deleted_with_list` when its list took it along.
     deleted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     deleted_with_list: bool = Field(default=False, sa_type=Boolean, sa_column_kwargs={"server_default": false()})
+    # Set on the subtasks a trashed todo took with it (migration 0006): restoring it brings them back.
+    deleted_with_parent: bool = Field(default=False, sa_type=Boolean, sa_column_kwargs={"server_default": false()})
     change_xid: int = change_xid()  # the last writer's transaction (sync)
     parent_id: uuid.UUID | None = Field(default=None)
     depth: int = Field(default=0, sa_type=SmallInteger, sa_column_kwargs={"server_default": "0"})

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, delete, func, insert
 
 from todo_api.models import ReminderFire, Todo
-from todo_api.models.scoping import OWNER, owned_reminder_fires, owned_todos
+from todo_api.models.scoping import OWNER, live_todos, owned_reminder_fires, owned_todos
 from todo_api.pagination import DATETIME, Position, SortSpec, page_params, select_columns
 
 TIMESTAMP = DateTime(timezone=True)
@@ -49,7 +49,8 @@ _WINDOW = [
     col(ReminderFire.fires_at) >= bindparam("start", type_=TIMESTAMP),
     col(ReminderFire.fires_at) < bindparam("end", type_=TIMESTAMP),
 ]
-_OWNED = owned_reminder_fires() & owned_todos() & (col(Todo.id) == col(ReminderFire.todo_id))
+# A trashed todo keeps its firing instants (a restore brings them back as they were) but fires none.
+_OWNED = owned_reminder_fires() & live_todos() & (col(Todo.id) == col(ReminderFire.todo_id))
 _COLUMNS = [col(ReminderFire.fires_at), col(ReminderFire.todo_id), col(Todo.title)]
 _PAGES = {after: statement.where(*_WINDOW) for after, statement in BY_TIME.pages(_COLUMNS, _OWNED).items()}
 _SOURCES = select_columns(*(col(getattr(Todo, name)) for name in TodoReminders._fields)).where(

@@ -44,6 +44,7 @@ LIST_FIELDS = [
     col(TodoList.updated_at),
     ALL_TODOS.label("todo_count"),
     OPEN_TODOS.label("open_count"),
+    col(TodoList.position),  # ListRead's field order
 ]
 _TODOS = _changes(Todo, TODO_FIELDS, owned_todos())
 _LISTS = _changes(TodoList, LIST_FIELDS, owned_lists())

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, func, select, update
 
 from todo_api.models import Todo
 from todo_api.models.base import sql_type
-from todo_api.models.scoping import OWNER, owned_todos
+from todo_api.models.scoping import OWNER, live_todos, owned_todos
 from todo_api.planner.ordering import key_between, needs_rebalance, rebalanced
 
 SHAPES = ("child", "list", "none")
@@ -68,7 +68,11 @@ def _backwards(shape: str) -> list[Any]:
 
 
 _LAST = {shape: select(_POSITION).where(*_in(shape)).order_by(*_backwards(shape)).limit(1) for shape in SHAPES}
-_OF = {shape: select(_POSITION).where(*_in(shape), col(Todo.id) == bindparam("after")) for shape in SHAPES}
+# Keys are read among all of a group's rows (trashed ones keep theirs: a restore needs no new key),
+# but a todo is only ever placed after a live one.
+_OF = {
+    shape: select(_POSITION).where(*_in(shape), live_todos(), col(Todo.id) == bindparam("after")) for shape in SHAPES
+}
 _NOT_SELF = col(Todo.id) != bindparam("moved", type_=Uuid())
 _FIRST = {
     shape: select(_POSITION).where(*_in(shape), _NOT_SELF).order_by(*in_order(shape)).limit(1) for shape in SHAPES

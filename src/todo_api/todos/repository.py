@@ -40,6 +40,7 @@ from todo_api.pagination import (
     select_columns,
 )
 from todo_api.todos.schemas import PriorityRank
+from todo_api.todos.tree import HAS_CHILDREN
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 FK_PARENT = "fk_todos_parent_id_user_id_todos"
@@ -303,11 +304,11 @@ def _create(completed: bool, capped: bool) -> Insert:
 
 _IF_VERSION = col(Todo.version).in_(bindparam("versions", expanding=True))
 # DELETE moves a todo to the trash (`todo_api.trash` restores or purges it).
-_DELETE: dict[bool, ReturningUpdate[uuid.UUID]] = {
+_DELETE: dict[bool, ReturningUpdate[datetime | None, bool]] = {
     conditional: update(Todo)
     .where(_ONE, *([_IF_VERSION] if conditional else []))
-    .values(deleted_at=func.now(), deleted_with_list=False, version=col(Todo.version) + 1)
-    .returning(col(Todo.id))
+    .values(deleted_at=func.now(), deleted_with_list=False, deleted_with_parent=False, version=col(Todo.version) + 1)
+    .returning(col(Todo.deleted_at), HAS_CHILDREN)
     .execution_options(**_NO_SYNC)
     for conditional in (False, True)
 }
@@ -334,6 +335,11 @@ def _update(fields: frozenset[str], conditional: bool) -> Update:
 
 def _versions(versions: Iterable[int] | None) -> dict[str, Any]:
     return {} if versions is None else {"versions": sorted(versions)}
+
+
+class Trashed(NamedTuple):
+    deleted_at: datetime
+    has_children: bool
 
 
 class TodoRepository:
@@ -371,9 +377,12 @@ class TodoRepository:
         params |= {**self._owner, "target": todo_id, **_versions(versions)}
         return self._returning(_update(frozenset(values), versions is not None), params)
 
-    def delete(self, todo_id: uuid.UUID, versions: Iterable[int] | None = None) -> bool:
+    def delete(self, todo_id: uuid.UUID, versions: Iterable[int] | None = None) -> Trashed | None:
+        """Move the todo to the trash (its subtasks: `tree.trash_descendants`); None if not found or
+        not in one of `versions`."""
         params = {**self._owner, "target": todo_id, **_versions(versions)}
-        return self.session.exec(_DELETE[versions is not None], params=params).first() is not None
+        row = self.session.exec(_DELETE[versions is not None], params=params).first()
+        return None if row is None else Trashed(row[0], bool(row[1]))
 
     def _returning(self, statement: Insert | Update, params: dict[str, Any]) -> TodoRecord | None:
         try:

@@ -19,7 +19,7 @@ from todo_api.http.conditional import (
 from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.sealed import Sealer
-from todo_api.todos import planned
+from todo_api.todos import planned, tree
 from todo_api.todos.placement import parent_not_found
 from todo_api.todos.planner_fields import stored_reminders
 from todo_api.todos.repository import (
@@ -160,11 +160,14 @@ def update_todo(
 def delete_todo(
     session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, precondition: Precondition[int] | None
 ) -> None:
-    """Move the todo to the trash (`todo_api.trash`)."""
+    """Move the todo to the trash (`todo_api.trash`), its subtasks with it."""
     users.serialize_writes(session, user_id)
     repository = TodoRepository(session, user_id)
-    if not repository.delete(todo_id, accepted(precondition)):
+    trashed = repository.delete(todo_id, accepted(precondition))
+    if trashed is None:
         missing_or_stale(repository.get(todo_id))
+    elif trashed.has_children:
+        tree.trash_descendants(session, user_id, todo_id, trashed.deleted_at)
 
 
 def _filters(query: TodoQuery) -> TodoFilters:

@@ -16,19 +16,19 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Uuid, bindparam, literal
+from sqlalchemy import ColumnElement, DateTime, Uuid, bindparam, literal
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningUpdate, Update
 from sqlalchemy.sql.selectable import CTE
 from sqlmodel import Session, col, exists, func, select, update
 
 from todo_api.models import Todo
-from todo_api.models.scoping import OWNER, owned_todos
+from todo_api.models.scoping import OWNER, live_todos, owned_todos
 from todo_api.models.todo import MAX_DEPTH
 from todo_api.pagination import select_columns
 
 _NO_SYNC = {"synchronize_session": False}
-_ONE = (col(Todo.id) == bindparam("target", type_=Uuid())) & owned_todos()
+_ONE = (col(Todo.id) == bindparam("target", type_=Uuid())) & live_todos()  # trashed todos are 404
 
 
 class TodoState(NamedTuple):
@@ -58,14 +58,14 @@ class ParentPlace(NamedTuple):
 
 _CHILD = aliased(Todo, name="child")
 # One probe of the children index (the row's own subtasks are the owner's: the composite foreign key).
-_HAS_CHILDREN = exists().where(col(_CHILD.parent_id) == col(Todo.id)).correlate(Todo).label("has_children")
+HAS_CHILDREN = exists().where(col(_CHILD.parent_id) == col(Todo.id)).correlate(Todo).label("has_children")
 _STATE = (
-    select_columns(*(col(getattr(Todo, name)) for name in TodoState._fields[:-1]), _HAS_CHILDREN)
+    select_columns(*(col(getattr(Todo, name)) for name in TodoState._fields[:-1]), HAS_CHILDREN)
     .where(_ONE)
     .with_for_update(of=Todo)
 )
 _PARENT = select_columns(col(Todo.list_id), col(Todo.depth)).where(
-    col(Todo.id) == bindparam("parent", type_=Uuid()), owned_todos()
+    col(Todo.id) == bindparam("parent", type_=Uuid()), live_todos()
 )
 
 
@@ -113,16 +113,59 @@ _MOVE_DESCENDANTS: Update = (
 
 
 def _set_completed(done: bool) -> ReturningUpdate[uuid.UUID, datetime | None]:
-    """Complete (or reopen) every descendant that is not already; their ids and due dates come back."""
+    """Complete (or reopen) every live descendant that is not already; their ids and due dates come
+    back (a subtask in the trash stays as it was deleted)."""
     was: ColumnElement[bool] = col(Todo.completed).is_(not done)
     return (
         update(Todo)
-        .where(owned_todos(), _IN_DESCENDANTS, was)
+        .where(live_todos(), _IN_DESCENDANTS, was)
         .values(completed=done, completed_at=func.now() if done else None, **_TOUCH)
         .returning(col(Todo.id), col(Todo.due_at))
         .execution_options(**_NO_SYNC)
     )
 
+
+_TRASHED_AT = bindparam("deleted_at", type_=DateTime(timezone=True))
+# DELETE of a todo takes its live subtasks to the trash with it, marked and stamped with its time.
+_TRASH_DESCENDANTS: Update = (
+    update(Todo)
+    .where(live_todos(), _IN_DESCENDANTS)
+    .values(deleted_at=_TRASHED_AT, deleted_with_parent=True, version=col(Todo.version) + 1)
+    .execution_options(**_NO_SYNC)
+)
+
+
+def _trashed_with_root() -> Any:
+    """The ids below `:root` that went to the trash with it: down from the root through subtasks
+    marked `deleted_with_parent` at its deletion time only (one deleted on its own earlier, and
+    what it took with it, stays in the trash)."""
+    root = select_columns(col(Todo.id), literal(0).label("level")).where(
+        col(Todo.id) == bindparam("root", type_=Uuid()), owned_todos()
+    )
+    tree = root.cte("trashed_with", recursive=True)
+    step = (
+        select_columns(col(Todo.id), tree.c.level + 1)
+        .select_from(Todo)
+        .join(tree, col(Todo.parent_id) == tree.c.id)
+        .where(
+            owned_todos(),
+            col(Todo.deleted_with_parent).is_(True),
+            col(Todo.deleted_at) == _TRASHED_AT,
+            tree.c.level < MAX_DEPTH,
+        )
+    )
+    tree = tree.union_all(step)
+    return select(tree.c.id).where(tree.c.level > 0)
+
+
+_WITH_ROOT = owned_todos() & col(Todo.id).in_(_trashed_with_root())
+_COUNT_WITH_ROOT = select(func.count()).select_from(Todo).where(_WITH_ROOT)
+_RESTORE_WITH_ROOT: Update = (
+    update(Todo)
+    .where(_WITH_ROOT)
+    .values(deleted_at=None, deleted_with_parent=False, updated_at=func.now(), version=col(Todo.version) + 1)
+    .execution_options(**_NO_SYNC)
+)
 
 _COMPLETE_DESCENDANTS = _set_completed(True)
 _REOPEN_DESCENDANTS = _set_completed(False)
@@ -164,3 +207,19 @@ def complete_descendants(
 def reopen_descendants(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID) -> list[uuid.UUID]:
     """Reopen the completed subtasks (a recurring parent's next occurrence); their ids."""
     return [row[0] for row in session.exec(_REOPEN_DESCENDANTS, params={OWNER: user_id, "root": todo_id})]
+
+
+def trash_descendants(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, deleted_at: datetime) -> None:
+    """The live subtasks (every level) follow their trashed root, at its deletion time."""
+    session.exec(_TRASH_DESCENDANTS, params={OWNER: user_id, "root": todo_id, "deleted_at": deleted_at})
+
+
+def trashed_with(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, deleted_at: datetime) -> int:
+    """How many subtasks went to the trash with the todo (and come back with it)."""
+    params = {OWNER: user_id, "root": todo_id, "deleted_at": deleted_at}
+    return int(session.exec(_COUNT_WITH_ROOT, params=params).one())
+
+
+def restore_with(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, deleted_at: datetime) -> None:
+    """Bring back the subtasks that went to the trash with the todo."""
+    session.exec(_RESTORE_WITH_ROOT, params={OWNER: user_id, "root": todo_id, "deleted_at": deleted_at})

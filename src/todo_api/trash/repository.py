@@ -5,7 +5,7 @@ shape, bind parameters for every value, columns rather than entities."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import DateTime, Interval, Uuid, bindparam, type_coerce
@@ -37,6 +37,8 @@ class Allowance(NamedTuple):
 class TrashedTodo(NamedTuple):
     list_id: uuid.UUID | None
     list_trashed: bool  # its list is in the trash too
+    parent_trashed: bool  # its parent is in the trash too
+    deleted_at: datetime
 
 
 class TrashedList(NamedTuple):
@@ -61,15 +63,20 @@ TODO_SPEC, LIST_SPEC = _spec(Todo), _spec(TodoList)
 _TARGET = bindparam("target", type_=Uuid())
 TRASHED_TODOS = owned_todos() & col(Todo.deleted_at).is_not(None)
 TRASHED_LISTS = owned_lists() & col(TodoList.deleted_at).is_not(None)
-# Items of the trash: lists, and todos deleted on their own (a list's todos come back with it).
+# Items of the trash: lists, and todos deleted on their own (a list's todos, and a todo's subtasks,
+# come back with it).
 _TODO_FIELDS = [col(getattr(Todo, name)) for name in TodoRecord._fields if name != "version"]
 _LIST_FIELDS = [col(TodoList.id), col(TodoList.name), col(TodoList.created_at), col(TodoList.updated_at)]
-_TODO_PAGES = TODO_SPEC.pages(_TODO_FIELDS, TRASHED_TODOS & col(Todo.deleted_with_list).is_(False))
-_LIST_PAGES = LIST_SPEC.pages([*_LIST_FIELDS, *TRASHED_COUNTS], TRASHED_LISTS)
+_ON_ITS_OWN = col(Todo.deleted_with_list).is_(False) & col(Todo.deleted_with_parent).is_(False)
+_TODO_PAGES = TODO_SPEC.pages(_TODO_FIELDS, TRASHED_TODOS & _ON_ITS_OWN)
+_LIST_PAGES = LIST_SPEC.pages([*_LIST_FIELDS, *TRASHED_COUNTS, col(TodoList.position)], TRASHED_LISTS)
 
 _ALLOWANCE = select(col(User.todo_count), col(User.list_count)).where(the_owner()).with_for_update()
 _LIST_STATE = select(col(TodoList.deleted_at)).where(owned_lists(), col(TodoList.id) == bindparam("list_id"))
-_TODO = select(col(Todo.id), col(Todo.list_id)).where(TRASHED_TODOS, col(Todo.id) == _TARGET)
+_TODO = select(col(Todo.id), col(Todo.list_id), col(Todo.parent_id), col(Todo.deleted_at)).where(
+    TRASHED_TODOS, col(Todo.id) == _TARGET
+)
+_PARENT_STATE = select(col(Todo.deleted_at)).where(owned_todos(), col(Todo.id) == bindparam("parent_id"))
 _LIST = select(col(TodoList.id)).where(TRASHED_LISTS, col(TodoList.id) == _TARGET)
 _WITH_LIST = owned_todos() & col(Todo.deleted_with_list).is_(True) & (col(Todo.list_id) == _TARGET)
 _TAKEN = select(func.count()).select_from(Todo).where(_WITH_LIST)
@@ -77,7 +84,7 @@ _BACK = {"deleted_at": None, "updated_at": func.now()}
 _RESTORE_TODO = (
     update(Todo)
     .where(TRASHED_TODOS, col(Todo.id) == _TARGET)
-    .values(_BACK | {"deleted_with_list": False, "version": col(Todo.version) + 1})
+    .values(_BACK | {"deleted_with_list": False, "deleted_with_parent": False, "version": col(Todo.version) + 1})
     .execution_options(**_NO_SYNC)
 )
 _RESTORE_LIST = (
@@ -129,11 +136,17 @@ class TrashRepository:
         found = self.session.exec(_TODO, params={**self._owner, "target": todo_id}).first()
         if found is None:
             return None
-        list_id = found[1]
-        if list_id is None:
-            return TrashedTodo(None, False)
-        list_deleted = self.session.exec(_LIST_STATE, params={**self._owner, "list_id": list_id}).first()
-        return TrashedTodo(list_id, list_deleted is not None)
+        _, list_id, parent_id, deleted_at = found
+        if deleted_at is None:  # not in the trash (TRASHED_TODOS says it is): nothing to restore
+            return None
+        list_trashed = parent_trashed = False
+        if list_id is not None:
+            list_state = self.session.exec(_LIST_STATE, params={**self._owner, "list_id": list_id}).first()
+            list_trashed = list_state is not None
+        if parent_id is not None:
+            parent_state = self.session.exec(_PARENT_STATE, params={**self._owner, "parent_id": parent_id}).first()
+            parent_trashed = parent_state is not None
+        return TrashedTodo(list_id, list_trashed, parent_trashed, deleted_at)
 
     def trashed_list(self, list_id: uuid.UUID) -> TrashedList | None:
         params = {**self._owner, "target": list_id}

@@ -16,6 +16,9 @@ from todo_api.trash.schemas import TrashPage, TrashQuery
 router = APIRouter(prefix="/trash", tags=["trash"], route_class=StrictJsonRoute)
 TrashedId = Annotated[uuid.UUID, Path(description="The trashed todo's or list's `id`.")]
 LIST_IN_TRASH = "`list_in_trash`: the todo's list is in the trash; restore the list (its todos come with it)."
+PARENT_IN_TRASH = (
+    "`parent_in_trash`: the todo's parent is in the trash; restore the parent (its subtasks come with it)."
+)
 
 
 @router.get("", response_model=TrashPage)
@@ -27,7 +30,7 @@ async def list_trash(query: Annotated[TrashQuery, Query()], user: CurrentUserDep
 @router.post(
     "/{resource_id}/restore",
     response_model=TodoRead | ListRead,
-    responses={**TAGGED, **NOT_FOUND, **conflicts(LIST_IN_TRASH, QUOTA, DUPLICATE)},
+    responses={**TAGGED, **NOT_FOUND, **conflicts(LIST_IN_TRASH, PARENT_IN_TRASH, QUOTA, DUPLICATE)},
 )
 async def restore_from_trash(
     resource_id: TrashedId, user: CurrentUserDep, todo_limit: TodoLimitDep, list_limit: ListLimitDep

@@ -4,7 +4,10 @@ expired by housekeeping after TRASH_RETENTION_DAYS.
 
 What a list takes with it: its live todos, marked `deleted_with_list`. They are not items of the
 trash on their own; restoring the list brings them back. A todo deleted before its list stays an
-item of its own, and restoring it while its list is in the trash is 409 (`list_in_trash`).
+item of its own, and restoring it while its list is in the trash is 409 (`list_in_trash`). A todo
+likewise takes its live subtasks (every level, marked `deleted_with_parent`, stamped with its
+deletion time) and brings them back; a subtask deleted on its own before its parent stays an item,
+and restoring it while its parent is in the trash is 409 (`parent_in_trash`).
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from typing import Any
 import orjson
 from sqlmodel import Session
 
-from todo_api.errors import AccountGone, DuplicateName, ListInTrash, NotFound, QuotaExceeded
+from todo_api.errors import AccountGone, DuplicateName, ListInTrash, NotFound, ParentInTrash, QuotaExceeded
 from todo_api.http.conditional import Tagged
 from todo_api.lists import service as lists
 from todo_api.lists.schemas import ListRead
 from todo_api.pagination import decode_cursor, encode_cursor, query_binding
 from todo_api.sealed import Sealer
 from todo_api.todos import service as todos
+from todo_api.todos import tree
 from todo_api.todos.schemas import TodoRead, todo_document
 from todo_api.trash.repository import TODO_SPEC, DuplicateNameError, TrashRepository, expire
 from todo_api.trash.schemas import ResourceKind, TrashQuery
@@ -83,8 +87,13 @@ def restore(
     if todo is not None:
         if todo.list_trashed:
             raise ListInTrash
-        _quota(todo_limit, allowance.todo_count, 1, "Todo")
+        if todo.parent_trashed:
+            raise ParentInTrash
+        subtasks = tree.trashed_with(session, user_id, resource_id, todo.deleted_at)
+        _quota(todo_limit, allowance.todo_count, 1 + subtasks, "Todo")
         repository.restore_todo(resource_id)
+        if subtasks:
+            tree.restore_with(session, user_id, resource_id, todo.deleted_at)
         return todos.get_todo(session, user_id, resource_id)
     trashed = repository.trashed_list(resource_id) if kind is not ResourceKind.TODO else None
     if trashed is None:

@@ -60,6 +60,10 @@ def _todo_columns() -> None:
     op.add_column("todos", sa.Column("recurrence_index", sa.Integer(), server_default="0", nullable=False))
     reminders = sa.Column("reminders", postgresql.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False)
     op.add_column("todos", reminders)
+    # The trash (0005) with subtasks: a todo's subtasks go to the trash with it and come back with it.
+    op.add_column(
+        "todos", sa.Column("deleted_with_parent", sa.Boolean(), server_default=sa.text("false"), nullable=False)
+    )
     op.create_unique_constraint(op.f("uq_todos_id_user_id"), "todos", ["id", "user_id"])
     op.create_foreign_key(
         op.f("fk_todos_parent_id_user_id_todos"),
@@ -162,5 +166,6 @@ def downgrade() -> None:
         "position",
         "depth",
         "parent_id",
+        "deleted_with_parent",
     ):
         op.drop_column("todos", column)
