@@ -27,12 +27,13 @@ SYNC_LISTS = (
     " (SELECT count(*) FROM todos t WHERE t.user_id = l.user_id AND t.list_id = l.id AND t.deleted_at IS NULL)"
     " AS todo_count,"
     " (SELECT count(*) FROM todos t WHERE t.user_id = l.user_id AND t.list_id = l.id AND t.deleted_at IS NULL"
-    " AND NOT t.completed) AS open_count, l.deleted_at, l.change_xid::text AS change_xid"
+    " AND NOT t.completed) AS open_count, l.position, l.deleted_at, l.change_xid::text AS change_xid"
     " FROM lists l WHERE l.user_id = %s AND (l.change_xid, l.id) > (%s::xid8, %s)"
     " ORDER BY l.change_xid, l.id LIMIT %s"
 )
 SYNC_TODOS = (
     "SELECT id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
+    " parent_id, position, recurrence, time_zone, reminders,"
     " deleted_at, change_xid::text AS change_xid FROM todos WHERE user_id = %s AND (change_xid, id) > (%s::xid8, %s)"
     " ORDER BY change_xid, id LIMIT %s"
 )

@@ -43,8 +43,13 @@ UPDATE_COMPLETED = (
     "UPDATE todos SET completed = %s, completed_at = CASE WHEN %s THEN coalesce(completed_at, now()) END,"
     " updated_at = now(), version = version + 1 WHERE id = %s AND user_id = %s RETURNING"
     " id, title, description, completed, completed_at, due_at, priority, tags, list_id, created_at, updated_at,"
-    " parent_id, position, recurrence, time_zone, reminders, version"
+    " parent_id, position, recurrence, time_zone, reminders, version,"
+    " (SELECT p.completed FROM todos p WHERE p.id = todos.id AND p.user_id = todos.user_id) AS was_completed,"
+    " (SELECT p.completed_at FROM todos p WHERE p.id = todos.id AND p.user_id = todos.user_id) AS was_completed_at"
 )
+# The completion history, as todo-api keeps it: a row per completion, forgotten when reopened.
+RECORD_COMPLETION = "INSERT INTO todo_completions (id, user_id, todo_id, due_at) VALUES (gen_random_uuid(), %s, %s, %s)"
+UNDO_COMPLETION = "DELETE FROM todo_completions WHERE user_id = %s AND todo_id = %s AND completed_at = %s"
 LOCK_USER = "SELECT id FROM users WHERE id = %s FOR UPDATE"
 LAST_LOOSE = (
     "SELECT position FROM todos WHERE user_id = %s AND list_id IS NULL AND parent_id IS NULL"
@@ -199,6 +204,11 @@ async def _patch(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_i
     row = await (await connection.execute(UPDATE_COMPLETED, (completed, completed, todo_id, user_id))).fetchone()
     if row is None:
         return error(404, "Not found")
+    was_completed, was_completed_at = row.pop("was_completed"), row.pop("was_completed_at")
+    if completed and not was_completed:
+        await connection.execute(RECORD_COMPLETION, (user_id, todo_id, row["due_at"]))
+    elif was_completed and not completed:
+        await connection.execute(UNDO_COMPLETION, (user_id, todo_id, was_completed_at))
     etag = f'"{row.pop("version")}"'.encode()
     return json_response(200, _todo(row), (b"etag", etag))
 

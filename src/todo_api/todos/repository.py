@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, and_, bindparam, case, type_coerce
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Insert, ReturningUpdate, Update
 from sqlmodel import Session, col, func, insert, or_, select, update
 
@@ -40,7 +41,7 @@ from todo_api.pagination import (
     select_columns,
 )
 from todo_api.todos.schemas import PriorityRank
-from todo_api.todos.tree import HAS_CHILDREN
+from todo_api.todos.tree import CHILDREN, HAS_CHILDREN
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 FK_PARENT = "fk_todos_parent_id_user_id_todos"
@@ -333,6 +334,27 @@ def _update(fields: frozenset[str], conditional: bool) -> Update:
     return update(Todo).where(*where).values(assignments).returning(*_RECORD).execution_options(**_NO_SYNC)
 
 
+# A plain completion (or reopening): the todo recurs not, has no subtasks and no reminders. Then one
+# UPDATE does it all, and returns the state it had before (subqueries in RETURNING read the
+# statement's snapshot, from before the update) for the history.
+_PRIOR = aliased(Todo, name="prior")
+_PLAIN_COMPLETION = [col(Todo.recurrence).is_(None), ~CHILDREN, func.jsonb_array_length(col(Todo.reminders)) == 0]
+
+
+def _before(column: Any) -> Any:
+    """`column` of this row as it was before the statement."""
+    prior = select(column).where(col(_PRIOR.id) == col(Todo.id), col(_PRIOR.user_id) == col(Todo.user_id))
+    return prior.correlate(Todo).scalar_subquery()
+
+
+_BEFORE = [_before(col(_PRIOR.completed)), _before(col(_PRIOR.completed_at))]
+
+
+@functools.lru_cache(maxsize=128)
+def _plain_completion(fields: frozenset[str], conditional: bool) -> Update:
+    return _update(fields, conditional).where(*_PLAIN_COMPLETION).returning(*_BEFORE)
+
+
 def _versions(versions: Iterable[int] | None) -> dict[str, Any]:
     return {} if versions is None else {"versions": sorted(versions)}
 
@@ -376,6 +398,18 @@ class TodoRepository:
         params = {f"new_{name}": value for name, value in values.items()}
         params |= {**self._owner, "target": todo_id, **_versions(versions)}
         return self._returning(_update(frozenset(values), versions is not None), params)
+
+    def complete_plain(
+        self, todo_id: uuid.UUID, values: PlannerValues, versions: Iterable[int] | None = None
+    ) -> tuple[TodoRecord, bool, datetime | None] | None:
+        """`update` for a write whose only planner field is `completed`, if the todo is plain (see
+        `_PLAIN_COMPLETION`): the record, and whether it was completed before and since when.
+        None: not found, not in `versions`, or not plain (the caller takes the general path)."""
+        params = {f"new_{name}": value for name, value in values.items()}
+        params |= {**self._owner, "target": todo_id, **_versions(versions)}
+        statement = _plain_completion(frozenset(values), versions is not None)
+        row = self.session.exec(statement, params=params).first()
+        return None if row is None else (TodoRecord._make(row[:-2]), bool(row[-2]), row[-1])
 
     def delete(self, todo_id: uuid.UUID, versions: Iterable[int] | None = None) -> Trashed | None:
         """Move the todo to the trash (its subtasks: `tree.trash_descendants`); None if not found or

@@ -58,7 +58,8 @@ class ParentPlace(NamedTuple):
 
 _CHILD = aliased(Todo, name="child")
 # One probe of the children index (the row's own subtasks are the owner's: the composite foreign key).
-HAS_CHILDREN = exists().where(col(_CHILD.parent_id) == col(Todo.id)).correlate(Todo).label("has_children")
+CHILDREN = exists().where(col(_CHILD.parent_id) == col(Todo.id)).correlate(Todo)
+HAS_CHILDREN = CHILDREN.label("has_children")
 _STATE = (
     select_columns(*(col(getattr(Todo, name)) for name in TodoState._fields[:-1]), HAS_CHILDREN)
     .where(_ONE)
