@@ -21,12 +21,12 @@ from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, and_, bindp
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import Insert, ReturningUpdate, Update
-from sqlmodel import Session, col, func, insert, or_, select, update
+from sqlmodel import Session, col, exists, func, insert, or_, select, update
 
 from todo_api.errors import violated_constraint
-from todo_api.models import Todo, User
+from todo_api.models import Todo, TodoList, User
 from todo_api.models.base import sql_type, timestamp_literal
-from todo_api.models.scoping import OWNER, live_todos, the_owner
+from todo_api.models.scoping import OWNER, live_lists, live_todos, the_owner
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key
 from todo_api.pagination import (
     DATETIME,
@@ -286,17 +286,25 @@ def _filtered_page(sort: str, after: bool, filters: frozenset[str]) -> Any:
 _CREATED = list(PlannerValues.__annotations__)
 
 
+# A todo goes only into a live list of its owner (the foreign key refuses other users' lists). The
+# INSERT reads it after the creator took the user's write turn, which trashing a list takes too.
+_NEW_LIST = bindparam("new_list_id", type_=sql_type(Todo.list_id))
+_INTO_LIVE_LIST = or_(_NEW_LIST.is_(None), exists().where(live_lists(), col(TodoList.id) == _NEW_LIST))
+
+
 @functools.cache
 def _create(completed: bool, capped: bool) -> Insert:
     """INSERT … SELECT from the owner's user row, locked (FOR UPDATE), so that concurrent creates of
     one user take turns and each sees the count its predecessor left: the cap (`limit`) holds
-    across workers and replicas. No row comes back when the cap is reached or the user row is gone.
-    The values are bind parameters `new_<column>`."""
+    across workers and replicas. No row comes back when the cap is reached, the list is in the
+    trash or the user row is gone. The values are bind parameters `new_<column>`."""
     values: list[Any] = [bindparam(f"new_{name}", type_=sql_type(getattr(Todo, name))) for name in _CREATED]
     names = ["id", "user_id", *_CREATED, *(["completed_at"] if completed else [])]
     columns = [col(getattr(Todo, name)) for name in names]
     values += [func.now()] if completed else []
-    source = select_columns(bindparam("new_id", type_=Uuid()), col(User.id), *values).where(the_owner())
+    source = select_columns(bindparam("new_id", type_=Uuid()), col(User.id), *values).where(
+        the_owner(), _INTO_LIVE_LIST
+    )
     if capped:
         source = source.where(col(User.todo_count) < bindparam("limit", type_=Integer()))
     statement = insert(Todo).from_select(columns, source.with_for_update()).returning(*_RECORD)

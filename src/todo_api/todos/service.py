@@ -85,10 +85,9 @@ def _require_live_list(session: Session, user_id: uuid.UUID, list_id: uuid.UUID 
 
 def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: int) -> Tagged[TodoRead]:
     """Create a todo; at most `limit` per user (0: unlimited), checked in the same statement, which
-    locks the user row first (the user's write turn, see `users.serialize_writes`). A `list_id` that
-    is not one of the user's live lists is refused (422, like a missing list): another user's by the
-    foreign key, a trashed one by the check after the insert (under the turn; the transaction is
-    rolled back)."""
+    runs under the user's write turn (`planned.prepare_create`). A `list_id` that is not one of the
+    user's live lists is refused (422, like a missing list): another user's by the foreign key, a
+    trashed one by the same statement (which then inserts nothing; the reason is found after)."""
     values = planned.prepare_create(session, user_id, _stored(_placed_fields(data)))
     try:
         created = TodoRepository(session, user_id).create(values, limit)
@@ -98,8 +97,8 @@ def create_todo(session: Session, user_id: uuid.UUID, data: TodoCreate, limit: i
         raise parent_not_found(data.parent_id) from None
     if created is None:
         users.require_account(session, user_id)
+        _require_live_list(session, user_id, values.get("list_id"))
         raise QuotaExceeded(f"Todo limit reached: at most {limit} todos per user")
-    _require_live_list(session, user_id, values.get("list_id"))
     return _tagged(planned.finish_create(session, user_id, created, data.completed))
 
 
