@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Integer, bindparam
+from sqlalchemy import ColumnElement, DateTime, Integer, bindparam, type_coerce
 from sqlalchemy.orm import Mapped
 from sqlmodel import select, tuple_
 from sqlmodel.sql.expression import Select
@@ -215,3 +215,19 @@ class DocumentPage:
 
     def to_json(self) -> bytes:
         return orjson.dumps({"items": self.items, "next_cursor": self.next_cursor}, option=orjson.OPT_UTC_Z)
+
+
+TIMESTAMP = DateTime(timezone=True)
+
+
+def by_time(name: str, column: Expression, id_column: Expression) -> SortSpec:
+    """A timestamp column's order, newest first when `name` starts with "-" (ties broken by id)."""
+    return SortSpec(
+        name=name,
+        descending=name.startswith("-"),
+        key=column,
+        id_column=id_column,
+        cursor_value=column,
+        codec=DATETIME,
+        bound=lambda value: type_coerce(value, TIMESTAMP),
+    )

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, Uuid, any_, bindparam, type_coerce
+from sqlalchemy import DateTime, Uuid, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, delete, func, insert
 
 from todo_api.models import ReminderFire, Todo
 from todo_api.models.scoping import OWNER, live_todos, owned_reminder_fires, owned_todos
-from todo_api.pagination import DATETIME, Position, SortSpec, page_params, select_columns
+from todo_api.pagination import Position, by_time, page_params, select_columns
 
 TIMESTAMP = DateTime(timezone=True)
 _IDS = bindparam("todo_ids", type_=ARRAY(Uuid()))
@@ -36,15 +36,7 @@ class FiringRow(NamedTuple):
     sort_value: datetime
 
 
-BY_TIME = SortSpec(
-    name="fires_at",
-    descending=False,
-    key=col(ReminderFire.fires_at),
-    id_column=col(ReminderFire.todo_id),
-    cursor_value=col(ReminderFire.fires_at),
-    codec=DATETIME,
-    bound=lambda value: type_coerce(value, TIMESTAMP),
-)
+BY_TIME = by_time("fires_at", col(ReminderFire.fires_at), col(ReminderFire.todo_id))
 _WINDOW = [
     col(ReminderFire.fires_at) >= bindparam("start", type_=TIMESTAMP),
     col(ReminderFire.fires_at) < bindparam("end", type_=TIMESTAMP),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Uuid, bindparam, type_coerce
+from sqlalchemy import DateTime, Uuid, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, delete, func, insert
 
@@ -22,9 +22,8 @@ from todo_api.errors import NotFound
 from todo_api.models import TodoCompletion
 from todo_api.models.scoping import OWNER, owned_completions
 from todo_api.pagination import (
-    DATETIME,
     DocumentPage,
-    SortSpec,
+    by_time,
     decode_cursor,
     encode_cursor,
     page_params,
@@ -36,15 +35,7 @@ from todo_api.todos.planner_fields import CompletionQuery
 from todo_api.todos.repository import TodoRepository
 
 TIMESTAMP = DateTime(timezone=True)
-NEWEST_FIRST = SortSpec(
-    name="-completed_at",
-    descending=True,
-    key=col(TodoCompletion.completed_at),
-    id_column=col(TodoCompletion.id),
-    cursor_value=col(TodoCompletion.completed_at),
-    codec=DATETIME,
-    bound=lambda value: type_coerce(value, TIMESTAMP),
-)
+NEWEST_FIRST = by_time("-completed_at", col(TodoCompletion.completed_at), col(TodoCompletion.id))
 _OF_TODO = col(TodoCompletion.todo_id) == bindparam("todo", type_=Uuid())
 _PAGES = {
     after: statement.where(_OF_TODO)

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, Interval, Uuid, bindparam, type_coerce
+from sqlalchemy import DateTime, Interval, Uuid, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, func, select, update
 
@@ -16,7 +16,7 @@ from todo_api.errors import violated_constraint
 from todo_api.lists.repository import TRASHED_COUNTS, UNIQUE_NAME
 from todo_api.models import Todo, TodoList, User
 from todo_api.models.scoping import OWNER, owned_lists, owned_todos, the_owner
-from todo_api.pagination import DATETIME, Position, SortSpec, page_params
+from todo_api.pagination import Position, SortSpec, by_time, page_params
 from todo_api.todos.repository import TodoRecord
 
 TIMESTAMP = DateTime(timezone=True)
@@ -48,15 +48,7 @@ class TrashedList(NamedTuple):
 
 def _spec(model: Any) -> SortSpec:
     """Newest deletion first; both kinds share one order (and one cursor)."""
-    return SortSpec(
-        name="-deleted_at",
-        descending=True,
-        key=col(model.deleted_at),
-        id_column=col(model.id),
-        cursor_value=col(model.deleted_at),
-        codec=DATETIME,
-        bound=lambda value: type_coerce(value, TIMESTAMP),
-    )
+    return by_time("-deleted_at", col(model.deleted_at), col(model.id))
 
 
 TODO_SPEC, LIST_SPEC = _spec(Todo), _spec(TodoList)
