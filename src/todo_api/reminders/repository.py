@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, Uuid, any_, bindparam
+from sqlalchemy import Uuid, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, delete, func, insert
 
 from todo_api.models import ReminderFire, Todo
 from todo_api.models.scoping import OWNER, live_todos, owned_reminder_fires, owned_todos
-from todo_api.pagination import Position, by_time, page_params, select_columns
+from todo_api.pagination import TIMESTAMP, Position, by_time, page_params, select_columns
 
-TIMESTAMP = DateTime(timezone=True)
 _IDS = bindparam("todo_ids", type_=ARRAY(Uuid()))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Uuid, bindparam
+from sqlalchemy import Uuid, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, delete, func, insert
 
@@ -22,6 +22,7 @@ from todo_api.errors import NotFound
 from todo_api.models import TodoCompletion
 from todo_api.models.scoping import OWNER, owned_completions
 from todo_api.pagination import (
+    TIMESTAMP,
     DocumentPage,
     by_time,
     decode_cursor,
@@ -34,7 +35,6 @@ from todo_api.sealed import Sealer
 from todo_api.todos.planner_fields import CompletionQuery
 from todo_api.todos.repository import TodoRepository
 
-TIMESTAMP = DateTime(timezone=True)
 NEWEST_FIRST = by_time("-completed_at", col(TodoCompletion.completed_at), col(TodoCompletion.id))
 _OF_TODO = col(TodoCompletion.todo_id) == bindparam("todo", type_=Uuid())
 _PAGES = {

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, Interval, Uuid, bindparam
+from sqlalchemy import Interval, Uuid, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, func, select, update
 
@@ -19,7 +19,6 @@ from todo_api.models.scoping import OWNER, owned_lists, owned_todos, the_owner
 from todo_api.pagination import Position, SortSpec, by_time, page_params
 from todo_api.todos.repository import TodoRecord
 
-TIMESTAMP = DateTime(timezone=True)
 _NO_SYNC = {"synchronize_session": False}
 
 
