@@ -27,10 +27,12 @@ class CommandType(ApiEnum):
     TODO_UPDATE = "todo_update"
     TODO_DELETE = "todo_delete"
     TODO_RESTORE = "todo_restore"
+    TODO_MOVE = "todo_move"
     LIST_ADD = "list_add"
     LIST_UPDATE = "list_update"
     LIST_DELETE = "list_delete"
     LIST_RESTORE = "list_restore"
+    LIST_MOVE = "list_move"
 
 
 ADDS = frozenset({CommandType.TODO_ADD, CommandType.LIST_ADD})
@@ -56,7 +58,7 @@ class Command(BaseModel):
     temp_id: TempId | None = Field(
         default=None,
         description="`*_add` only (else 422 for the command), unique in the batch: later commands may use it "
-        "as `id` or `list_id`.",
+        "as `id`, `list_id`, `parent_id` or `after_id`.",
     )
     args: dict[str, JsonValue] = Field(
         default_factory=dict,
