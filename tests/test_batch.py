@@ -309,3 +309,23 @@ async def test_a_resent_move_returns_its_stored_result(api: Api) -> None:
     assert again["results"] == first["results"]
     assert [todo["title"] for todo in await api.all_pages("/api/todos", sort="position")] == ["a", "b"]
     assert [item["name"] for item in await api.all_pages("/api/lists", sort="position")] == ["One", "Two"]
+
+
+async def test_adds_and_updates_take_the_planner_fields(api: Api) -> None:
+    recurring = {"due_at": "2030-01-01T09:00:00Z", "recurrence": "FREQ=DAILY", "time_zone": "Europe/Berlin"}
+    body = await batch(
+        api,
+        command("todo_add", {"title": "parent", "reminders": [{"at": "2030-01-01T08:00:00Z"}]}, "parent"),
+        command("todo_add", {"title": "daily", "reminders": [{"before_due": "PT15M"}], **recurring}, "daily"),
+        command("todo_update", {"id": "daily", "parent_id": "parent", "time_zone": "Asia/Tokyo"}),
+        command("todo_update", {"id": "daily", "recurrence": "FREQ=NEVER"}),
+        command("todo_add", {"title": "orphan", "parent_id": str(uuid.uuid4())}),
+    )
+    results, mapping = body["results"], body["temp_id_mapping"]
+    assert [result["status"] for result in results] == [201, 201, 200, 422, 422]
+    daily = await api.request("GET", f"/api/todos/{mapping['daily']}")
+    assert results[2]["resource"] == daily.json()
+    assert (daily.json()["parent_id"], daily.json()["time_zone"]) == (mapping["parent"], "Asia/Tokyo")
+    assert (daily.json()["recurrence"], daily.json()["reminders"]) == ("FREQ=DAILY", [{"before_due": "PT15M"}])
+    assert results[3]["error"]["detail"][0]["loc"] == ["body", "recurrence"]
+    assert results[4]["error"]["detail"][0]["loc"] == ["body", "parent_id"]
