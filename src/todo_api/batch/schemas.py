@@ -48,7 +48,12 @@ class Command(BaseModel):
                     "uuid": "3c1e4b0a-5d6f-4a7b-8c9d-0e1f2a3b4c5d",
                     "temp_id": "tmp-1",
                     "args": {"title": "Buy milk", "list_id": "tmp-list"},
-                }
+                },
+                {
+                    "type": "todo_move",
+                    "uuid": "7e2d4c1b-8a9f-4b0c-9d1e-2f3a4b5c6d7e",
+                    "args": {"id": "tmp-1", "parent_id": "tmp-parent", "after_id": None},
+                },
             ]
         },
     )
