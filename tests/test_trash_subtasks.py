@@ -17,7 +17,7 @@ from sqlmodel import col
 
 from tests.api import Api
 from tests.conftest import AppClientFactory
-from todo_api.models import Todo
+from todo_api.models import Todo, User
 
 type Json = dict[str, Any]
 NAMES = ("parent", "child", "sibling", "grandchild", "leaf")  # leaf: depth 3, the deepest level
@@ -152,8 +152,11 @@ async def test_a_subtask_deleted_before_its_parent_stays_in_the_trash(api: Api, 
         assert _without_updated_at(await _get(api, todo["id"])) == _without_updated_at(todo), name
 
 
-async def test_purging_the_parent_purges_the_subtree_and_sync_reports_every_id(api: Api) -> None:
+async def test_purging_the_parent_purges_the_subtree_and_sync_reports_every_id(
+    api: Api, db_engine: AsyncEngine
+) -> None:
     tree = await _tree(api)
+    kept = await api.create_todo(title="kept")
     ids = {todo["id"] for todo in tree.values()}
     before = (await api.request("GET", "/api/sync")).json()["sync_token"]
     await api.request("DELETE", f"/api/todos/{tree['parent']['id']}")
@@ -163,10 +166,28 @@ async def test_purging_the_parent_purges_the_subtree_and_sync_reports_every_id(a
     for token in (before, trashed["sync_token"]):
         changes = (await api.request("GET", "/api/sync", params={"sync_token": token})).json()
         assert set(changes["deleted"]["todos"]) == ids
-        assert changes["todos"] == []
+        assert {todo["id"] for todo in changes["todos"]} <= {kept["id"]}
     for todo_id in ids:
         assert (await api.request("POST", f"/api/trash/{todo_id}/restore")).status_code == 404
     assert await _trash_ids(api) == []
+    async with db_engine.connect() as connection:
+        left = select(col(Todo.id)).where(col(Todo.id).in_([uuid.UUID(todo_id) for todo_id in ids]))
+        assert (await connection.execute(left)).all() == []
+        owner = select(col(Todo.user_id)).where(col(Todo.id) == uuid.UUID(kept["id"]))
+        count = select(col(User.todo_count)).where(col(User.id) == (await connection.execute(owner)).scalar_one())
+        assert (await connection.execute(count)).scalar_one() == 1
+
+
+async def test_a_restored_subtree_comes_back_whole_in_the_next_sync(api: Api) -> None:
+    tree = await _tree(api)
+    await api.request("DELETE", f"/api/todos/{tree['parent']['id']}")
+    token = (await api.request("GET", "/api/sync")).json()["sync_token"]
+    await api.request("POST", f"/api/trash/{tree['parent']['id']}/restore")
+    changes = (await api.request("GET", "/api/sync", params={"sync_token": token})).json()
+    assert changes["deleted"]["todos"] == []
+    synced = {todo["id"]: todo for todo in changes["todos"]}
+    for name, todo in tree.items():
+        assert synced[todo["id"]] == await _get(api, todo["id"]), name
 
 
 def _masked(response: Any, sent: str) -> tuple[int, bytes]:
