@@ -272,3 +272,23 @@ async def test_a_trashed_list_takes_the_whole_tree_and_brings_it_back(api: Api, 
         assert _without_updated_at(await _get(api, todo["id"])) == _without_updated_at(todo), name
     assert await _depths(db_engine, tree) == depths
     assert (await api.request("GET", f"/api/lists/{work['id']}")).json()["todo_count"] == 5
+
+
+async def test_a_trashed_subtask_follows_its_parents_move_and_comes_back_under_it(api: Api) -> None:
+    work, home = await api.create_list("Work"), await api.create_list("Home")
+    tree = await _tree(api, work["id"])
+    await api.request("DELETE", f"/api/todos/{tree['child']['id']}")
+    moved = await api.request("POST", f"/api/todos/{tree['parent']['id']}/move", json={"list_id": home["id"]})
+    assert moved.status_code == 200, moved.text
+    # The trashed subtree still counts toward the nesting limit: the parent cannot go one level down.
+    host = await api.create_todo(title="host", list_id=home["id"])
+    deeper = await api.request("POST", f"/api/todos/{tree['parent']['id']}/move", json={"parent_id": host["id"]})
+    assert (deeper.status_code, deeper.json()["code"]) == (422, "validation_failed")
+    assert (await api.request("POST", f"/api/trash/{tree['child']['id']}/restore")).status_code == 200
+    for name in ("child", "grandchild", "leaf"):
+        todo = await _get(api, tree[name]["id"])
+        assert (todo["list_id"], todo["parent_id"]) == (home["id"], tree[name]["parent_id"]), name
+    children = await api.all_pages("/api/todos", parent_id=tree["parent"]["id"], sort="position")
+    assert [todo["title"] for todo in children] == ["child", "sibling"]
+    counts = (await api.request("GET", f"/api/lists/{home['id']}")).json()
+    assert counts["todo_count"] == 6
