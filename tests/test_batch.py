@@ -207,3 +207,125 @@ async def test_the_batch_token_continues_the_clients_token(api: Api) -> None:
     body = await batch(api, command("todo_add", {"title": "offline"}), sync_token=full["sync_token"])
     changes = (await api.request("GET", "/api/sync", params={"sync_token": body["sync_token"]})).json()
     assert {todo["title"] for todo in changes["todos"]} == {"changed by another device", "offline"}
+
+
+async def test_moves_with_temp_ids(api: Api) -> None:
+    first_list = await api.create_list("First")
+    body = await batch(
+        api,
+        command("list_add", {"name": "Trip"}, "trip"),
+        command("list_move", {"id": "trip", "after_id": None}),
+        command("todo_add", {"title": "pack", "list_id": "trip"}, "pack"),
+        command("todo_add", {"title": "passport", "parent_id": "pack"}, "passport"),
+        command("todo_add", {"title": "book"}, "book"),
+        command("todo_move", {"id": "book", "list_id": "trip", "after_id": "pack"}),
+        command("todo_move", {"id": "book", "parent_id": "pack", "after_id": "passport"}),
+        command("list_move", {"id": first_list["id"], "after_id": "trip"}),
+    )
+    results, mapping = body["results"], body["temp_id_mapping"]
+    assert [result["status"] for result in results] == [201, 200, 201, 201, 201, 200, 200, 200]
+    assert (results[3]["resource"]["parent_id"], results[3]["resource"]["list_id"]) == (
+        mapping["pack"],
+        mapping["trip"],
+    )
+    book = (await api.request("GET", f"/api/todos/{mapping['book']}")).json()
+    assert results[6]["resource"] == book
+    assert (book["parent_id"], book["list_id"]) == (mapping["pack"], mapping["trip"])
+    children = await api.all_pages("/api/todos", parent_id=mapping["pack"], sort="position")
+    assert [todo["title"] for todo in children] == ["passport", "book"]
+    lists = await api.all_pages("/api/lists", sort="position")
+    assert [item["name"] for item in lists] == ["Trip", "First"]
+    assert results[7]["resource"] == lists[1]
+
+
+async def test_moves_fail_like_the_rest_routes(api: Api) -> None:
+    todo = await api.create_todo(title="t")
+    work = await api.create_list("Work")
+    missing = str(uuid.uuid4())
+    cases: list[tuple[Json, str, Json]] = [
+        (command("todo_move", {"id": missing}), f"/api/todos/{missing}/move", {}),
+        (
+            command("todo_move", {"id": todo["id"], "after_id": missing}),
+            f"/api/todos/{todo['id']}/move",
+            {"after_id": missing},
+        ),
+        (
+            command("todo_move", {"id": todo["id"], "parent_id": missing}),
+            f"/api/todos/{todo['id']}/move",
+            {"parent_id": missing},
+        ),
+        (
+            command("todo_move", {"id": todo["id"], "list_id": missing}),
+            f"/api/todos/{todo['id']}/move",
+            {"list_id": missing},
+        ),
+        (
+            command("todo_move", {"id": todo["id"], "parent_id": todo["id"]}),
+            f"/api/todos/{todo['id']}/move",
+            {"parent_id": todo["id"]},
+        ),
+        (command("todo_move", {"id": todo["id"], "if_version": 1}), f"/api/todos/{todo['id']}/move", {"if_version": 1}),
+        (command("list_move", {"id": missing}), f"/api/lists/{missing}/move", {}),
+        (
+            command("list_move", {"id": work["id"], "after_id": missing}),
+            f"/api/lists/{work['id']}/move",
+            {"after_id": missing},
+        ),
+        (
+            command("list_move", {"id": work["id"], "after_id": work["id"]}),
+            f"/api/lists/{work['id']}/move",
+            {"after_id": work["id"]},
+        ),
+        (
+            command("list_move", {"id": work["id"], "before_id": None}),
+            f"/api/lists/{work['id']}/move",
+            {"before_id": None},
+        ),
+    ]
+    body = await batch(api, *(sent for sent, _, _ in cases))
+    for result, (_, path, rest_body) in zip(body["results"], cases, strict=True):
+        rest = await api.request("POST", path, json=rest_body)
+        assert rest.status_code in {404, 422}, (path, rest.text)
+        assert (result["status"], result["error"]) == (rest.status_code, rest.json()), path
+    assert [r["status"] for r in body["results"][:2]] == [404, 422]
+    bad_id = await batch(api, command("todo_move", {"id": "tmp-unknown"}), command("list_move", {"id": 3}))
+    assert [r["error"]["detail"][0]["loc"] for r in bad_id["results"]] == [["path", "todo_id"], ["path", "list_id"]]
+    assert (await api.request("GET", f"/api/todos/{todo['id']}")).json() == todo
+
+
+async def test_a_resent_move_returns_its_stored_result(api: Api) -> None:
+    a, b = await api.create_todo(title="a"), await api.create_todo(title="b")
+    first_list, second_list = await api.create_list("One"), await api.create_list("Two")
+    queue = [
+        command("todo_move", {"id": a["id"], "after_id": b["id"]}),
+        command("list_move", {"id": first_list["id"], "after_id": second_list["id"]}),
+    ]
+    first = await batch(api, *queue)
+    assert [result["status"] for result in first["results"]] == [200, 200]
+    # Meanwhile, another device moves them back: the resent queue does not move them again.
+    await api.request("POST", f"/api/todos/{a['id']}/move", json={"after_id": None})
+    await api.request("POST", f"/api/lists/{first_list['id']}/move", json={"after_id": None})
+    again = await batch(api, *queue)
+    assert again["results"] == first["results"]
+    assert [todo["title"] for todo in await api.all_pages("/api/todos", sort="position")] == ["a", "b"]
+    assert [item["name"] for item in await api.all_pages("/api/lists", sort="position")] == ["One", "Two"]
+
+
+async def test_adds_and_updates_take_the_planner_fields(api: Api) -> None:
+    recurring = {"due_at": "2030-01-01T09:00:00Z", "recurrence": "FREQ=DAILY", "time_zone": "Europe/Berlin"}
+    body = await batch(
+        api,
+        command("todo_add", {"title": "parent", "reminders": [{"at": "2030-01-01T08:00:00Z"}]}, "parent"),
+        command("todo_add", {"title": "daily", "reminders": [{"before_due": "PT15M"}], **recurring}, "daily"),
+        command("todo_update", {"id": "daily", "parent_id": "parent", "time_zone": "Asia/Tokyo"}),
+        command("todo_update", {"id": "daily", "recurrence": "FREQ=NEVER"}),
+        command("todo_add", {"title": "orphan", "parent_id": str(uuid.uuid4())}),
+    )
+    results, mapping = body["results"], body["temp_id_mapping"]
+    assert [result["status"] for result in results] == [201, 201, 200, 422, 422]
+    daily = await api.request("GET", f"/api/todos/{mapping['daily']}")
+    assert results[2]["resource"] == daily.json()
+    assert (daily.json()["parent_id"], daily.json()["time_zone"]) == (mapping["parent"], "Asia/Tokyo")
+    assert (daily.json()["recurrence"], daily.json()["reminders"]) == ("FREQ=DAILY", [{"before_due": "PT15M"}])
+    assert results[3]["error"]["detail"][0]["loc"] == ["body", "recurrence"]
+    assert results[4]["error"]["detail"][0]["loc"] == ["body", "parent_id"]

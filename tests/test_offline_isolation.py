@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import httpx
+import orjson
 
 from tests.api import Api
 
@@ -123,3 +124,34 @@ async def test_temp_ids_and_command_uuids_belong_to_one_batch_of_one_user(api: A
     later = await other_api.request("POST", "/api/batch", json={"commands": [_command("list_delete", {"id": "tmp"})]})
     assert later.json()["results"][0]["status"] == 422
     assert [item["name"] for item in await other_api.all_pages("/api/lists")] == ["B"]
+
+
+async def test_moves_on_another_users_ids_fail_like_missing_ones(api: Api, other_api: Api) -> None:
+    """todo_move and list_move with B's ids (live or trashed todos, lists, subtasks) as `id`,
+    `after_id`, `parent_id` or `list_id`: A's results are those of random ids, byte for byte."""
+    b_ids = await _world(other_api)
+    b_parent = await other_api.create_todo(title="parent")
+    b_ids["subtask"] = (await other_api.create_todo(title="sub", parent_id=b_parent["id"]))["id"]
+    b_ids["parent"] = b_parent["id"]
+    before = await _snapshot(other_api)
+    mine, my_list = await api.create_todo(title="mine"), await api.create_list("Mine")
+    for resource_id in b_ids.values():
+        bodies = []
+        for target in (resource_id, str(uuid.uuid4())):
+            commands = [
+                _command("todo_move", {"id": target}),  # 422s echo the id sent: masked below
+                _command("todo_move", {"id": mine["id"], "after_id": target}),
+                _command("todo_move", {"id": mine["id"], "parent_id": target}),
+                _command("todo_move", {"id": mine["id"], "list_id": target}),
+                _command("list_move", {"id": target}),
+                _command("list_move", {"id": my_list["id"], "after_id": target}),
+            ]
+            response = await api.request("POST", "/api/batch", json={"commands": commands})
+            assert response.status_code == 200
+            masked = response.content.replace(target.encode(), b"<sent id>")
+            bodies.append([(r["status"], r["error"]) for r in orjson.loads(masked)["results"]])
+        theirs, missing = bodies
+        assert [status for status, _ in theirs] == [404, 422, 422, 422, 404, 422]
+        assert theirs == missing
+    assert await _snapshot(other_api) == before
+    assert (await api.request("GET", f"/api/todos/{mine['id']}")).json() == mine

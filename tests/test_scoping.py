@@ -264,6 +264,10 @@ async def _exercise_offline(api: Api, todo_id: str, list_id: str) -> None:
         {"type": "list_add", "uuid": str(uuid.uuid4()), "temp_id": "l", "args": {"name": "Batch"}},
         {"type": "todo_add", "uuid": str(uuid.uuid4()), "temp_id": "t", "args": {"title": "b", "list_id": "l"}},
         {"type": "todo_update", "uuid": str(uuid.uuid4()), "args": {"id": "t", "title": "c", "if_version": 1}},
+        {"type": "todo_add", "uuid": str(uuid.uuid4()), "temp_id": "s", "args": {"title": "s", "parent_id": "t"}},
+        {"type": "todo_move", "uuid": str(uuid.uuid4()), "args": {"id": "s", "parent_id": "t", "after_id": None}},
+        {"type": "list_move", "uuid": str(uuid.uuid4()), "args": {"id": "l", "after_id": list_id}},
+        # t takes its subtask s to the trash and back.
         {"type": "todo_delete", "uuid": str(uuid.uuid4()), "args": {"id": "t"}},
         {"type": "todo_restore", "uuid": str(uuid.uuid4()), "args": {"id": "t"}},
         {"type": "list_update", "uuid": str(uuid.uuid4()), "args": {"id": "l", "name": "Batch 2"}},

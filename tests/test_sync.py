@@ -214,3 +214,38 @@ async def test_a_token_older_than_forgotten_tombstones_is_410(api: Api, db_engin
     assert (await api.request("GET", "/api/sync", params={"sync_token": fresh})).status_code == 200
     assert await _since(api, old_token) <= max(horizon)
     assert (await api.request("GET", "/api/sync")).status_code == 200  # a full sync always works
+
+
+async def test_sync_documents_carry_the_planner_fields_and_moves(api: Api) -> None:
+    work, home = await api.create_list("Work"), await api.create_list("Home")
+    parent = await api.create_todo(title="parent", list_id=work["id"], reminders=[{"at": "2030-01-01T08:00:00Z"}])
+    child = await api.create_todo(
+        title="child",
+        parent_id=parent["id"],
+        due_at="2030-01-01T09:00:00Z",
+        recurrence="FREQ=DAILY",
+        time_zone="Europe/Berlin",
+        reminders=[{"before_due": "PT15M"}],
+    )
+    other = await api.create_todo(title="other", list_id=work["id"])
+    full, token = await sync_all(api)
+    planner = ("parent_id", "position", "recurrence", "time_zone", "reminders")
+    for todo in (parent, child, other):
+        assert {name: full["todos"][todo["id"]][name] for name in planner} == {name: todo[name] for name in planner}
+    synced_child = full["todos"][child["id"]]
+    assert (synced_child["parent_id"], synced_child["recurrence"]) == (parent["id"], "FREQ=DAILY")
+    assert (synced_child["time_zone"], synced_child["reminders"]) == ("Europe/Berlin", [{"before_due": "PT15M"}])
+    assert {item["id"]: item["position"] for item in full["lists"].values()} == {
+        work["id"]: work["position"],
+        home["id"]: home["position"],
+    }
+    await assert_current(api, full)
+    moved = (await api.request("POST", f"/api/todos/{other['id']}/move", json={"after_id": None})).json()
+    moved_list = (await api.request("POST", f"/api/lists/{home['id']}/move", json={"after_id": None})).json()
+    assert moved["position"] < parent["position"]
+    assert moved_list["position"] < work["position"]
+    changes, _ = await sync_all(api, token)
+    assert changes["todos"][other["id"]] == moved
+    assert changes["todos"][other["id"]]["position"] != other["position"]
+    assert changes["lists"][home["id"]] == moved_list
+    await assert_current(api, changes)

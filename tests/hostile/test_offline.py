@@ -14,19 +14,11 @@ from hypothesis import strategies as st
 
 from tests.api import Api
 from tests.hostile.test_requests import HYPOTHESIS
+from todo_api.batch.schemas import CommandType
 
 B64 = string.ascii_letters + string.digits + "-_"
 COMMAND_STATUSES = {200, 201, 204, 404, 409, 412, 422}
-TYPES = [
-    "todo_add",
-    "todo_update",
-    "todo_delete",
-    "todo_restore",
-    "list_add",
-    "list_update",
-    "list_delete",
-    "list_restore",
-]
+TYPES = [kind.value for kind in CommandType]  # every command type, the new ones too
 
 
 def _b64(data: bytes) -> str:
@@ -93,7 +85,19 @@ JSON = st.recursive(
     max_leaves=8,
 )
 ARG_NAMES = st.sampled_from(
-    ["id", "list_id", "title", "name", "completed", "priority", "tags", "if_match", "if_version"]
+    [
+        "id",
+        "list_id",
+        "parent_id",
+        "after_id",
+        "title",
+        "name",
+        "completed",
+        "priority",
+        "tags",
+        "if_match",
+        "if_version",
+    ]
 )
 REFERENCES = st.sampled_from(["tmp-0", "tmp-1", "tmp-2", "nope"]) | st.uuids().map(str)
 

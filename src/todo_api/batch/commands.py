@@ -15,9 +15,12 @@ from sqlmodel import Session
 from todo_api.batch.schemas import CommandType
 from todo_api.errors import AppError, ErrorCode, InvalidInput
 from todo_api.http.conditional import ETag, Precondition
+from todo_api.lists import moves as list_moves
 from todo_api.lists import service as lists
-from todo_api.lists.schemas import ListCreate, ListUpdate
+from todo_api.lists.schemas import ListCreate, ListMove, ListUpdate
+from todo_api.todos import moves as todo_moves
 from todo_api.todos import service as todos
+from todo_api.todos.planner_fields import TodoMove
 from todo_api.todos.schemas import TodoCreate, TodoUpdate
 from todo_api.trash import service as trash
 from todo_api.trash.schemas import ResourceKind
@@ -86,8 +89,8 @@ def _precondition[V](args: Mapping[str, Any], etag: ETag[V], versions: bool) -> 
     return etag.precondition(match)
 
 
-def _body(args: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in args.items() if name not in ("id", *PRECONDITION_ARGS)}
+def _body(args: Mapping[str, Any], meta: tuple[str, ...] = ("id", *PRECONDITION_ARGS)) -> dict[str, Any]:
+    return {name: value for name, value in args.items() if name not in meta}
 
 
 def todo_add(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
@@ -104,6 +107,13 @@ def todo_update(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], l
 def todo_delete(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
     todos.delete_todo(session, user_id, _id(args, "todo_id"), _precondition(args, todos.ETAG, True))
     return Outcome(204)
+
+
+def todo_move(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+    todo_id = _id(args, "todo_id")
+    # Moves take no precondition (the route reads no If-Match): `if_match` is an unknown field, 422.
+    moved = todo_moves.move_todo(session, user_id, todo_id, _parse(TodoMove, _body(args, ("id",))))
+    return Outcome(200, moved.item)
 
 
 def _restore(kind: ResourceKind) -> Callable[[Session, uuid.UUID, Mapping[str, Any], Limits], Outcome]:
@@ -130,14 +140,22 @@ def list_delete(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], l
     return Outcome(204)
 
 
+def list_move(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
+    list_id = _id(args, "list_id")
+    moved = list_moves.relocate(session, user_id, list_id, _parse(ListMove, _body(args, ("id",))))
+    return Outcome(200, moved.item)
+
+
 type Handler = Callable[[Session, uuid.UUID, Mapping[str, Any], Limits], Outcome]
 HANDLERS: dict[CommandType, Handler] = {
     CommandType.TODO_ADD: todo_add,
     CommandType.TODO_UPDATE: todo_update,
     CommandType.TODO_DELETE: todo_delete,
     CommandType.TODO_RESTORE: _restore(ResourceKind.TODO),
+    CommandType.TODO_MOVE: todo_move,
     CommandType.LIST_ADD: list_add,
     CommandType.LIST_UPDATE: list_update,
     CommandType.LIST_DELETE: list_delete,
     CommandType.LIST_RESTORE: _restore(ResourceKind.LIST),
+    CommandType.LIST_MOVE: list_move,
 }

@@ -27,10 +27,12 @@ class CommandType(ApiEnum):
     TODO_UPDATE = "todo_update"
     TODO_DELETE = "todo_delete"
     TODO_RESTORE = "todo_restore"
+    TODO_MOVE = "todo_move"
     LIST_ADD = "list_add"
     LIST_UPDATE = "list_update"
     LIST_DELETE = "list_delete"
     LIST_RESTORE = "list_restore"
+    LIST_MOVE = "list_move"
 
 
 ADDS = frozenset({CommandType.TODO_ADD, CommandType.LIST_ADD})
@@ -46,7 +48,12 @@ class Command(BaseModel):
                     "uuid": "3c1e4b0a-5d6f-4a7b-8c9d-0e1f2a3b4c5d",
                     "temp_id": "tmp-1",
                     "args": {"title": "Buy milk", "list_id": "tmp-list"},
-                }
+                },
+                {
+                    "type": "todo_move",
+                    "uuid": "7e2d4c1b-8a9f-4b0c-9d1e-2f3a4b5c6d7e",
+                    "args": {"id": "tmp-1", "parent_id": "tmp-parent", "after_id": None},
+                },
             ]
         },
     )
@@ -56,7 +63,7 @@ class Command(BaseModel):
     temp_id: TempId | None = Field(
         default=None,
         description="`*_add` only (else 422 for the command), unique in the batch: later commands may use it "
-        "as `id` or `list_id`.",
+        "as `id`, `list_id`, `parent_id` or `after_id`.",
     )
     args: dict[str, JsonValue] = Field(
         default_factory=dict,

@@ -32,7 +32,7 @@ from todo_api.sealed import Sealer
 from todo_api.sync import service as sync
 
 KEY_PREFIX = "batch "
-REFERENCES = ("id", "list_id")  # arguments that may name an earlier command's temp_id
+REFERENCES = ("id", "list_id", "parent_id", "after_id")  # arguments that may name an earlier command's temp_id
 
 
 @dataclass(frozen=True, slots=True)

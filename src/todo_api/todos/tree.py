@@ -126,7 +126,8 @@ def _set_completed(done: bool) -> ReturningUpdate[uuid.UUID, datetime | None]:
     )
 
 
-_TRASHED_AT = bindparam("deleted_at", type_=DateTime(timezone=True))
+# Not named `deleted_at`: the restore's SET deleted_at = NULL takes that name for its own parameter.
+_TRASHED_AT = bindparam("trashed_at", type_=DateTime(timezone=True))
 # DELETE of a todo takes its live subtasks to the trash with it, marked and stamped with its time.
 _TRASH_DESCENDANTS: Update = (
     update(Todo)
@@ -212,15 +213,15 @@ def reopen_descendants(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID)
 
 def trash_descendants(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, deleted_at: datetime) -> None:
     """The live subtasks (every level) follow their trashed root, at its deletion time."""
-    session.exec(_TRASH_DESCENDANTS, params={OWNER: user_id, "root": todo_id, "deleted_at": deleted_at})
+    session.exec(_TRASH_DESCENDANTS, params={OWNER: user_id, "root": todo_id, "trashed_at": deleted_at})
 
 
 def trashed_with(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, deleted_at: datetime) -> int:
     """How many subtasks went to the trash with the todo (and come back with it)."""
-    params = {OWNER: user_id, "root": todo_id, "deleted_at": deleted_at}
+    params = {OWNER: user_id, "root": todo_id, "trashed_at": deleted_at}
     return int(session.exec(_COUNT_WITH_ROOT, params=params).one())
 
 
 def restore_with(session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, deleted_at: datetime) -> None:
     """Bring back the subtasks that went to the trash with the todo."""
-    session.exec(_RESTORE_WITH_ROOT, params={OWNER: user_id, "root": todo_id, "deleted_at": deleted_at})
+    session.exec(_RESTORE_WITH_ROOT, params={OWNER: user_id, "root": todo_id, "trashed_at": deleted_at})
