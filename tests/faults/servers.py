@@ -459,7 +459,8 @@ def opening_kind(first_bytes: bytes) -> str:
 
 @dataclass
 class TcpRelay:
-    """`async with TcpRelay(port) as relay:` forwards 127.0.0.1:relay.port to 127.0.0.1:port unchanged.
+    """`async with TcpRelay(port) as relay:` forwards 127.0.0.1:relay.port to 127.0.0.1:port unchanged
+    (or to the Unix socket `upstream_socket`, e.g. the embedded PostgreSQL's, when given).
 
     TLS passes through end to end (so SCRAM channel binding still binds to the server's
     certificate); `openings` records how every client connection began.
@@ -467,6 +468,7 @@ class TcpRelay:
 
     upstream_port: int
     openings: list[str] = field(default_factory=list)
+    upstream_socket: str | None = None
     _server: asyncio.Server | None = None
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
@@ -488,10 +490,15 @@ class TcpRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 10)
 
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.upstream_socket is not None:
+            return await asyncio.open_unix_connection(self.upstream_socket)
+        return await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self._writers.append(client_writer)
         try:
-            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            server_reader, server_writer = await self._open_upstream()
         except OSError:
             client_writer.close()
             return
@@ -528,7 +535,7 @@ class CommitCutter(TcpRelay):
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self._writers.append(client_writer)
         try:
-            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            server_reader, server_writer = await self._open_upstream()
         except OSError:
             client_writer.close()
             return

@@ -41,8 +41,17 @@ async def test_commit_cut_gives_503_and_the_retry_with_the_same_key_returns_the_
     url = make_url(database_url)
     headers = {**auth(), "Idempotency-Key": str(uuid.uuid4())}
     body = {field: f"cut during commit {uuid.uuid4().hex[:8]}"}
-    async with CommitCutter(url.port or 5432) as relay:
-        relayed = url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    # The server by TCP (TEST_DATABASE_URL) or by its Unix socket (the embedded PostgreSQL's URL
+    # names the socket directory in `host=`); the app reaches it through the relay either way.
+    socket_dir = url.query.get("host")
+    socket = (
+        f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
+        if isinstance(socket_dir, str) and socket_dir.startswith("/")
+        else None
+    )
+    async with CommitCutter(url.port or 5432, upstream_socket=socket) as relay:
+        direct = url.difference_update_query(["host"])
+        relayed = direct.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
         async with running_app(database_url=relayed) as running:
             client = running.client
             for _ in range(2):  # the account exists and is cached: the create is one transaction
