@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message
 from bench import floor as floor_module
 from bench import scenarios
 from bench.fixture import Prepared, prepared, say
-from bench.inprocess import Probe, deep_path, probes, settings
+from bench.inprocess import CURSOR_SECRET, Probe, deep_path, probes, settings
 from bench.tokens import AUDIENCE, ISSUER
 from todo_api.app import create_app
 
@@ -110,6 +110,7 @@ async def _measure(ready: Prepared, batch: Sequence[Probe], requests: int, batch
             JWT_PUBLIC_KEY=ready.signer.public_pem,
             JWT_ISSUER=ISSUER,
             JWT_AUDIENCE=AUDIENCE,
+            CURSOR_SECRET=CURSOR_SECRET,
             LOG_LEVEL="warning",  # as todo-api here: the floor's startup configures logging for the process
         )
         await floor._start()  # the floor's own startup, as its lifespan runs it

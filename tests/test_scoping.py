@@ -100,6 +100,12 @@ def _tables(statement: Executable) -> set[str]:
     return {table.name for table in found if isinstance(table, Table)}
 
 
+def _inserts(statement: Executable) -> list[Insert]:
+    """The INSERTs in the statement: itself, or one in a CTE (`models.base.returned`)."""
+    assert isinstance(statement, ClauseElement)
+    return [element for element in visitors.iterate(statement) if isinstance(element, Insert)]
+
+
 def unscoped_tables(statement: Executable) -> set[str]:
     """Guarded tables the statement touches without their owner filter (empty: all is well)."""
     if statement.get_execution_options().get("all_users"):
@@ -109,7 +115,7 @@ def unscoped_tables(statement: Executable) -> set[str]:
     compared = _compared(statement)
     missing = set()
     for name in tables & GUARDS.keys():
-        if isinstance(statement, Insert) and statement.table.name == name:
+        if any(insert.table.name == name for insert in _inserts(statement)):
             continue  # an INSERT's owner is in its values: checked against the request at run time
         if not any(all((name, *pair) in compared for pair in guard) for guard in GUARDS[name]):
             missing.add(name)
@@ -153,6 +159,8 @@ def _repository_statements() -> Iterator[tuple[str, Executable]]:
             for chosen in ((planner,), (planner, *filters)):
                 yield f"todos page {sort} {chosen}", todos_repository._filtered_page(sort, after, frozenset(chosen))
     yield "todo subtree ids", todo_tree.subtree_ids()
+    for conditional in (False, True):
+        yield f"todos check off {conditional}", todo_completions._check_off(frozenset({"completed"}), conditional)
     fields = sorted(todos_repository.TodoValues.__annotations__)
     for size in range(1, len(fields) + 1):
         for chosen in itertools.combinations(fields, size):
@@ -334,11 +342,13 @@ async def test_every_statement_a_request_runs_is_scoped_to_the_requesting_user(
         tables = _tables(statement)
         if OWNER in params:
             assert str(params[OWNER]) in ids, str(statement)
-        if isinstance(statement, Insert) and statement.table.name in INSERT_OWNER:
-            owner = params[INSERT_OWNER[statement.table.name]]
-            assert str(owner) in ids, str(statement)
-            if OWNER in params:
-                assert params[OWNER] == owner
+        for insert in _inserts(statement):
+            if insert.table.name in INSERT_OWNER:
+                # `todos.completions._check_off` writes the owner's id from the scoping parameter
+                owner = params.get(INSERT_OWNER[insert.table.name], params.get(OWNER))
+                assert str(owner) in ids, str(statement)
+                if OWNER in params:
+                    assert params[OWNER] == owner
         guarded += bool(tables & GUARDS.keys())
     assert guarded > 100
 

@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from todo_api import __version__, maintenance
 from todo_api.api import api_router
-from todo_api.auth.http import AuthenticationMiddleware
+from todo_api.auth.http import AuthenticationMiddleware, bearer_scheme
 from todo_api.auth.identities import IdentityCache
 from todo_api.auth.keys import JwksKeySource
 from todo_api.auth.verifier import TokenVerifier
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.include_router(api_router)
-    openapi.install(app)
+    openapi.install(app, bearer_scheme, api_router.prefix)
     http_errors.register(app)
     # Added innermost first; requests pass (CORS →) request context → authentication → body limit.
     batch_cap = {"/api/batch": max(settings.max_body_bytes, BATCH_MAX_BODY_BYTES)}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request
 
 from todo_api.auth.current import CurrentUser
-from todo_api.auth.http import authenticate, bearer_scheme
+from todo_api.auth.http import authenticate
 from todo_api.auth.identities import IdentityCache
 from todo_api.context import AppContext, app_context
 from todo_api.errors import AccountDeleted
@@ -16,6 +16,9 @@ from todo_api.http.middleware import received_at
 from todo_api.sealed import Sealer
 from todo_api.storage.database import Database
 from todo_api.users import service as users
+
+# Each dependency reads the app's context from the request itself rather than depending on
+# `get_context`: FastAPI resolves every declared sub-dependency again on every request.
 
 
 async def get_context(request: Request) -> AppContext:
@@ -26,20 +29,18 @@ async def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-async def get_database(context: ContextDep) -> Database:
-    return context.database
+async def get_database(request: Request) -> Database:
+    return app_context(request).database
 
 
 DbDep = Annotated[Database, Depends(get_database)]
 
 
-async def get_current_user(
-    request: Request,
-    context: ContextDep,
-    _scheme: Annotated[None, Security(bearer_scheme)],
-) -> CurrentUser:
+async def get_current_user(request: Request) -> CurrentUser:
     """Applied to the whole `/api` router: verified token → provisioned user (cached per worker,
-    so most requests reach the database only for their own work)."""
+    so most requests reach the database only for their own work). The bearer scheme is declared in
+    the OpenAPI document by `http.openapi` (the token itself was checked by the middleware)."""
+    context = app_context(request)
     principal = await authenticate(request)
     user_id = context.identities.get(principal)
     if user_id is None:
@@ -62,29 +63,29 @@ async def get_current_user(
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 
 
-async def identity_cache(context: ContextDep) -> IdentityCache:
-    return context.identities
+async def identity_cache(request: Request) -> IdentityCache:
+    return app_context(request).identities
 
 
 IdentityCacheDep = Annotated[IdentityCache, Depends(identity_cache)]
 
 
-async def todo_limit(context: ContextDep) -> int:
+async def todo_limit(request: Request) -> int:
     """MAX_TODOS_PER_USER (0: no limit)."""
-    return context.settings.max_todos_per_user
+    return app_context(request).settings.max_todos_per_user
 
 
-async def list_limit(context: ContextDep) -> int:
+async def list_limit(request: Request) -> int:
     """MAX_LISTS_PER_USER (0: no limit)."""
-    return context.settings.max_lists_per_user
+    return app_context(request).settings.max_lists_per_user
 
 
 TodoLimitDep = Annotated[int, Depends(todo_limit)]
 ListLimitDep = Annotated[int, Depends(list_limit)]
 
 
-async def cursor_sealer(context: ContextDep) -> Sealer:
-    return context.cursors
+async def cursor_sealer(request: Request) -> Sealer:
+    return app_context(request).cursors
 
 
 CursorSealerDep = Annotated[Sealer, Depends(cursor_sealer)]

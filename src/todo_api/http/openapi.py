@@ -1,7 +1,9 @@
 """The OpenAPI document: what FastAPI derives from the routes, finished for client generators.
 
-FastAPI builds the document; `install` adds what no single route declares: `X-Request-ID` on every
-response (the request middleware sets it on all of them) and `code` on FastAPI's own 422 body, and
+FastAPI builds the document; `install` adds what no single route declares: the bearer scheme on
+every `/api` operation (the authentication middleware applies it to all of them, so it is not a
+per-request dependency), `X-Request-ID` on every response (the request middleware sets it on all of
+them) and `code` on FastAPI's own 422 body, and
 drops `null` from optional parameters' types (a query string or header cannot carry a null; the
 parameter is left out instead), so clients type them `string`, not `string | null`.
 Operation ids are the route names (`create_todo`), not FastAPI's `create_todo_api_todos_post`.
@@ -13,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
 
 from todo_api.http.responses import CODE_DESCRIPTION
 
@@ -35,23 +38,27 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, security: SecurityBase, prefix: str = "/api") -> None:
     """Make `app.openapi()` return the finished document (built once, like FastAPI's)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = finish(generate())
+            app.openapi_schema = finish(generate(), security, prefix)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the document
 
 
-def finish(document: dict[str, Any]) -> dict[str, Any]:
+def finish(document: dict[str, Any], security: SecurityBase, prefix: str) -> dict[str, Any]:
     components = document.setdefault("components", {})
     components.setdefault("headers", {})[REQUEST_ID] = REQUEST_ID_HEADER
-    for operations in document.get("paths", {}).values():
+    scheme = security.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    components.setdefault("securitySchemes", {})[security.scheme_name] = scheme
+    for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
+            if path == prefix or path.startswith(prefix + "/"):
+                operation["security"] = [{security.scheme_name: []}]
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = _without_null(parameter["schema"])
             for response in operation.get("responses", {}).values():

@@ -9,14 +9,16 @@ Completing a parent completes its open subtasks: each gets its row too. Rows go 
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Uuid, bindparam
+from sqlalchemy import Uuid, bindparam, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, delete, func, insert
+from sqlmodel.sql.expression import Select
 
 from todo_api.errors import NotFound
 from todo_api.models import TodoCompletion
@@ -33,7 +35,7 @@ from todo_api.pagination import (
 )
 from todo_api.sealed import Sealer
 from todo_api.todos.planner_fields import CompletionQuery
-from todo_api.todos.repository import TodoRepository
+from todo_api.todos.repository import PlannerValues, TodoRecord, TodoRepository, plain_completion
 
 NEWEST_FIRST = by_time("-completed_at", col(TodoCompletion.completed_at), col(TodoCompletion.id))
 _OF_TODO = col(TodoCompletion.todo_id) == bindparam("todo", type_=Uuid())
@@ -66,6 +68,54 @@ _UNDO = (
     )
     .execution_options(synchronize_session=False)
 )
+
+
+_HISTORY_COLUMNS = [
+    col(TodoCompletion.id),
+    col(TodoCompletion.user_id),
+    col(TodoCompletion.todo_id),
+    col(TodoCompletion.due_at),
+]
+
+
+@functools.lru_cache(maxsize=128)
+def _check_off(fields: frozenset[str], conditional: bool) -> Select[*tuple[Any, ...]]:
+    """`repository.plain_completion` and its history in one statement: data-modifying CTEs record
+    the completion when the UPDATE completes the todo, or delete the one it undoes when it reopens
+    it (what `record` and `undo` do, a round trip less). PostgreSQL runs each CTE once, whether
+    or not the outer SELECT reads it."""
+    changed = plain_completion(fields, conditional).cte("changed")
+    todo = changed.columns
+    # The owner's id under its scoping name: an execution parameter named like a column of `todos`
+    # (`user_id`) would join the UPDATE's SET clause.
+    completes = select_columns(func.gen_random_uuid(), bindparam(OWNER, type_=Uuid()), todo["id"], todo["due_at"])
+    recorded = (
+        insert(TodoCompletion)
+        .from_select(_HISTORY_COLUMNS, completes.where(todo["completed"], ~todo["was_completed"]))
+        .execution_options(dml_strategy="raw")
+        .cte("recorded")
+    )
+    reopens = select_columns(todo["id"], todo["was_completed_at"]).where(todo["was_completed"], ~todo["completed"])
+    undone = (
+        delete(TodoCompletion)
+        .where(owned_completions(), tuple_(col(TodoCompletion.todo_id), col(TodoCompletion.completed_at)).in_(reopens))
+        .execution_options(synchronize_session=False)
+        .cte("undone")
+    )
+    return Select(changed).add_cte(recorded, undone)
+
+
+def check_off(
+    session: Session, user_id: uuid.UUID, todo_id: uuid.UUID, values: PlannerValues, versions: Iterable[int] | None
+) -> TodoRecord | None:
+    """Complete or reopen a plain todo with its history, in one statement. None: not found, not in
+    `versions`, or not plain (the caller takes the general path)."""
+    params = {f"new_{name}": value for name, value in values.items()}
+    params |= {OWNER: user_id, "target": todo_id}
+    if versions is not None:
+        params["versions"] = sorted(versions)
+    row = session.exec(_check_off(frozenset(values), versions is not None), params=params).first()
+    return None if row is None else TodoRecord._make(row[:-2])
 
 
 def record(session: Session, user_id: uuid.UUID, completed: Sequence[tuple[uuid.UUID, datetime | None]]) -> None:

@@ -103,17 +103,9 @@ def _complete_plain(
     precondition: Precondition[int] | None,
 ) -> TodoRecord | None:
     """Checking off (or reopening) a todo with no series, subtasks or reminders, the common write:
-    one UPDATE and its history row, no row lock read first. None: take the general path (which also
-    answers 404 and 412)."""
-    done = TodoRepository(session, user_id).complete_plain(todo_id, values, accepted(precondition))
-    if done is None:
-        return None
-    record, was_completed, completed_at = done
-    if record.completed and not was_completed:
-        completions.record(session, user_id, [(todo_id, record.due_at)])
-    elif was_completed and not record.completed:
-        completions.undo(session, user_id, todo_id, completed_at)
-    return record
+    one statement with its history row, no row lock read first. None: take the general path (which
+    also answers 404 and 412)."""
+    return completions.check_off(session, user_id, todo_id, values, accepted(precondition))
 
 
 def _placement(session: Session, user_id: uuid.UUID, state: TodoState, planned: dict[str, Any]) -> Placement:

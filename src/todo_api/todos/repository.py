@@ -20,12 +20,13 @@ from typing import Any, NamedTuple, TypedDict
 from sqlalchemy import ColumnElement, DateTime, Integer, Text, Uuid, and_, bindparam, case, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.dml import Insert, ReturningUpdate, Update
+from sqlalchemy.sql.dml import ReturningUpdate, Update
 from sqlmodel import Session, col, exists, func, insert, or_, select, update
+from sqlmodel.sql.expression import Select
 
 from todo_api.errors import violated_constraint
 from todo_api.models import Todo, TodoList, User
-from todo_api.models.base import sql_type, timestamp_literal
+from todo_api.models.base import returned, sql_type, timestamp_literal
 from todo_api.models.scoping import OWNER, live_lists, live_todos, the_owner
 from todo_api.models.todo import due_at_asc_key, due_at_desc_key, title_key
 from todo_api.pagination import (
@@ -293,7 +294,7 @@ _INTO_LIVE_LIST = or_(_NEW_LIST.is_(None), exists().where(live_lists(), col(Todo
 
 
 @functools.cache
-def _create(completed: bool, capped: bool) -> Insert:
+def _create(completed: bool, capped: bool) -> Select[*tuple[Any, ...]]:
     """INSERT … SELECT from the owner's user row, locked (FOR UPDATE), so that concurrent creates of
     one user take turns and each sees the count its predecessor left: the cap (`limit`) holds
     across workers and replicas. No row comes back when the cap is reached, the list is in the
@@ -308,7 +309,7 @@ def _create(completed: bool, capped: bool) -> Insert:
     if capped:
         source = source.where(col(User.todo_count) < bindparam("limit", type_=Integer()))
     statement = insert(Todo).from_select(columns, source.with_for_update()).returning(*_RECORD)
-    return statement.execution_options(dml_strategy="raw")  # bind parameters feed the SELECT, not VALUES
+    return returned(statement.execution_options(dml_strategy="raw"))  # bind parameters feed the SELECT
 
 
 _IF_VERSION = col(Todo.version).in_(bindparam("versions", expanding=True))
@@ -329,7 +330,12 @@ def completed_at_for(completed: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 @functools.lru_cache(maxsize=256)
-def _update(fields: frozenset[str], conditional: bool) -> Update:
+def _update(fields: frozenset[str], conditional: bool) -> Select[*tuple[Any, ...]]:
+    return returned(_update_statement(fields, conditional).returning(*_RECORD))
+
+
+@functools.lru_cache(maxsize=256)
+def _update_statement(fields: frozenset[str], conditional: bool) -> Update:
     """SET each of `fields` from `:new_<field>`, `updated_at` now, `version` bumped (and the
     completion time with `completed`)."""
     assignments: dict[Any, Any] = {
@@ -339,12 +345,12 @@ def _update(fields: frozenset[str], conditional: bool) -> Update:
     if "completed" in fields:
         assignments["completed_at"] = completed_at_for(assignments["completed"])
     where = [_ONE, _IF_VERSION] if conditional else [_ONE]
-    return update(Todo).where(*where).values(assignments).returning(*_RECORD).execution_options(**_NO_SYNC)
+    return update(Todo).where(*where).values(assignments).execution_options(**_NO_SYNC)
 
 
 # A plain completion (or reopening): the todo recurs not, has no subtasks and no reminders. Then one
 # UPDATE does it all, and returns the state it had before (subqueries in RETURNING read the
-# statement's snapshot, from before the update) for the history.
+# statement's snapshot, from before the update) for the history (`completions.check_off`).
 _PRIOR = aliased(Todo, name="prior")
 _PLAIN_COMPLETION = [col(Todo.recurrence).is_(None), ~CHILDREN, func.jsonb_array_length(col(Todo.reminders)) == 0]
 
@@ -355,12 +361,16 @@ def _before(column: Any) -> Any:
     return prior.correlate(Todo).scalar_subquery()
 
 
-_BEFORE = [_before(col(_PRIOR.completed)), _before(col(_PRIOR.completed_at))]
+_BEFORE = [
+    _before(col(_PRIOR.completed)).label("was_completed"),
+    _before(col(_PRIOR.completed_at)).label("was_completed_at"),
+]
 
 
-@functools.lru_cache(maxsize=128)
-def _plain_completion(fields: frozenset[str], conditional: bool) -> Update:
-    return _update(fields, conditional).where(*_PLAIN_COMPLETION).returning(*_BEFORE)
+def plain_completion(fields: frozenset[str], conditional: bool) -> ReturningUpdate[*tuple[Any, ...]]:
+    """`update` of a plain todo (no series, subtasks or reminders; no row otherwise), returning the
+    record, then whether it was completed before and since when."""
+    return _update_statement(fields, conditional).where(*_PLAIN_COMPLETION).returning(*_RECORD, *_BEFORE)
 
 
 def _versions(versions: Iterable[int] | None) -> dict[str, Any]:
@@ -407,18 +417,6 @@ class TodoRepository:
         params |= {**self._owner, "target": todo_id, **_versions(versions)}
         return self._returning(_update(frozenset(values), versions is not None), params)
 
-    def complete_plain(
-        self, todo_id: uuid.UUID, values: PlannerValues, versions: Iterable[int] | None = None
-    ) -> tuple[TodoRecord, bool, datetime | None] | None:
-        """`update` for a write whose only planner field is `completed`, if the todo is plain (see
-        `_PLAIN_COMPLETION`): the record, and whether it was completed before and since when.
-        None: not found, not in `versions`, or not plain (the caller takes the general path)."""
-        params = {f"new_{name}": value for name, value in values.items()}
-        params |= {**self._owner, "target": todo_id, **_versions(versions)}
-        statement = _plain_completion(frozenset(values), versions is not None)
-        row = self.session.exec(statement, params=params).first()
-        return None if row is None else (TodoRecord._make(row[:-2]), bool(row[-2]), row[-1])
-
     def delete(self, todo_id: uuid.UUID, versions: Iterable[int] | None = None) -> Trashed | None:
         """Move the todo to the trash (its subtasks: `tree.trash_descendants`); None if not found or
         not in one of `versions`."""
@@ -426,7 +424,7 @@ class TodoRepository:
         row = self.session.exec(_DELETE[versions is not None], params=params).first()
         return None if row is None else Trashed(row[0], bool(row[1]))
 
-    def _returning(self, statement: Insert | Update, params: dict[str, Any]) -> TodoRecord | None:
+    def _returning(self, statement: Select[*tuple[Any, ...]], params: dict[str, Any]) -> TodoRecord | None:
         try:
             row = self.session.exec(statement, params=params).first()
         except IntegrityError as exc:
