@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
+import pstats
 import statistics
 import time
 from collections.abc import Sequence
@@ -101,6 +103,30 @@ async def _time(
     return min(figures), statistics.median(figures)
 
 
+async def _count_calls(ready: Prepared, batch: Sequence[Probe], requests: int) -> None:
+    """Python function calls per request (cProfile's count, builtins included), todo-api only.
+
+    Unlike CPU time it does not move with the machine's load: two versions of the code can be
+    compared with one run each. It weighs a call into C (psycopg's libpq, pydantic-core) like any
+    other, so it is a guide to Python overhead, not a substitute for `python -m bench`."""
+    app = create_app(settings(ready))
+    print("| scenario  | Python calls per request |")
+    print("|-----------|-------------------------:|")
+    async with app.router.lifespan_context(app):
+        for probe in batch:
+            token = ready.tokens[probe.user]
+            for _ in range(max(50, requests // 20)):  # warm-up: caches, compiled statements, pool
+                await _call(app, probe, token)
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(requests):
+                await _call(app, probe, token)
+            profile.disable()
+            stats = pstats.Stats(profile)
+            calls = sum(entry[1] for entry in stats.stats.values())  # type: ignore[attr-defined]
+            print(f"| {probe.scenario:<9} | {calls / requests:>24.0f} |", flush=True)
+
+
 async def _measure(ready: Prepared, batch: Sequence[Probe], requests: int, batches: int, with_floor: bool) -> None:
     app = create_app(settings(ready))
     floor = floor_module.Floor()
@@ -149,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--todos", type=int, default=10_000)
+    parser.add_argument(
+        "--calls", action="store_true", help="count Python function calls per request instead (todo-api only)"
+    )
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     plan = {"user-1": args.todos, "user-2": args.todos}
@@ -156,7 +185,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         deep = deep_path(ready) if "list-deep" in names else scenarios.LIST_PATH
         say(f"{args.requests} requests per scenario and server, {args.batches} batches, uvloop, this process only")
         batch = probes(names, ready, deep)
-        uvloop.run(_measure(ready, batch, args.requests, args.batches, with_floor=not args.no_floor))
+        if args.calls:
+            uvloop.run(_count_calls(ready, batch, args.requests))
+        else:
+            uvloop.run(_measure(ready, batch, args.requests, args.batches, with_floor=not args.no_floor))
 
 
 if __name__ == "__main__":

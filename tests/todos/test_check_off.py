@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from tests.api import Api
 
@@ -69,3 +71,28 @@ async def test_another_users_todo_is_404_and_unchanged(api: Api, other_api: Api)
     theirs = (await other_api.request("GET", f"/api/todos/{todo['id']}")).json()
     assert theirs["completed"] is False
     assert await _history(other_api, todo["id"]) == []
+
+
+@pytest.mark.parametrize("completed", [True, False], ids=["check-off", "reopening"])
+async def test_a_plain_check_off_and_its_history_are_one_statement(api: Api, completed: bool) -> None:
+    """The README's round-trip count: a check-off that changes the history runs one statement in
+    its transaction (`BEGIN`, the statement, `COMMIT`), the history written by its CTEs. (The
+    identity look-up of a worker's cache miss is not part of it: it has its own transaction.)"""
+    todo = await api.create_todo(title="one statement", completed=not completed)
+    seen: list[str] = []
+
+    def record(state: ORMExecuteState) -> None:
+        statement = str(state.statement)
+        if "todos" in statement or "todo_completions" in statement:
+            seen.append(statement)
+
+    event.listen(Session, "do_orm_execute", record)
+    try:
+        response = await api.request("PATCH", f"/api/todos/{todo['id']}", json={"completed": completed})
+    finally:
+        event.remove(Session, "do_orm_execute", record)
+    assert response.status_code == 200
+    assert len(seen) == 1, seen
+    assert "todo_completions" in seen[0]
+    history = await _history(api, todo["id"])
+    assert len(history) == (1 if completed else 0)
