@@ -137,8 +137,12 @@ async def _exhaust(api: Api, limit: int) -> None:
 
 
 async def _flushed() -> None:
-    """Long enough for every instance to add its counts to the shared store and read the totals."""
-    await asyncio.sleep(3 * FLUSH_SECONDS)
+    """Long enough for every instance to add its counts to the shared store and read the totals.
+
+    A flush starts `FLUSH_SECONDS` after an admission; on a starved 2-core CI machine (the other
+    xdist worker running a fault test's servers) the event loop can run it well after that: once,
+    3 × FLUSH_SECONDS was not enough for the Redis backend (2026-11-30)."""
+    await asyncio.sleep(12 * FLUSH_SECONDS)
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "redis"])
