@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -114,7 +115,20 @@ def base_settings(database_url: str, signing_key: Any) -> dict[str, Any]:
         "log_level": "warning",
         # Most tests send many requests as one user; the rate-limit tests turn it back on.
         "rate_limit_requests": 0,
+        # Windows are fixed: a count restarts at each boundary. An hour-long one, entered away from
+        # its end (`clear_of_window_edge`), never restarts during a rate-limit test.
+        "rate_limit_window_seconds": 3600,
     }
+
+
+async def clear_of_window_edge(settings: Settings, margin: float = 60.0) -> None:
+    """Wait out the end of the current rate-limit window if it is less than `margin` seconds away,
+    so a test that counts requests to the limit never straddles a boundary (where the count would
+    restart and the expected 429 not come). At most `margin` seconds, in about 1 run of 60."""
+    if settings.rate_limit_requests:
+        left = settings.rate_limit_window_seconds - time.time() % settings.rate_limit_window_seconds
+        if left < margin:
+            await asyncio.sleep(left + 0.05)
 
 
 type AppClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -127,6 +141,7 @@ def app_client(base_settings: dict[str, Any]) -> AppClientFactory:
     @asynccontextmanager
     async def factory(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         settings = load_settings(**{**base_settings, **overrides})
+        await clear_of_window_edge(settings)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

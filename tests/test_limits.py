@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from tests.api import Api
-from tests.conftest import AppClientFactory
+from tests.conftest import AppClientFactory, clear_of_window_edge
 from todo_api.app import create_app
 from todo_api.auth.principal import Principal
 from todo_api.config import load_settings
@@ -154,7 +154,7 @@ async def test_rate_limit_is_per_user_and_shared_by_instances(
     if backend == "redis" and redis_url is None:
         pytest.skip("Redis not reachable on 127.0.0.1:6379 (set REDIS_URL to test the Redis backend)")
     extra = {"redis_url": redis_url} if backend == "redis" else {}
-    settings = {"rate_limit_requests": 5, "rate_limit_window_seconds": 3600, **extra}
+    settings = {"rate_limit_requests": 5, **extra}
     async with app_client(**settings) as first, app_client(**settings) as second:
         subject = f"limited-{uuid.uuid4()}"
         await _exhaust(Api(first, auth(subject)), 5)  # one instance alone never passes the limit
@@ -195,7 +195,9 @@ async def test_admissions_reach_the_shared_counter_even_when_the_store_fails_for
 ) -> None:
     """Counts that could not be added stay pending and are added at a later flush; the requests
     themselves never waited for the store."""
-    app = create_app(load_settings(**{**base_settings, "rate_limit_requests": 4, "rate_limit_window_seconds": 3600}))
+    settings = load_settings(**{**base_settings, "rate_limit_requests": 4})
+    await clear_of_window_edge(settings)
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         limiter = app.state.context.rate_limiter
         failing = FailingStore(limiter.store, failures=2)
@@ -239,7 +241,9 @@ async def test_a_flush_in_flight_never_lets_one_worker_pass_the_limit(
 ) -> None:
     """While a worker's counts are on their way to the shared store (a slow store, or one that then
     fails), they still count: the worker refuses at the limit throughout."""
-    app = create_app(load_settings(**{**base_settings, "rate_limit_requests": 5, "rate_limit_window_seconds": 3600}))
+    settings = load_settings(**{**base_settings, "rate_limit_requests": 5})
+    await clear_of_window_edge(settings)
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         real = app.state.context.rate_limiter.store
         slow = SlowStore(FailingStore(real, failures=1 if fails else 0))
