@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlmodel import Session
 
 from todo_api.auth.current import CurrentUser
 from todo_api.auth.http import authenticate
@@ -37,27 +38,28 @@ DbDep = Annotated[Database, Depends(get_database)]
 
 
 async def get_current_user(request: Request) -> CurrentUser:
-    """Applied to the whole `/api` router: verified token → provisioned user (cached per worker,
-    so most requests reach the database only for their own work). The bearer scheme is declared in
-    the OpenAPI document by `http.openapi` (the token itself was checked by the middleware)."""
+    """Applied to the whole `/api` router: the verified token's principal, and the user id this
+    worker has cached for it (a miss is resolved, and the user provisioned, inside the request's
+    unit of work: `CurrentUser.run`). The bearer scheme is declared in the OpenAPI document by
+    `http.openapi` (the token itself was checked by the middleware)."""
     context = app_context(request)
     principal = await authenticate(request)
-    user_id = context.identities.get(principal)
-    if user_id is None:
-        user_id = await context.database.run(users.current_user_id, principal, context.identities)
-    request.state.user_id = str(user_id)
+    cached = context.identities.get(principal)
+    if cached is not None:
+        request.state.user_id = str(cached)
 
-    async def replace_account() -> uuid.UUID:
-        """The cached id's account is gone: deleted after this request arrived → 409, else a
-        worker's cache was stale → the request belongs to a fresh account."""
+    def resolve(session: Session) -> uuid.UUID:
+        user_id = users.current_user_id(session, principal, context.identities)
+        request.state.user_id = str(user_id)
+        return user_id
+
+    async def account_gone(user_id: uuid.UUID) -> None:
+        """Deleted after this request arrived → 409; else this worker's cache was stale."""
         if await context.database.run(users.deleted_since, user_id, received_at(request)):
             raise AccountDeleted
         context.identities.forget(principal)
-        fresh = await context.database.run(users.current_user_id, principal, context.identities)
-        request.state.user_id = str(fresh)
-        return fresh
 
-    return CurrentUser(user_id, principal, context.database, replace_account)
+    return CurrentUser(principal, context.database, cached, resolve, account_gone)
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]

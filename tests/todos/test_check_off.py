@@ -76,8 +76,8 @@ async def test_another_users_todo_is_404_and_unchanged(api: Api, other_api: Api)
 @pytest.mark.parametrize("completed", [True, False], ids=["check-off", "reopening"])
 async def test_a_plain_check_off_and_its_history_are_one_statement(api: Api, completed: bool) -> None:
     """The README's round-trip count: a check-off that changes the history runs one statement in
-    its transaction (`BEGIN`, the statement, `COMMIT`), the history written by its CTEs. (The
-    identity look-up of a worker's cache miss is not part of it: it has its own transaction.)"""
+    its transaction (`BEGIN`, the statement, `COMMIT`), the history written by its CTEs. (A worker's
+    identity-cache miss adds its look-up to the same transaction: `tests/users/test_identity_resolution.py`.)"""
     todo = await api.create_todo(title="one statement", completed=not completed)
     seen: list[str] = []
 

@@ -14,26 +14,41 @@ from todo_api.errors import AccountGone
 from todo_api.storage.database import Database
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CurrentUser:
-    """The verified token's principal and the internal user id it resolved to (cached per worker)."""
+    """The verified token's principal, and the internal user id it resolves to.
 
-    id: uuid.UUID
+    The id comes from the worker's identity cache when it holds it (`cached`); otherwise `resolve`
+    finds the user (or provisions it) as the first statement of the request's own unit of work, so
+    a cache miss costs one statement, not a transaction of its own."""
+
     principal: Principal
     database: Database
-    # After `AccountGone`: the id of the fresh account this request belongs to, or `AccountDeleted`
-    # if the account was deleted while the request was in flight.
-    replace_account: Callable[[], Awaitable[uuid.UUID]]
+    cached: uuid.UUID | None
+    # `resolve(session)`: the id for this principal, read (or written) in that session.
+    resolve: Callable[[Session], uuid.UUID]
+    # `account_gone(id)`: the account this request ran as no longer exists. Raises `AccountDeleted`
+    # if it was deleted while this request was in flight; otherwise forgets the stale cache entry.
+    account_gone: Callable[[uuid.UUID], Awaitable[None]]
 
     async def run[**P, T](
         self, work: Callable[Concatenate[Session, uuid.UUID, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """`work(session, user_id, …)` in one unit of work. If the work finds no user row
-        (`AccountGone`: the account behind a worker's cached id was deleted through another worker
-        before this request arrived), the request belongs to a fresh account, as if the cache had
-        been current, and runs once more."""
+        (`AccountGone`): the account was deleted while this request was in flight
+        (`account_gone` refuses it), or the account behind a worker's cached id was deleted through
+        another worker before this request arrived: the request belongs to a fresh account, as if
+        the cache had been current, and runs once more."""
+        used: list[uuid.UUID] = []  # the id the last attempt ran as (a unit of work may be retried)
+
+        def as_user(session: Session) -> T:
+            user_id = self.resolve(session) if self.cached is None else self.cached
+            used[:] = [user_id]
+            return work(session, user_id, *args, **kwargs)
+
         try:
-            return await self.database.run(work, self.id, *args, **kwargs)
+            return await self.database.run(as_user)
         except AccountGone:
-            user_id = await self.replace_account()
-            return await self.database.run(work, user_id, *args, **kwargs)
+            await self.account_gone(used[0])
+            self.cached = None
+            return await self.database.run(as_user)

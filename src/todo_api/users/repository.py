@@ -29,6 +29,7 @@ class UserRecord(NamedTuple):
 
 _COLUMNS = [col(getattr(User, name)) for name in UserRecord._fields]
 _FIND = select_columns(*_COLUMNS).where(the_user())
+_FIND_OWNED = select_columns(*_COLUMNS).where(the_owner())
 _DELETE = delete(User).where(the_user()).returning(col(User.id)).execution_options(synchronize_session=False)
 _EXISTS = select(col(User.id)).where(the_owner())
 # FOR NO KEY UPDATE: a user's writes take turns (foreign-key checks, KEY SHARE, are not blocked).
@@ -78,6 +79,11 @@ class UserRepository:
     def delete(self) -> uuid.UUID | None:
         """Delete the user; lists and todos go with it (ON DELETE CASCADE). The id it had, if any."""
         return self.session.exec(_DELETE, params=self._identity).scalar()
+
+
+def find_account(session: Session, user_id: uuid.UUID) -> UserRecord | None:
+    row = session.exec(_FIND_OWNED, params={OWNER: user_id}).first()
+    return None if row is None else UserRecord._make(row)
 
 
 def account_exists(session: Session, user_id: uuid.UUID) -> bool:

@@ -15,6 +15,7 @@ from todo_api.users.repository import (
     UserRepository,
     account_exists,
     deletion_time,
+    find_account,
     purge_tombstones,
     remember_deletion,
     take_write_turn,
@@ -50,8 +51,12 @@ def current_user_id(session: Session, principal: Principal, cache: IdentityCache
     return _current_user(session, principal, cache).id
 
 
-def read_account(session: Session, principal: Principal, cache: IdentityCache) -> UserRecord:
-    return _current_user(session, principal, cache)
+def read_account(session: Session, user_id: uuid.UUID) -> UserRecord:
+    """The account the request resolved its token to (`AccountGone` if it no longer exists)."""
+    user = find_account(session, user_id)
+    if user is None:
+        raise AccountGone
+    return user
 
 
 def delete_account(session: Session, principal: Principal, cache: IdentityCache) -> None:
