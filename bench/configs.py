@@ -22,8 +22,10 @@ from todo_api.config import Settings
 APP, FLOOR_LIKE, FLOOR_PLAIN = "todo-api", "floor-like", "floor-plain"
 LABELS = {APP: "todo-api", FLOOR_LIKE: "floor, like-for-like", FLOOR_PLAIN: "floor, plain"}
 REMOTE_DELAY_MS = 1.0
-# Few enough that neither server is saturated: latency then shows the round trips, not a queue.
-REMOTE_CONNECTIONS = 8
+# Few enough that the machine is not saturated: latency then shows the round trips, not a queue for
+# the CPU. On the 2-core benchmark machine 8 were too many (load average 3.2, todo-api's workers alone
+# busy 1.1 cores at `me`): p50 measured the CPU queue. bench/README.md has 2, 4 and 8 side by side.
+REMOTE_CONNECTIONS = 4
 DEFAULT_RATE_LIMIT = int(Settings.model_fields["rate_limit_requests"].default)
 
 

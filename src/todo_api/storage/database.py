@@ -146,7 +146,11 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         try:
-            super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
+            # The pool resets every returned connection with a rollback; after a COMMIT there is
+            # nothing to roll back (psycopg would send nothing either), so skip the trip through the
+            # event loop. A connection in or after a failed transaction, or in doubt, rolls back.
+            if dbapi_connection.driver_connection.pgconn.transaction_status != IDLE:
+                super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
         finally:
             self.deadlines.disarm(dbapi_connection)
 
