@@ -64,7 +64,8 @@ GUARDS: dict[str, tuple[tuple[tuple[str, str], ...], ...]] = {
     "todos": ((("user_id", OWNER),),),
     "lists": ((("user_id", OWNER),),),
     "idempotency_keys": ((("user_id", OWNER),),),
-    "deleted_accounts": ((("user_id", OWNER),),),
+    # By the id, or by the identity (a request that finds no user row: was it deleted since?).
+    "deleted_accounts": ((("user_id", OWNER),), (("issuer", ISSUER), ("subject", SUBJECT))),
     "sync_tombstones": ((("user_id", OWNER),),),
     "sync_horizons": ((("user_id", OWNER),),),
     # By the token's identity, or by the id it resolved to.

@@ -50,10 +50,10 @@ async def get_current_user(request: Request) -> CurrentUser:
 
     def resolve(session: Session) -> uuid.UUID:
         # Another request of this worker may have filled the cache while this one waited for a
-        # connection: then the id is the one it had when it arrived, as if it had been cached.
+        # connection: one statement fewer.
         user_id = context.identities.get(principal)
         if user_id is None:
-            user_id = users.current_user_id(session, principal, context.identities)
+            user_id = users.current_user_id(session, principal, context.identities, received_at(request))
         request.state.user_id = str(user_id)
         return user_id
 

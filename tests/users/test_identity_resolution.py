@@ -3,6 +3,7 @@ the request's own transaction: a miss never costs a transaction of its own (READ
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlmodel import Session
 
 from tests.api import Api
 from tests.conftest import AppClientFactory, count_users
+from tests.faults.servers import holding, wait_for_lock_waiters
 
 
 @dataclass
@@ -105,3 +107,33 @@ async def test_a_first_request_that_fails_provisions_nothing(
         first = (await fresh.get("/api/users/me", headers=headers)).json()
         assert await count_users(db_engine, subject=subject) == 1
         assert (await fresh.get("/api/users/me", headers=headers)).json() == first
+
+
+async def test_a_request_that_waited_out_its_accounts_deletion_on_a_cold_worker_is_refused(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    """A worker that never cached the identity receives a create, which waits for a connection while
+    the account is deleted through another worker: when it reaches the database it finds no user
+    row, and the tombstone says the deletion came after it arrived: 409, no fresh account. A request
+    sent after the deletion starts the fresh account as usual."""
+    subject, blocker = f"raced-{uuid.uuid4()}", f"blocker-{uuid.uuid4()}"
+    async with app_client() as warm, app_client(db_pool_size=1) as cold:
+        assert (await warm.post("/api/todos", json={"title": "old"}, headers=auth(subject))).status_code == 201
+        blocker_id = (await warm.get("/api/users/me", headers=auth(blocker))).json()["id"]
+        async with holding(db_engine, "SELECT 1 FROM users WHERE id = :id FOR UPDATE", id=blocker_id):
+            # The cold worker's one connection waits on the blocker's lock ...
+            stuck = asyncio.create_task(cold.post("/api/todos", json={"title": "b"}, headers=auth(blocker)))
+            await wait_for_lock_waiters(db_engine)
+            # ... so this create arrives, then waits for it while the account is deleted.
+            raced = asyncio.create_task(cold.post("/api/todos", json={"title": "raced"}, headers=auth(subject)))
+            await asyncio.sleep(0.2)
+            assert (await warm.delete("/api/users/me", headers=auth(subject))).status_code == 204
+        assert (await stuck).status_code == 201
+        response = await raced
+        assert (response.status_code, response.json()["code"]) == (409, "account_deleted")
+        assert await count_users(db_engine, subject=subject) == 0
+
+        later = await cold.post("/api/todos", json={"title": "new"}, headers=auth(subject))
+        assert later.status_code == 201
+        titles = [todo["title"] for todo in (await warm.get("/api/todos", headers=auth(subject))).json()["items"]]
+        assert titles == ["new"]

@@ -1,10 +1,11 @@
 """Per-process cache: verified identity → internal user id, so most requests skip the user lookup.
 
 An entry is used only while the token's profile claims (email, name — when present) equal what
-was stored, so changed claims still reach the database. Entries expire after `ttl` seconds. This
-worker forgets an identity when its account is deleted here; another worker may hold the old id
-for up to `ttl`: its reads then see an empty account (true), and a write fails the users foreign
-key, which evicts the entry and answers 503 + Retry-After (the retry provisions a fresh account).
+was stored, so changed claims still reach the database. Entries expire after `ttl` seconds. A miss
+is resolved inside the request's own unit of work (`auth.current.CurrentUser`). This worker forgets
+an identity when its account is deleted here; another worker may hold the old id for up to `ttl`:
+its reads then see an empty account (true), and a write that finds no user row forgets the entry
+and runs in a fresh account, or is refused (409) if the deletion came after the request arrived.
 """
 
 from __future__ import annotations

@@ -80,5 +80,10 @@ def owned_deleted_accounts() -> ColumnElement[bool]:
     return col(DeletedAccount.user_id) == _owner()
 
 
+def deleted_identities() -> ColumnElement[bool]:
+    """Tombstones of the token's identity (an account deleted, possibly since replaced)."""
+    return (col(DeletedAccount.issuer) == bindparam(ISSUER)) & (col(DeletedAccount.subject) == bindparam(SUBJECT))
+
+
 def owned_rate_limit_windows() -> ColumnElement[bool]:
     return col(RateLimitWindow.subject_key) == bindparam(SUBJECT_KEY)

@@ -33,12 +33,20 @@ class User(SQLModel, table=True):
 
 
 class DeletedAccount(SQLModel, table=True):
-    """When an account was deleted, kept for a few minutes (housekeeping purges older ones): a write
-    whose user row is gone began either before the deletion (it raced with it: refused) or after
-    (a worker's cached identity was stale: the account starts afresh)."""
+    """When an account was deleted, kept for a few minutes (housekeeping purges older ones): a request
+    whose user row is gone (by its cached id, or by its identity on a cache miss) arrived either
+    before the deletion (it raced with it: refused) or after (a worker's cached identity was stale,
+    or the identity is simply back: the account starts afresh)."""
 
     __tablename__ = "deleted_accounts"
-    __table_args__ = (Index("ix_deleted_accounts_deleted_at", "deleted_at"),)
+    __table_args__ = (
+        Index("ix_deleted_accounts_deleted_at", "deleted_at"),
+        Index("ix_deleted_accounts_identity", "issuer", "subject"),
+    )
 
     user_id: uuid.UUID = Field(primary_key=True)
     deleted_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # The identity the account belonged to (migration 0007; absent in older tombstones): a request
+    # that finds no user row for its identity can tell whether the deletion came after it arrived.
+    issuer: str | None = Field(default=None, sa_type=Text)
+    subject: str | None = Field(default=None, sa_type=Text)

@@ -14,7 +14,15 @@ from sqlmodel import Session, col, delete, func, insert, select
 
 from todo_api.auth.principal import Principal
 from todo_api.models import DeletedAccount, User
-from todo_api.models.scoping import ISSUER, OWNER, SUBJECT, owned_deleted_accounts, the_owner, the_user
+from todo_api.models.scoping import (
+    ISSUER,
+    OWNER,
+    SUBJECT,
+    deleted_identities,
+    owned_deleted_accounts,
+    the_owner,
+    the_user,
+)
 from todo_api.pagination import select_columns
 
 
@@ -35,6 +43,7 @@ _EXISTS = select(col(User.id)).where(the_owner())
 # FOR NO KEY UPDATE: a user's writes take turns (foreign-key checks, KEY SHARE, are not blocked).
 _WRITE_TURN = select(col(User.id)).where(the_owner()).with_for_update(key_share=True)
 _DELETED_AT = select(col(DeletedAccount.deleted_at)).where(owned_deleted_accounts())
+_IDENTITY_DELETED_AT = select(func.max(col(DeletedAccount.deleted_at))).where(deleted_identities())
 _TOMBSTONE = insert(DeletedAccount)
 # Housekeeping across all users: tombstones matter only while a worker may still hold a cached id.
 _PURGE_TOMBSTONES = (
@@ -80,6 +89,14 @@ class UserRepository:
         """Delete the user; lists and todos go with it (ON DELETE CASCADE). The id it had, if any."""
         return self.session.exec(_DELETE, params=self._identity).scalar()
 
+    def remember_deletion(self, user_id: uuid.UUID, at: datetime) -> None:
+        """The tombstone of the deleted account (kept for a few minutes, see `users.service`)."""
+        self.session.exec(_TOMBSTONE, params={"user_id": user_id, "deleted_at": at, **self._identity})
+
+    def last_deletion_time(self) -> datetime | None:
+        """When an account of this identity was last deleted (as far as the tombstones still tell)."""
+        return self.session.exec(_IDENTITY_DELETED_AT, params=self._identity).one()
+
 
 def find_account(session: Session, user_id: uuid.UUID) -> UserRecord | None:
     row = session.exec(_FIND_OWNED, params={OWNER: user_id}).first()
@@ -99,11 +116,6 @@ def lock_account(session: Session, user_id: uuid.UUID) -> bool:
     that read neighbours' positions or a parent's place take it first, so what they read stays true
     until they write: no two of one user's moves interleave (no duplicate positions, no cycles)."""
     return session.exec(_WRITE_TURN, params={OWNER: user_id}).first() is not None
-
-
-def remember_deletion(session: Session, user_id: uuid.UUID, at: datetime) -> None:
-    """The tombstone of a deleted account (kept for a few minutes, see `users.service`)."""
-    session.exec(_TOMBSTONE, params={"user_id": user_id, "deleted_at": at})
 
 
 def deletion_time(session: Session, user_id: uuid.UUID) -> datetime | None:

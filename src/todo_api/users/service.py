@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from todo_api.auth.identities import IdentityCache
 from todo_api.auth.principal import Principal
-from todo_api.errors import AccountGone
+from todo_api.errors import AccountDeleted, AccountGone
 from todo_api.users.repository import (
     UserRecord,
     UserRepository,
@@ -17,7 +17,6 @@ from todo_api.users.repository import (
     deletion_time,
     find_account,
     purge_tombstones,
-    remember_deletion,
     take_write_turn,
 )
 from todo_api.users.repository import (
@@ -32,23 +31,27 @@ def _is_current(user: UserRecord, principal: Principal) -> bool:
     )
 
 
-def _current_user(session: Session, principal: Principal, cache: IdentityCache) -> UserRecord:
-    """The user for this token: created on first sight, profile refreshed when claims change.
+def current_user_id(
+    session: Session, principal: Principal, cache: IdentityCache, arrived: datetime | None = None
+) -> uuid.UUID:
+    """The internal id for this token (the caller has already looked in the cache): the user, created
+    on first sight, its profile refreshed when the claims changed.
 
     Only a row that was already committed goes into the cache: one written here is not yet (its
-    transaction may still fail to commit); the next request finds it and caches it.
+    transaction may still fail to commit); the next request finds it and caches it. A request that
+    `arrived` before this identity's account was deleted, and finds no user row, raced with the
+    deletion: `AccountDeleted` (409), never a fresh account for a write the deletion refused.
     """
     repository = UserRepository(session, principal)
     user = repository.find()
     if user is not None and _is_current(user, principal):
         cache.put(user)
-        return user
-    return repository.upsert()
-
-
-def current_user_id(session: Session, principal: Principal, cache: IdentityCache) -> uuid.UUID:
-    """The internal id for this token (the caller has already looked in the cache)."""
-    return _current_user(session, principal, cache).id
+        return user.id
+    if user is None and arrived is not None:
+        deleted_at = repository.last_deletion_time()
+        if deleted_at is not None and deleted_at >= arrived:
+            raise AccountDeleted
+    return repository.upsert().id
 
 
 def read_account(session: Session, user_id: uuid.UUID) -> UserRecord:
@@ -65,9 +68,10 @@ def delete_account(session: Session, principal: Principal, cache: IdentityCache)
     flight meanwhile find the user row gone and are refused, later ones start a fresh account
     (`replace_account`)."""
     cache.forget(principal)
-    deleted = UserRepository(session, principal).delete()
+    repository = UserRepository(session, principal)
+    deleted = repository.delete()
     if deleted is not None:
-        remember_deletion(session, deleted, datetime.now(UTC))
+        repository.remember_deletion(deleted, datetime.now(UTC))
 
 
 def serialize_writes(session: Session, user_id: uuid.UUID) -> None:
