@@ -6,9 +6,10 @@ from either side is written to the other side `--delay-ms` later, in order. A `t
 resolution) wakes the loop, not asyncio's own timers (epoll timeouts round to whole ms).
 
 It also counts the frontend messages the clients send. A simple Query ('Q') and an extended-protocol
-Sync ('S') each end a request the client then waits for: one round trip each (pipeline mode would
-break that equivalence; neither todo-api nor the floor uses it). As a cross-check it counts turns:
-client data that arrives after the server has spoken on that connection.
+Sync ('S') each end a request the client then waits for: one round trip each. todo-api pipelines a
+transaction's `BEGIN`, its statement timeout and its first statement behind one Sync, so that is
+one round trip too; the floor does not pipeline. As a cross-check it counts turns: client data that
+arrives after the server has spoken on that connection.
 
 Run by the benchmark as `python -m bench.pgproxy --upstream URL --delay-ms 1`; it prints one JSON
 line (`{"port": …, "control_port": …}`), and every connection to the control port receives the

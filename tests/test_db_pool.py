@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import event, func
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session, select
 
@@ -42,9 +44,9 @@ async def test_every_transaction_of_a_checkout_is_begun_with_the_statement_timeo
 async def test_each_unit_of_work_is_one_bounded_transaction_also_on_a_reused_connection(
     base_settings: dict[str, Any],
 ) -> None:
-    """`Database.run`: a pooled connection is begun by the pool's pre-ping, a fresh one when its
-    first statement runs; either way all statements of one run share one transaction with the
-    timeout, and the next run is a new transaction."""
+    """`Database.run`: every run's transaction opens with its first statement (fresh or reused
+    connection alike); all statements of one run share one transaction with the timeout, and the
+    next run is a new transaction."""
     settings = load_settings(**base_settings, db_statement_timeout_ms=1234, db_pool_size=1)
     engine = create_engine(settings)
     probe = select(func.current_setting("statement_timeout"), func.txid_current())
@@ -118,3 +120,75 @@ async def test_sustained_load_above_the_pool_size_opens_no_new_connections(
 
     assert {status for statuses in results for status in statuses} == {200}
     assert 1 <= opened <= slots
+
+
+async def _terminate(db_engine: AsyncEngine, pid: int) -> None:
+    """End a backend as a restart or Neon's scale-to-zero would, and wait until it is gone."""
+    async with db_engine.connect() as connection:
+        assert (await connection.execute(select(func.pg_terminate_backend(pid)))).scalar_one()
+        await connection.execute(select(func.pg_stat_clear_snapshot()))
+        await connection.commit()
+    for _ in range(100):
+        async with db_engine.connect() as connection:
+            alive = select(func.count()).select_from(func.pg_stat_get_activity(pid).table_valued("pid"))
+            if not (await connection.execute(alive)).scalar_one():
+                return
+        await asyncio.sleep(0.05)
+
+
+async def test_a_pooled_connection_that_died_is_replaced_and_the_work_runs_once_on_the_new_one(
+    base_settings: dict[str, Any], db_engine: AsyncEngine
+) -> None:
+    """No pre-ping round trip: the transaction's first flight finds the dead connection before
+    anything was changed, and the unit of work runs again on a new one; the caller sees no error."""
+    settings = load_settings(**base_settings, db_pool_size=1, db_max_overflow=0)
+    engine = create_engine(settings)
+    runs: list[int] = []
+
+    def add_user(session: Session, subject: str) -> int:
+        session.add(User(issuer="replaced", subject=subject))
+        session.flush()
+        pid: int = session.exec(select(func.pg_backend_pid())).one()
+        runs.append(pid)
+        return pid
+
+    try:
+        db = database(settings, engine)
+        first = await db.run(add_user, "before")
+        await _terminate(db_engine, first)
+        second = await db.run(add_user, "after")
+    finally:
+        await engine.dispose()
+    assert second != first
+    assert runs == [first, second]  # the failed attempt ended at its first statement
+    assert await count_users(db_engine, issuer="replaced") == 2
+
+
+async def test_a_connection_lost_after_the_first_statement_is_not_run_again(
+    base_settings: dict[str, Any], db_engine: AsyncEngine, database_url: str
+) -> None:
+    """Only a failure of the first flight is run again: once a statement went through, a lost
+    connection is the request's error (503), never a silent second run."""
+    settings = load_settings(**base_settings, db_pool_size=1, db_max_overflow=0)
+    engine = create_engine(settings)
+    attempts = 0
+
+    def add_user_then_lose_the_connection(session: Session) -> None:
+        nonlocal attempts
+        attempts += 1
+        session.add(User(issuer="lost", subject="mid-transaction"))
+        session.flush()
+        pid = session.exec(select(func.pg_backend_pid())).one()
+        with psycopg.connect(database_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        session.exec(select(func.pg_backend_pid())).one()
+
+    try:
+        db = database(settings, engine)
+        with pytest.raises(sa_exc.DBAPIError) as raised:
+            await db.run(add_user_then_lose_the_connection)
+    finally:
+        await engine.dispose()
+    assert raised.value.connection_invalidated
+    assert attempts == 1
+    assert await count_users(db_engine, issuer="lost") == 0

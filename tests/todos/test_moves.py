@@ -13,14 +13,15 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session, col
 
 from tests.api import Api
 from tests.conftest import AppClientFactory
+from tests.faults.servers import wait_for_lock_waiters
 from todo_api.config import load_settings
-from todo_api.models import Todo
+from todo_api.models import Todo, User
 from todo_api.planner import ordering
 from todo_api.storage.database import create_engine, database
 from todo_api.todos import positions
@@ -245,3 +246,44 @@ async def test_any_sequence_of_moves_gives_the_order_a_list_would(
         model.remove(ids[mover])
         model.insert(0 if after is None else model.index(ids[after]) + 1, ids[mover])
     assert await _order(api, list_id=work["id"]) == model
+
+
+async def test_a_create_that_waited_for_its_users_turn_still_goes_last(api: Api, db_engine: AsyncEngine) -> None:
+    """A create takes the user's write turn and reads the last position in one statement, whose
+    snapshot may predate the turn: a create that held the turn and committed meanwhile is caught by
+    the unique position and the unit of work runs again (`positions.last_key_in_turn`)."""
+    first = await api.create_todo(title="first")
+    user_id = (await api.request("GET", "/api/users/me")).json()["id"]
+    async with db_engine.connect() as other:  # another create of this user, holding the turn
+        await other.execute(select(col(User.id)).where(col(User.id) == user_id).with_for_update())
+        waiting = asyncio.create_task(api.request("POST", "/api/todos", json={"title": "waited"}))
+        await wait_for_lock_waiters(db_engine)
+        last = (await other.execute(select(col(Todo.position)).where(col(Todo.id) == first["id"]))).scalar_one()
+        meanwhile = uuid.uuid4()
+        row = {"id": meanwhile, "user_id": user_id, "title": "meanwhile", "position": ordering.key_between(last, None)}
+        await other.execute(insert(Todo).values(**row))
+        await other.commit()
+        response = await waiting
+    assert response.status_code == 201, response.text
+    assert await _order(api) == [first["id"], str(meanwhile), response.json()["id"]]
+
+
+async def test_concurrent_creates_of_one_user_lose_nothing_and_never_share_a_position(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    headers = auth("creators")
+    async with app_client() as first, app_client() as second:
+        apis = [Api(first, headers), Api(second, headers)]
+        await apis[0].create_todo(title="provisioned")
+
+        async def create(api: Api, prefix: str) -> list[str]:
+            return [(await api.create_todo(title=f"{prefix}{n}"))["id"] for n in range(15)]
+
+        created = await asyncio.gather(*(create(apis[n % 2], f"c{n}-") for n in range(4)))
+        order = await _order(apis[1])
+    assert sorted(order[1:]) == sorted(id_ for ids in created for id_ in ids)
+    for ids in created:  # each client's creates in the order it sent them
+        assert [id_ for id_ in order if id_ in ids] == ids
+    async with db_engine.connect() as connection:
+        keys = (await connection.execute(select(col(Todo.position)))).scalars().all()
+    assert len(keys) == len(set(keys)) == 61

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable
 from typing import Any, Concatenate
@@ -12,17 +13,24 @@ from psycopg.pq import TransactionStatus
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.dialects import registry
-from sqlalchemy.dialects.postgresql.psycopg import PGDialectAsync_psycopg
+from sqlalchemy.dialects.postgresql.psycopg import (
+    AsyncAdapt_psycopg_connection,
+    AsyncAdapt_psycopg_cursor,
+    PGDialectAsync_psycopg,
+    PsycopgAdaptDBAPI,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import await_, greenlet_spawn
 from sqlmodel import Session
 
 from todo_api.config import Settings
 from todo_api.storage.faults import (
     DEADLINE_GRACE_SECONDS,
     RETRYABLE_SQLSTATES,
-    DatabaseDeadline,
+    SECOND_RUN,
+    Rerun,
     TransactionDeadlines,
     sqlstate,
 )
@@ -64,30 +72,98 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=settings.db_pool_recycle_seconds,
-        pool_pre_ping=True,  # the ping is `BEGIN; SELECT set_config(…)`: see BoundedPsycopgDialect
         hide_parameters=True,  # an error's text never carries a bound value (titles, emails) into logs
         connect_args=connect_args(settings, parsed),
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
 
 
+class _Cursor(AsyncAdapt_psycopg_cursor):
+    """SQLAlchemy's psycopg cursor, sending a transaction's pending BEGIN with its first statement."""
+
+    __slots__ = ()
+    _adapt_connection: _Connection
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor  # psycopg's `AsyncCursor.__aenter__` only returns the cursor: skip the await
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        begin = self._adapt_connection.pending_begin
+        if begin is None:
+            return await super()._execute_async(operation, parameters)  # type: ignore[no-untyped-call]
+        self._adapt_connection.pending_begin = None
+        connection = self._adapt_connection._connection
+        cursor: psycopg.AsyncCursor[Any] = self._cursor  # type: ignore[assignment]
+        try:
+            async with connection.pipeline():
+                opening = connection.cursor()
+                for statement in begin:
+                    await opening.execute(statement)
+                result = await cursor.execute(operation, parameters)
+        except psycopg.Error as exc:
+            deadlines = self._adapt_connection.deadlines
+            expired = deadlines is not None and deadlines.expired(self._adapt_connection)
+            if exc.sqlstate is None and (connection.broken or connection.closed) and not expired:
+                # The pooled connection was dead before this transaction sent anything: what the
+                # pool's pre-ping used to find. `Database` runs the unit of work again, once.
+                raise ConnectionFound(*exc.args) from exc
+            raise
+        rows = cursor.pgresult
+        if rows is not None and rows.status == self._adapt_connection.dbapi.ExecStatus.TUPLES_OK:
+            self._rows = collections.deque(await cursor.fetchall())
+        return result
+
+
+class ConnectionFound(psycopg.OperationalError):
+    """The connection was found dead by a transaction's first flight, before it changed anything."""
+
+
+class _Connection(AsyncAdapt_psycopg_connection):
+    __slots__ = ("deadlines", "pending_begin")
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.pending_begin: tuple[bytes, ...] | None = None
+        self.deadlines: TransactionDeadlines | None = None  # the dialect's, set on connect
+
+    def cursor(self, name: str | None = None, /) -> Any:  # type: ignore[override]  # psycopg's signature
+        if name:
+            return super().cursor(name)  # type: ignore[no-untyped-call]
+        return _Cursor(self)
+
+
+def _adapted(dbapi_connection: Any) -> _Connection:
+    """The adapted connection, from the pool's proxy or as it is."""
+    if isinstance(dbapi_connection, PoolProxiedConnection):
+        dbapi_connection = dbapi_connection.dbapi_connection
+    return dbapi_connection  # type: ignore[no-any-return]
+
+
+class _DBAPI(PsycopgAdaptDBAPI):
+    def connect(self, *arg: Any, **kw: Any) -> Any:
+        creator_fn = kw.pop("async_creator_fn", self.psycopg.AsyncConnection.connect)
+        return await_(_Connection.create(self, creator_fn(*arg, **kw)))
+
+
 class BoundedPsycopgDialect(PGDialectAsync_psycopg):
-    """psycopg 3 (async) where every transaction opens with
-    `BEGIN; SELECT set_config('statement_timeout', …, true)`, sent as one simple-protocol message.
+    """psycopg 3 (async) where every transaction opens with `BEGIN` and
+    `SELECT set_config('statement_timeout', …, true)`, pipelined with its first statement: one
+    round trip for the three.
 
-    That one round trip does two jobs. As the pool's pre-ping (`do_ping`, on every checkout of a
-    pooled connection): a connection that died (database restarted, Neon scaled to zero) raises
-    a disconnect, and the pool replaces it transparently, so no request sees a stale connection.
-    As a bound: the setting is transaction-local and covers every statement of the transaction.
-    Per transaction, not per session: behind PgBouncer in transaction mode (Neon's pooler) a
-    session setting would land on whichever server connection ran it, and startup parameters are
-    refused there.
+    The bound is transaction-local and covers every statement of the transaction. Per transaction,
+    not per session: behind PgBouncer in transaction mode (Neon's pooler) a session setting would
+    land on whichever server connection ran it, and startup parameters are refused there.
 
-    So that the driver does not send a `BEGIN` of its own first (one more round trip), psycopg runs
-    in autocommit mode and transactions are begun here: by the ping, or by `do_begin` when a
-    transaction starts on a connection that is not in one yet (a fresh connection, which the pool
-    does not ping, or a second transaction on one checkout). SQLAlchemy's commit and rollback reach
-    psycopg, which sends COMMIT or ROLLBACK whenever the server reports an open transaction.
+    So that the driver does not send a `BEGIN` of its own (one more round trip), psycopg runs in
+    autocommit mode; `do_begin` marks the connection, and its next statement goes out in one
+    pipeline after the two opening ones (`_Cursor`). SQLAlchemy's commit and rollback reach
+    psycopg, which sends COMMIT or ROLLBACK whenever the server reports an open transaction (and
+    nothing for a transaction that never sent a statement).
+
+    No pre-ping round trip: a pooled connection that died (database restarted, Neon scaled to zero)
+    is found by the first flight, before the transaction changed anything; it raises
+    `ConnectionFound`, SQLAlchemy invalidates the pool, and `Database` runs the unit of work again
+    on a new connection, so no request sees a stale connection.
 
     A dialect rather than engine events: a `begin` listener puts SQLAlchemy's every execution on
     its event-dispatching path (~40 µs more CPU per request, bench/README.md).
@@ -99,7 +175,7 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]  # SQLAlchemy dialects are untyped
         statement = select(func.set_config("statement_timeout", str(statement_timeout_ms), True))
         compiled = statement.compile(dialect=self, compile_kwargs={"literal_binds": True})
-        self._begin_bounded = ("BEGIN; " + str(compiled)).encode()  # no parameters: one simple query
+        self._opening = (b"BEGIN", str(compiled).encode())  # no parameters
         seconds = statement_timeout_ms / 1000 + DEADLINE_GRACE_SECONDS if statement_timeout_ms else None
         self.deadlines = TransactionDeadlines(seconds)
 
@@ -107,45 +183,39 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
     def get_async_dialect_cls(cls, url: URL) -> type[BoundedPsycopgDialect]:
         return cls
 
+    @classmethod
+    def import_dbapi(cls) -> Any:
+        from psycopg.pq import ExecStatus
+
+        return _DBAPI(psycopg, ExecStatus)
+
     def on_connect(self) -> Callable[[Any], None]:
         setup = super().on_connect()  # type: ignore[no-untyped-call]
 
         def autocommit(dbapi_connection: Any) -> None:
             setup(dbapi_connection)
             dbapi_connection.autocommit = True
+            dbapi_connection.deadlines = self.deadlines
 
         return autocommit
 
-    def begin_bounded(self, dbapi_connection: Any) -> None:
-        """Send the bounded BEGIN on an adapted (greenlet-bridged) psycopg connection."""
-        statement = self._begin_bounded
-        self.deadlines.arm(dbapi_connection)
-        dbapi_connection.run_async(lambda connection: connection.execute(statement))
-
-    def do_ping(self, dbapi_connection: Any) -> bool:
-        try:
-            self.begin_bounded(dbapi_connection)
-        except psycopg.Error:
-            if self.deadlines.expired(dbapi_connection):
-                # Not a disconnect, so the pool does not try a new connection to a server that just
-                # failed to answer: the connection is discarded and the request gets its 503 now.
-                raise DatabaseDeadline(f"database did not answer within {self.deadlines.seconds:g} s") from None
-            raise
-        return True
-
     def do_begin(self, dbapi_connection: Any) -> None:
-        if dbapi_connection.driver_connection.pgconn.transaction_status == IDLE:
-            self.begin_bounded(dbapi_connection.dbapi_connection)
+        adapted = _adapted(dbapi_connection)
+        if adapted.pending_begin is None and adapted.driver_connection.pgconn.transaction_status == IDLE:
+            self.deadlines.arm(adapted)
+            adapted.pending_begin = self._opening
 
     # The transaction's deadline ends with it (COMMIT, ROLLBACK), or with its connection.
     def do_commit(self, dbapi_connection: Any) -> None:
         try:
+            _adapted(dbapi_connection).pending_begin = None
             super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
         finally:
             self.deadlines.disarm(dbapi_connection)
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         try:
+            _adapted(dbapi_connection).pending_begin = None
             # The pool resets every returned connection with a rollback; after a COMMIT there is
             # nothing to roll back (psycopg would send nothing either), so skip the trip through the
             # event loop. A connection in or after a failed transaction, or in doubt, rolls back.
@@ -225,16 +295,23 @@ class Database:
         (`work` only builds the response), so a second run is safe and usually succeeds."""
         try:
             return self._unit_of_work(work)
+        except Rerun:
+            logger.info("transaction run again: a concurrent write made a read stale")
         except sa_exc.DBAPIError as exc:
-            if sqlstate(exc) not in RETRYABLE_SQLSTATES:
+            if isinstance(exc.orig, ConnectionFound):
+                logger.info("transaction run again on a new connection: the pooled one was closed")
+            elif sqlstate(exc) in RETRYABLE_SQLSTATES:
+                logger.info("transaction retried after SQLSTATE %s", sqlstate(exc))
+            else:
                 raise
-            logger.info("transaction retried after SQLSTATE %s", sqlstate(exc))
-        return self._unit_of_work(work)
+        return self._unit_of_work(work, second_run=True)
 
-    def _unit_of_work[T](self, work: Callable[[Session], T]) -> T:
+    def _unit_of_work[T](self, work: Callable[[Session], T], *, second_run: bool = False) -> T:
         # Nothing is loaded into the identity map (statements select columns), so there is nothing
         # to flush automatically or to expire after the commit.
         with Session(self._sync_engine, autoflush=False, expire_on_commit=False) as session:
+            if second_run:
+                session.info[SECOND_RUN] = True
             result = work(session)  # closing the session rolls back what was not committed
             session.commit()
             return result

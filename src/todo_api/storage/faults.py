@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlmodel import Session
 
 logger = logging.getLogger("todo_api.database")
 
@@ -25,6 +26,18 @@ SWEEP_SECONDS = 0.1
 EXPIRED = math.inf  # a deadline that has passed and was acted on
 # A transaction the server aborted (it rolled everything back) and that may well succeed if run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+SECOND_RUN = "second_run"  # `Session.info` key: this unit of work is a run again (`Database`)
+
+
+class Rerun(Exception):
+    """The unit of work read a snapshot a concurrent write made stale, and a constraint caught it:
+    run it again (a second run is told so by `is_second_run`, and may read more carefully)."""
+
+
+def is_second_run(session: Session) -> bool:
+    return bool(session.info.get(SECOND_RUN))
 
 
 def sqlstate(exc: BaseException) -> str | None:

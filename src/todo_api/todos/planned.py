@@ -24,6 +24,7 @@ from sqlmodel import Session
 from todo_api.errors import NotFound
 from todo_api.http.conditional import Precondition, accepted, ensure_matches
 from todo_api.reminders import service as reminders
+from todo_api.storage.faults import is_second_run
 from todo_api.todos import completions, positions, recurring, tree
 from todo_api.todos.placement import Placement, follow, place
 from todo_api.todos.positions import Group
@@ -38,10 +39,16 @@ PLACE_FIELDS = frozenset({"parent_id", "list_id"})
 def prepare_create(session: Session, user_id: uuid.UUID, values: PlannerValues) -> PlannerValues:
     """A new todo's place (under the account lock: last of its group), position and schedule. A
     recurring todo sent as completed is created open, then completed (`finish_create`)."""
-    users.lock_account(session, user_id)
-    placement = place(session, user_id, None, {name: values[name] for name in PLACE_FIELDS if name in values})  # type: ignore[literal-required]
+    fields = {name: values[name] for name in PLACE_FIELDS if name in values}  # type: ignore[literal-required]
+    if fields.get("parent_id") is None and not is_second_run(session):
+        placement = place(session, user_id, None, fields)  # top level: no statement
+        position = positions.last_key_in_turn(session, user_id, placement.group)
+    else:  # a parent's place is read under the turn
+        users.lock_account(session, user_id)
+        placement = place(session, user_id, None, fields)
+        position = positions.last_key(session, user_id, placement.group)
     planned: PlannerValues = {**values, **placement.values()}  # type: ignore[typeddict-item]
-    planned["position"] = positions.last_key(session, user_id, placement.group)
+    planned["position"] = position
     planned.update(recurring.schedule(None, values))  # type: ignore[typeddict-item]
     if planned.get("recurrence") is not None:
         planned["completed"] = False

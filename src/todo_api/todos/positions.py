@@ -22,9 +22,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import Grouping
 from sqlmodel import Session, col, func, select, update
 
-from todo_api.models import Todo
+from todo_api.errors import AccountGone
+from todo_api.models import Todo, User
 from todo_api.models.base import sql_type
-from todo_api.models.scoping import OWNER, live_todos, owned_todos
+from todo_api.models.scoping import OWNER, live_todos, owned_todos, the_owner
 from todo_api.planner.ordering import key_between, needs_rebalance, rebalanced
 
 SHAPES = ("child", "list", "none")
@@ -68,6 +69,13 @@ def _backwards(shape: str) -> list[Any]:
 
 
 _LAST = {shape: select(_POSITION).where(*_in(shape)).order_by(*_backwards(shape)).limit(1) for shape in SHAPES}
+# The user's write turn (the row lock of `users.repository.lock_account`) and the group's last key.
+_IN_TURN_LAST = {
+    shape: select(col(User.id), _LAST[shape].scalar_subquery())
+    .where(the_owner())
+    .with_for_update(key_share=True, of=User)
+    for shape in SHAPES
+}
 # Keys are read among all of a group's rows (trashed ones keep theirs: a restore needs no new key),
 # but a todo is only ever placed after a live one.
 _OF = {
@@ -104,6 +112,21 @@ def last_key(session: Session, user_id: uuid.UUID, group: Group) -> str:
     """The key that puts a todo after every other of the group (new todos, a change of group)."""
     last = session.exec(_LAST[group.shape], params=group.params(user_id)).first()
     return key_between(last, None)
+
+
+def last_key_in_turn(session: Session, user_id: uuid.UUID, group: Group) -> str:
+    """Take the user's write turn (`AccountGone` if the account no longer exists) and return the key
+    that puts a new todo last in `group`, in ONE statement.
+
+    The read's snapshot is the statement's, which may predate the lock: a create of the same user
+    that held the turn and committed meanwhile is not seen. Keys are deterministic, so such a read
+    yields exactly the key that create took, and the INSERT fails the group's unique constraint;
+    `TodoRepository.create` turns that into `Rerun`, and the unit of work's second run takes the turn
+    and reads in two statements (`last_key` after `users.lock_account`)."""
+    row = session.exec(_IN_TURN_LAST[group.shape], params=group.params(user_id)).first()
+    if row is None:
+        raise AccountGone
+    return key_between(row[1], None)
 
 
 def key_after(

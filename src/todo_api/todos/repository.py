@@ -41,11 +41,13 @@ from todo_api.pagination import (
     page_params,
     select_columns,
 )
+from todo_api.storage.faults import Rerun
 from todo_api.todos.schemas import PriorityRank
 from todo_api.todos.tree import CHILDREN, HAS_CHILDREN
 
 FK_LIST = "fk_todos_list_id_user_id_lists"
 FK_PARENT = "fk_todos_parent_id_user_id_todos"
+UNIQUE_POSITION = "uq_todos_user_id_list_id_parent_id_position"
 LIKE_ESCAPE = "/"
 TIMESTAMP = DateTime(timezone=True)
 
@@ -406,7 +408,12 @@ class TodoRepository:
         """The new todo; None if the owner has `limit` todos already (0: no limit) or no account."""
         params = {f"new_{name}": values.get(name, _DEFAULTS.get(name)) for name in _CREATED}
         params |= {**self._owner, "new_id": uuid.uuid4(), "limit": limit}
-        return self._returning(_create(bool(values.get("completed")), limit > 0), params)
+        try:
+            return self._returning(_create(bool(values.get("completed")), limit > 0), params)
+        except IntegrityError as exc:
+            if violated_constraint(exc) == UNIQUE_POSITION:  # see `positions.last_key_in_turn`
+                raise Rerun from None
+            raise
 
     def update(
         self, todo_id: uuid.UUID, values: PlannerValues, versions: Iterable[int] | None = None

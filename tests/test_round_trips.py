@@ -1,0 +1,53 @@
+"""Round trips to PostgreSQL per request (README "Performance"), counted by the benchmark's relay
+on the wire: a transaction's BEGIN and statement timeout travel with its first statement, so a read
+or an edit takes 2 (that flight, COMMIT) and a create 3 (the user's write turn with the group's last
+position, the INSERT, COMMIT)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from bench.remote import Relay, per_request
+
+from tests.conftest import AppClientFactory
+
+REQUESTS = 5
+
+
+@pytest.fixture
+def relay(database_url: str, tmp_path: Path) -> Iterator[Relay]:
+    started = Relay.start(database_url, 0.0, tmp_path / "relay.log")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+async def test_reads_and_edits_take_two_round_trips_and_a_create_three(
+    relay: Relay, database_url: str, app_client: AppClientFactory, auth: Callable[..., dict[str, str]]
+) -> None:
+    headers = auth("round-trips")
+    async with app_client(database_url=relay.url_for(database_url)) as client:
+        first = await client.post("/api/todos", json={"title": "warm"}, headers=headers)  # provisions the user
+        assert first.status_code == 201, first.text
+        path = f"/api/todos/{first.json()['id']}"
+        requests: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
+            "get": lambda: client.get(path, headers=headers),
+            "list": lambda: client.get("/api/todos", headers=headers),
+            "me": lambda: client.get("/api/users/me", headers=headers),
+            "patch": lambda: client.patch(path, json={"title": "edited"}, headers=headers),
+            "complete": lambda: client.patch(path, json={"completed": True}, headers=headers),
+            "create": lambda: client.post("/api/todos", json={"title": "more"}, headers=headers),
+        }
+        trips: dict[str, float] = {}
+        for name, send in requests.items():
+            assert (await send()).status_code in {200, 201}  # first of its kind: nothing else counted
+            before = relay.counters()
+            for _ in range(REQUESTS):
+                response = await send()
+                assert response.status_code in {200, 201}, (name, response.text)
+            trips[name] = per_request(before, relay.counters(), REQUESTS)["round_trips"]
+    assert trips == {"get": 2, "list": 2, "me": 2, "patch": 2, "complete": 2, "create": 3}
