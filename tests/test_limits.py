@@ -21,7 +21,8 @@ from tests.conftest import AppClientFactory, clear_of_window_edge
 from todo_api.app import create_app
 from todo_api.auth.principal import Principal
 from todo_api.config import load_settings
-from todo_api.ratelimit import FLUSH_SECONDS, CounterStore, RateLimiter, WindowKey
+from todo_api.ratelimit import FLUSH_SECONDS, CounterStore, RateLimiter, WindowKey, build_rate_limiter
+from todo_api.storage.database import create_engine, database
 
 
 @pytest.fixture
@@ -265,3 +266,28 @@ async def test_anonymous_requests_are_401_before_rate_limiting(
     async with app_client(rate_limit_requests=1) as client:
         responses = await asyncio.gather(*(client.get("/api/users/me") for _ in range(5)))
         assert {response.status_code for response in responses} == {401}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "redis"])
+async def test_a_flush_adds_every_window_in_one_go_and_returns_the_totals(
+    backend: str, base_settings: dict[str, Any], db_engine: Any, redis_url: str | None
+) -> None:
+    """The shared counters: new windows start at what was sent, existing ones add to it, each
+    window's total comes back (many windows at once, as a busy worker flushes them)."""
+    if backend == "redis" and redis_url is None:
+        pytest.skip("Redis not reachable on 127.0.0.1:6379 (set REDIS_URL to test the Redis backend)")
+    extra = {"redis_url": redis_url} if backend == "redis" else {}
+    settings = load_settings(**{**base_settings, "rate_limit_requests": 100, **extra})
+    engine = create_engine(settings)
+    limiter = build_rate_limiter(settings, database(settings, engine))
+    assert limiter.store is not None
+    start = int(time.time()) // 60 * 60
+    windows: dict[WindowKey, int] = {(uuid.uuid4().hex, start - 60 * (n % 2)): n + 1 for n in range(150)}
+    try:
+        first = await limiter.store.add(windows, 60)
+        again = await limiter.store.add(dict(list(windows.items())[:50]), 60)
+    finally:
+        await limiter.aclose()
+        await engine.dispose()
+    assert first == windows
+    assert again == {window: 2 * count for window, count in list(windows.items())[:50]}

@@ -24,11 +24,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import Interval, bindparam
+from sqlalchemy import DateTime, Integer, Interval, Text, bindparam
 from sqlalchemy.dialects import postgresql
-from sqlmodel import Session, col, delete, func
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Session, col, delete, func, select
 
 from todo_api.auth.principal import Principal
 from todo_api.config import Settings
@@ -65,11 +66,21 @@ class CounterStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-_NEW = postgresql.insert(RateLimitWindow)
+# All of a flush's counts as three array parameters, unnested into rows: one statement with one
+# parameter set (SQLAlchemy's per-row bulk path cost ~25 µs of Python per row).
+_ROWS = select(
+    func.unnest(bindparam("subject_keys", type_=ARRAY(Text()))),
+    func.unnest(bindparam("window_starts", type_=ARRAY(DateTime(timezone=True)))),
+    func.unnest(bindparam("counts", type_=ARRAY(Integer()))),
+)
+_NEW = postgresql.insert(RateLimitWindow).from_select(
+    [col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start), col(RateLimitWindow.count)], _ROWS
+)
 _ADD = _NEW.on_conflict_do_update(
     index_elements=[col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start)],
     set_={"count": col(RateLimitWindow.count) + _NEW.excluded.count},
 ).returning(col(RateLimitWindow.subject_key), col(RateLimitWindow.window_start), col(RateLimitWindow.count))
+_ADD = _ADD.execution_options(dml_strategy="raw")  # the bind parameters feed the SELECT, not VALUES
 # Housekeeping across all subjects (not a request's statement).
 _PURGE = (
     delete(RateLimitWindow)
@@ -78,9 +89,14 @@ _PURGE = (
 )
 
 
-def _add(session: Session, rows: list[dict[str, Any]]) -> dict[WindowKey, int]:
-    """One INSERT … ON CONFLICT DO UPDATE … RETURNING for all rows (SQLAlchemy's insertmanyvalues)."""
-    totals = session.exec(_ADD, params=rows)
+def _add(session: Session, counts: Mapping[WindowKey, int]) -> dict[WindowKey, int]:
+    """One INSERT … SELECT unnest(…) ON CONFLICT DO UPDATE … RETURNING for all counts."""
+    params = {
+        "subject_keys": [key for key, _ in counts],
+        "window_starts": [datetime.fromtimestamp(start, UTC) for _, start in counts],
+        "counts": list(counts.values()),
+    }
+    totals = session.exec(_ADD, params=params)
     return {(key, int(start.timestamp())): count for key, start, count in totals}
 
 
@@ -93,11 +109,7 @@ class PostgresCounters:
         self.database = database
 
     async def add(self, counts: Mapping[WindowKey, int], window_seconds: int) -> dict[WindowKey, int]:
-        rows = [
-            {"subject_key": key, "window_start": datetime.fromtimestamp(start, UTC), "count": count}
-            for (key, start), count in counts.items()
-        ]
-        return await self.database.run(_add, rows)
+        return await self.database.run(_add, counts)
 
     async def purge(self, window_seconds: int) -> None:
         await self.database.run(_purge, timedelta(seconds=2 * window_seconds))
