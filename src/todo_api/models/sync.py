@@ -60,7 +60,7 @@ class SyncTombstone(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(primary_key=True)
-    user_id: uuid.UUID = Field(nullable=False)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", nullable=False)
     kind: str = Field(sa_type=Text)
     change_xid: int = change_xid()
     purged_at: datetime = timestamp()

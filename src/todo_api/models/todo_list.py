@@ -21,7 +21,7 @@ class TodoList(SQLModel, table=True):
         Index("ix_lists_user_id_change_xid_id", "user_id", "change_xid", "id"),
         # The user's order of lists (DEFERRABLE in migration 0006: rebalances).
         CheckConstraint("position ~ '^[0-9A-Za-z]{2,64}$'", name="position_key"),
-        UniqueConstraint("user_id", "position"),
+        UniqueConstraint("user_id", "position", postgresql_nulls_not_distinct=True),
     )
 
     id: uuid.UUID = uuid_pk()
