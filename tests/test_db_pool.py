@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import event, func
+from sqlalchemy import Integer, cast, event, func, literal
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session, select
@@ -192,3 +192,36 @@ async def test_a_connection_lost_after_the_first_statement_is_not_run_again(
     assert raised.value.connection_invalidated
     assert attempts == 1
     assert await count_users(db_engine, issuer="lost") == 0
+
+
+async def test_a_first_statement_that_fails_or_is_large_leaves_the_connection_ready_for_the_next(
+    base_settings: dict[str, Any],
+) -> None:
+    """The first flight (BEGIN, the timeout and the first statement, written at once before one
+    Sync): a first statement the server refuses raises its own error, one larger than the socket
+    takes at once (20 MB: written as the server reads it) is answered whole, and the one pooled
+    connection serves the next bounded transaction either way."""
+    settings = load_settings(**base_settings, db_statement_timeout_ms=4321, db_pool_size=1, db_max_overflow=0)
+    engine = create_engine(settings)
+    probe = select(func.current_setting("statement_timeout"), func.txid_current(), func.pg_backend_pid())
+    large = "x" * 20_000_000
+
+    def refused(session: Session) -> None:
+        session.exec(select(cast(literal("not a number"), Integer))).one()
+
+    def measure(session: Session) -> int:
+        length: int = session.exec(select(func.length(literal(large)))).one()
+        return length
+
+    try:
+        db = database(settings, engine)
+        _, before, pid = await db.run(lambda session: session.exec(probe).one())
+        with pytest.raises(sa_exc.DataError) as raised:
+            await db.run(refused)
+        assert getattr(raised.value.orig, "sqlstate", None) == "22P02"
+        assert await db.run(measure) == len(large)
+        timeout, after, same_pid = await db.run(lambda session: session.exec(probe).one())
+    finally:
+        await engine.dispose()
+    assert (timeout, same_pid) == ("4321ms", pid)
+    assert after != before
