@@ -18,7 +18,7 @@ from tests.conftest import count_users
 from todo_api.app import create_app
 from todo_api.config import load_settings
 from todo_api.models import User
-from todo_api.storage.database import create_engine, database
+from todo_api.storage.database import WriteInRead, create_engine, database
 
 
 async def test_every_transaction_of_a_checkout_is_begun_with_the_statement_timeout(
@@ -225,3 +225,48 @@ async def test_a_first_statement_that_fails_or_is_large_leaves_the_connection_re
         await engine.dispose()
     assert (timeout, same_pid) == ("4321ms", pid)
     assert after != before
+
+
+async def test_a_read_runs_each_statement_bounded_in_its_own_transaction_and_cannot_write(
+    base_settings: dict[str, Any], db_engine: AsyncEngine, database_url: str
+) -> None:
+    """`Database.read`: no BEGIN and no COMMIT. Each statement carries the statement timeout
+    (which holds: a slow one is cancelled), runs in its own implicit transaction, and leaves no
+    transaction open behind it; a statement that would write is refused before it is sent."""
+    settings = load_settings(**base_settings, db_statement_timeout_ms=300, db_pool_size=1, db_max_overflow=0)
+    engine = create_engine(settings)
+    probe = select(func.current_setting("statement_timeout"), func.txid_current(), func.pg_backend_pid())
+
+    def two_reads(session: Session) -> tuple[tuple[str, int, int], tuple[str, int, int], str]:
+        first = session.exec(probe).one()
+        second = session.exec(probe).one()
+        with psycopg.connect(database_url, autocommit=True) as other:
+            row = other.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (first[2],)).fetchone()
+        assert row is not None
+        return first, second, row[0]
+
+    def sleeps(session: Session) -> None:
+        session.exec(select(func.pg_sleep(2))).one()
+
+    def writes(session: Session) -> None:
+        session.add(User(issuer="read", subject="written"))
+        session.flush()
+
+    try:
+        db = database(settings, engine)
+        first, second, state = await db.read(two_reads)
+        with pytest.raises(sa_exc.OperationalError) as cancelled:
+            await db.read(sleeps)
+        with pytest.raises(WriteInRead):
+            await db.read(writes)
+        after = await db.run(lambda session: session.exec(probe).one())  # a transaction again
+        again = await db.run(lambda session: session.exec(probe).one())
+    finally:
+        await engine.dispose()
+    assert first[0] == second[0] == "300ms"
+    assert first[1] != second[1]  # two transactions
+    assert state == "idle"  # not "idle in transaction"
+    assert getattr(cancelled.value.orig, "sqlstate", None) == "57014"
+    assert await count_users(db_engine, issuer="read") == 0
+    assert (after[0], after[2]) == ("300ms", first[2])  # the same pooled connection, bounded
+    assert again[1] != after[1]

@@ -54,7 +54,7 @@ async def create_list(
 @router.get("", response_model=ListPage)
 async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """The user's lists with their todo counts, one keyset page at a time."""
-    return json_response(await user.run(service.list_lists, query, cursors))
+    return json_response(await user.read(service.list_lists, query, cursors))
 
 
 @router.get("/{list_id}", response_model=ListRead, responses={**TAGGED, **NOT_FOUND, **NOT_MODIFIED})
@@ -64,7 +64,7 @@ async def read_list(
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """One list with its todo counts and `ETag` (which changes when the counts change)."""
-    return cached_or(await user.run(service.get_list, list_id), if_none_match)
+    return cached_or(await user.read(service.get_list, list_id), if_none_match)
 
 
 @router.put(

@@ -18,4 +18,4 @@ async def list_reminders(
     query: Annotated[ReminderQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep
 ) -> Response:
     """The user's reminders firing in `[from, to)` (at most 7 days), in firing order: what a notifier polls."""
-    return json_bytes_response((await user.run(service.list_reminders, query, cursors)).to_json())
+    return json_bytes_response((await user.read(service.list_reminders, query, cursors)).to_json())

@@ -1,4 +1,4 @@
-"""Engine, pool, and `Database.run`: one transaction per unit of work (the only place that commits)."""
+"""Engine, pool, and `Database.run` / `read`: one transaction per unit of work (the only place that commits)."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
 
 
 class _Cursor(AsyncAdapt_psycopg_cursor):
-    """SQLAlchemy's psycopg cursor, sending a transaction's pending BEGIN with its first statement."""
+    """SQLAlchemy's psycopg cursor, sending a transaction's pending BEGIN with its first statement
+    (in a read, the statement timeout with every statement)."""
 
     __slots__ = ()
     _adapt_connection: _Connection
@@ -91,21 +92,24 @@ class _Cursor(AsyncAdapt_psycopg_cursor):
         return cursor  # psycopg's `AsyncCursor.__aenter__` only returns the cursor: skip the await
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
-        begin = self._adapt_connection.pending_begin
+        adapted = self._adapt_connection
+        begin = adapted.pending_begin
         if begin is None:
             return await super()._execute_async(operation, parameters)  # type: ignore[no-untyped-call]
-        self._adapt_connection.pending_begin = None
-        connection = self._adapt_connection._connection
+        if not adapted.reading:
+            adapted.pending_begin = None
+        connection = adapted._connection
         cursor: psycopg.AsyncCursor[Any] = self._cursor  # type: ignore[assignment]
         try:
-            async with _FirstFlight(connection, begin):
+            async with _Flight(connection, begin):
                 result = await cursor.execute(operation, parameters)
         except psycopg.Error as exc:
-            deadlines = self._adapt_connection.deadlines
-            expired = deadlines is not None and deadlines.expired(self._adapt_connection)
+            deadlines = adapted.deadlines
+            expired = deadlines is not None and deadlines.expired(adapted)
             if exc.sqlstate is None and (connection.broken or connection.closed) and not expired:
-                # The pooled connection was dead before this transaction sent anything: what the
-                # pool's pre-ping used to find. `Database` runs the unit of work again, once.
+                # The pooled connection was dead before this transaction wrote anything (its
+                # first flight, or any statement of a read): what the pool's pre-ping used to
+                # find. `Database` runs the unit of work again, once.
                 raise ConnectionFound(*exc.args) from exc
             raise
         rows = cursor.pgresult
@@ -114,8 +118,9 @@ class _Cursor(AsyncAdapt_psycopg_cursor):
         return result
 
 
-class _FirstFlight(psycopg.AsyncPipeline):
-    """psycopg's pipeline mode for a transaction's first flight, written in one `send`.
+class _Flight(psycopg.AsyncPipeline):
+    """psycopg's pipeline mode for a transaction's first flight (a read's every statement: its
+    own implicit transaction), written in one `send`.
 
     psycopg's own pipeline flushes after every statement: BEGIN, the timeout, the statement and
     the Sync went out as four writes, each waking the server (60-170 µs more CPU per request in
@@ -170,11 +175,12 @@ class ConnectionFound(psycopg.OperationalError):
 
 
 class _Connection(AsyncAdapt_psycopg_connection):
-    __slots__ = ("deadlines", "pending_begin")
+    __slots__ = ("deadlines", "pending_begin", "reading")
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self.pending_begin: tuple[bytes, ...] | None = None
+        self.reading = False  # `BoundedPsycopgDialect.read_only`
         self.deadlines: TransactionDeadlines | None = None  # the dialect's, set on connect
 
     def cursor(self, name: str | None = None, /) -> Any:  # type: ignore[override]  # psycopg's signature
@@ -188,6 +194,15 @@ def _adapted(dbapi_connection: Any) -> _Connection:
     if isinstance(dbapi_connection, PoolProxiedConnection):
         dbapi_connection = dbapi_connection.dbapi_connection
     return dbapi_connection  # type: ignore[no-any-return]
+
+
+def _ended(dbapi_connection: Any) -> None:
+    adapted = _adapted(dbapi_connection)
+    adapted.pending_begin, adapted.reading = None, False
+
+
+class WriteInRead(RuntimeError):
+    """A statement that writes, in a unit of work run by `Database.read` (a programming error)."""
 
 
 class _DBAPI(PsycopgAdaptDBAPI):
@@ -211,6 +226,10 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
     psycopg, which sends COMMIT or ROLLBACK whenever the server reports an open transaction (and
     nothing for a transaction that never sent a statement).
 
+    A read (`Database.read`, `read_only`) sends no BEGIN: each statement goes out with the
+    timeout and its own Sync, an implicit transaction that ends there, so there is no COMMIT to
+    wait for either: one round trip per statement.
+
     No pre-ping round trip: a pooled connection that died (database restarted, Neon scaled to zero)
     is found by the first flight, before the transaction changed anything; it raises
     `ConnectionFound`, SQLAlchemy invalidates the pool, and `Database` runs the unit of work again
@@ -227,6 +246,7 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
         statement = select(func.set_config("statement_timeout", str(statement_timeout_ms), True))
         compiled = statement.compile(dialect=self, compile_kwargs={"literal_binds": True})
         self._opening = (b"BEGIN", str(compiled).encode())  # no parameters
+        self._bounded = self._opening[1:]
         seconds = statement_timeout_ms / 1000 + DEADLINE_GRACE_SECONDS if statement_timeout_ms else None
         self.deadlines = TransactionDeadlines(seconds)
 
@@ -256,17 +276,37 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
             self.deadlines.arm(adapted)
             adapted.pending_begin = self._opening
 
+    def read_only(self, dbapi_connection: Any) -> None:
+        """Run the begun transaction's statements as a read (`Database.read`): each goes out with
+        the statement timeout and a Sync, no BEGIN, so each is its own implicit transaction, and
+        there is no COMMIT. Under READ COMMITTED a statement sees its own snapshot either way;
+        what a read gives up is holding locks between statements, and writing (refused here)."""
+        adapted = _adapted(dbapi_connection)
+        if adapted.pending_begin is not self._opening:
+            raise RuntimeError("read_only() needs a transaction that has not sent a statement yet")
+        adapted.pending_begin, adapted.reading = self._bounded, True
+
+    def do_execute(self, cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
+        if cursor._adapt_connection.reading and context is not None and (context.is_crud or context.isddl):
+            raise WriteInRead("a unit of work run by Database.read() tried to write")
+        cursor.execute(statement, parameters)
+
+    def do_executemany(self, cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
+        if cursor._adapt_connection.reading:
+            raise WriteInRead("a unit of work run by Database.read() tried to write")
+        super().do_executemany(cursor, statement, parameters, context)  # type: ignore[no-untyped-call]
+
     # The transaction's deadline ends with it (COMMIT, ROLLBACK), or with its connection.
     def do_commit(self, dbapi_connection: Any) -> None:
         try:
-            _adapted(dbapi_connection).pending_begin = None
+            _ended(dbapi_connection)
             super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
         finally:
             self.deadlines.disarm(dbapi_connection)
 
     def do_rollback(self, dbapi_connection: Any) -> None:
         try:
-            _adapted(dbapi_connection).pending_begin = None
+            _ended(dbapi_connection)
             # The pool resets every returned connection with a rollback; after a COMMIT there is
             # nothing to roll back (psycopg would send nothing either), so skip the trip through the
             # event loop. A connection in or after a failed transaction, or in doubt, rolls back.
@@ -333,6 +373,7 @@ class Database:
 
     def __init__(self, engine: AsyncEngine, gate: FairGate) -> None:
         self._sync_engine = engine.sync_engine
+        self._dialect: BoundedPsycopgDialect = engine.dialect  # type: ignore[assignment]
         self._gate = gate
 
     async def run[**P, T](self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -340,12 +381,24 @@ class Database:
             result: T = await greenlet_spawn(self._retried, lambda session: work(session, *args, **kwargs))
             return result
 
-    def _retried[T](self, work: Callable[[Session], T]) -> T:
+    async def read[**P, T](self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`run` for work that only reads: each statement is its own implicit transaction, sent
+        with the statement timeout in one flight, and nothing is committed, so a one-statement
+        read is one round trip instead of two (`BoundedPsycopgDialect.read_only`). Under READ
+        COMMITTED every statement sees its own snapshot in a transaction too; a statement that
+        would write raises `WriteInRead` instead."""
+        async with self._gate:
+            result: T = await greenlet_spawn(
+                self._retried, lambda session: work(session, *args, **kwargs), read_only=True
+            )
+            return result
+
+    def _retried[T](self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
         """Run the unit of work again, once, when PostgreSQL aborted it as a serialization failure or
         a deadlock victim: the server rolled all of it back and nothing has reached the client yet
         (`work` only builds the response), so a second run is safe and usually succeeds."""
         try:
-            return self._unit_of_work(work)
+            return self._unit_of_work(work, read_only=read_only)
         except Rerun:
             logger.info("transaction run again: a concurrent write made a read stale")
         except sa_exc.DBAPIError as exc:
@@ -355,14 +408,16 @@ class Database:
                 logger.info("transaction retried after SQLSTATE %s", sqlstate(exc))
             else:
                 raise
-        return self._unit_of_work(work, second_run=True)
+        return self._unit_of_work(work, second_run=True, read_only=read_only)
 
-    def _unit_of_work[T](self, work: Callable[[Session], T], *, second_run: bool = False) -> T:
+    def _unit_of_work[T](self, work: Callable[[Session], T], *, second_run: bool = False, read_only: bool = False) -> T:
         # Nothing is loaded into the identity map (statements select columns), so there is nothing
         # to flush automatically or to expire after the commit.
         with Session(self._sync_engine, autoflush=False, expire_on_commit=False) as session:
             if second_run:
                 session.info[SECOND_RUN] = True
+            if read_only:
+                self._dialect.read_only(session.connection().connection)
             result = work(session)  # closing the session rolls back what was not committed
             session.commit()
             return result

@@ -29,4 +29,4 @@ async def list_completions(
     todo_id: TodoId, query: Annotated[CompletionQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep
 ) -> Response:
     """When the todo was completed (each occurrence of a recurring todo), newest first, one page at a time."""
-    return json_bytes_response((await user.run(completions.list_completions, todo_id, query, cursors)).to_json())
+    return json_bytes_response((await user.read(completions.list_completions, todo_id, query, cursors)).to_json())

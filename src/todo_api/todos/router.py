@@ -52,7 +52,7 @@ async def create_todo(
 @router.get("", response_model=TodoPage)
 async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """The user's todos, filtered and sorted, one keyset page at a time (follow `next_cursor`)."""
-    return json_bytes_response((await user.run(service.list_todos, query, cursors)).to_json())
+    return json_bytes_response((await user.read(service.list_todos, query, cursors)).to_json())
 
 
 @router.get("/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **NOT_MODIFIED})
@@ -62,7 +62,7 @@ async def read_todo(
     if_none_match: IfNoneMatchHeader = None,
 ) -> Response:
     """One todo, with its `ETag`; `If-None-Match` with that ETag → 304."""
-    return cached_or(await user.run(service.get_todo, todo_id), if_none_match)
+    return cached_or(await user.read(service.get_todo, todo_id), if_none_match)
 
 
 @router.put("/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **PRECONDITION})

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/users", tags=["users"], route_class=StrictJsonRoute)
 @router.get("/me", response_model=UserRead)
 async def read_me(user: CurrentUserDep) -> Response:
     """The authenticated user's account, created on the first request with a new token subject."""
-    return json_response(UserRead.model_validate(await user.run(service.read_account)))
+    return json_response(UserRead.model_validate(await user.read(service.read_account)))
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
