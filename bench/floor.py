@@ -42,7 +42,7 @@ from psycopg_pool import AsyncConnectionPool
 from bench import floorsync
 from bench.floorcache import Identity, IdentityCache, TokenCache, log_access
 from bench.floorsync import sync
-from bench.floorwork import API_SYNC, API_TODOS, SELECT_USER, Response, error, json_response, route_request
+from bench.floorwork import API_SYNC, API_TODOS, SELECT_USER, Response, error, json_response, opening, route_request
 from todo_api.config import LogFormat
 from todo_api.log import configure_logging
 
@@ -178,10 +178,17 @@ class Floor:
         me = path == "/api/users/me" and method == "GET"
         assert self.pool is not None
         async with self.pool.connection() as connection:
+            # Like todo-api, the like-for-like floor sends no BEGIN and no COMMIT for a GET (its
+            # connections are in autocommit mode: one round trip per statement, `Database.read`)
+            # and pipelines a write's BEGIN with its first statement (`floorwork.opening`). The
+            # plain floor leaves it to psycopg: BEGIN, the statements, COMMIT.
+            if connection.autocommit != like:
+                await connection.set_autocommit(like)
             # todo-api skips the lookup when the identity is cached, except for `me` (it returns the row)
             user_id = self.users.get(identity) if like and not me else None
             if user_id is None:
-                user = await (await connection.execute(SELECT_USER, identity)).fetchone()
+                found = await opening(connection, SELECT_USER, identity, pipelined=like and method != "GET")
+                user = await found.fetchone()
                 if user is None:
                     return error(401, "Not authenticated"), None
                 user_id = user["id"]
@@ -191,7 +198,10 @@ class Floor:
                     return json_response(200, user), user_id
             if path == API_SYNC and method == "GET":
                 return await sync(connection, user_id, scope["query_string"]), user_id
-            return await route_request(connection, user_id, scope["query_string"], method, path, body), user_id
+            response = await route_request(
+                connection, user_id, scope["query_string"], method, path, body, pipelined=like
+            )
+            return response, user_id
 
 
 async def _body(receive: Receive) -> bytes:

@@ -11,7 +11,8 @@ from urllib.parse import parse_qs
 
 import fractional_indexing
 import orjson
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
 type Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
@@ -148,19 +149,43 @@ def _new_todo(body: bytes) -> dict[str, Any] | None:
     }
 
 
+IDLE = TransactionStatus.IDLE
+
+
+async def opening(
+    connection: AsyncConnection[DictRow], query: Any, params: Any, pipelined: bool
+) -> AsyncCursor[DictRow]:
+    """A write's first statement. `pipelined` (the like-for-like floor, whose connections are in
+    autocommit mode): `BEGIN` and the statement in one psycopg pipeline, one round trip, as
+    todo-api's first flight (the pool's COMMIT ends the transaction). Otherwise psycopg's own
+    `BEGIN`, a round trip of its own."""
+    if not pipelined:
+        return await connection.execute(query, params)
+    async with connection.pipeline():  # leaving it sends a Sync and reads the results
+        if connection.pgconn.transaction_status == IDLE:
+            await connection.execute(b"BEGIN")
+        return await connection.execute(query, params)
+
+
 async def route_request(
-    connection: AsyncConnection[DictRow], user_id: uuid.UUID, query_string: bytes, method: str, path: str, body: bytes
+    connection: AsyncConnection[DictRow],
+    user_id: uuid.UUID,
+    query_string: bytes,
+    method: str,
+    path: str,
+    body: bytes,
+    pipelined: bool = False,
 ) -> Response:
     if path == API_TODOS and method == "GET":
         return await _list(connection, user_id, parse_qs(query_string.decode("latin-1")))
     if path == API_TODOS and method == "POST":
-        return await _create(connection, user_id, body)
+        return await _create(connection, user_id, body, pipelined)
     if path.startswith(API_TODOS + "/") and method == "GET":
         return await _get(connection, user_id, path.removeprefix(API_TODOS + "/"))
     if path.startswith(API_TODOS + "/") and path.endswith(MOVE) and method == "POST":
-        return await _move(connection, user_id, path.removeprefix(API_TODOS + "/").removesuffix(MOVE), body)
+        return await _move(connection, user_id, path.removeprefix(API_TODOS + "/").removesuffix(MOVE), body, pipelined)
     if path.startswith(API_TODOS + "/") and method == "PATCH":
-        return await _patch(connection, user_id, path.removeprefix(API_TODOS + "/"), body)
+        return await _patch(connection, user_id, path.removeprefix(API_TODOS + "/"), body, pipelined)
     if path == API_SYNC and method == "GET":
         from bench.floorsync import sync
 
@@ -193,7 +218,9 @@ async def _get(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id:
     return error(404, "Not found") if row is None else json_response(200, _todo(row))
 
 
-async def _patch(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str, body: bytes) -> Response:
+async def _patch(
+    connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str, body: bytes, pipelined: bool = False
+) -> Response:
     completed = _completed(body)
     if completed is None:
         return error(422, "Invalid body")
@@ -201,7 +228,8 @@ async def _patch(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_i
         todo_id = uuid.UUID(raw_id)
     except ValueError:
         return error(404, "Not found")
-    row = await (await connection.execute(UPDATE_COMPLETED, (completed, completed, todo_id, user_id))).fetchone()
+    updated = await opening(connection, UPDATE_COMPLETED, (completed, completed, todo_id, user_id), pipelined)
+    row = await updated.fetchone()
     if row is None:
         return error(404, "Not found")
     was_completed, was_completed_at = row.pop("was_completed"), row.pop("was_completed_at")
@@ -213,14 +241,16 @@ async def _patch(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_i
     return json_response(200, _todo(row), (b"etag", etag))
 
 
-async def _create(connection: AsyncConnection[DictRow], user_id: uuid.UUID, body: bytes) -> Response:
+async def _create(
+    connection: AsyncConnection[DictRow], user_id: uuid.UUID, body: bytes, pipelined: bool = False
+) -> Response:
     new = _new_todo(body)
     if new is None:
         return error(422, "Invalid body")
     tags: list[str] = new["tags"]
     values = (uuid.uuid4(), user_id, new["title"], new["description"], new["priority"], tags)
     # New todos go last: read the last key under the user's lock (todo-api does the same).
-    await connection.execute(LOCK_USER, (user_id,))
+    await opening(connection, LOCK_USER, (user_id,), pipelined)
     last = await (await connection.execute(LAST_LOOSE, (user_id,))).fetchone()
     position = fractional_indexing.generate_key_between(None if last is None else last["position"], None)
     row = await (await connection.execute(INSERT_TODO, (*values, [t.casefold() for t in tags], position))).fetchone()
@@ -238,7 +268,9 @@ def _after_id(body: bytes) -> tuple[bool, uuid.UUID | None]:
         return False, None
 
 
-async def _move(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str, body: bytes) -> Response:
+async def _move(
+    connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id: str, body: bytes, pipelined: bool = False
+) -> Response:
     """The `move` scenario's work: todos in no list, at the top level (no rebalance: rare in todo-api,
     never needed by random moves)."""
     valid, after = _after_id(body)
@@ -248,7 +280,7 @@ async def _move(connection: AsyncConnection[DictRow], user_id: uuid.UUID, raw_id
         todo_id = uuid.UUID(raw_id)
     except ValueError:
         return error(404, "Not found")
-    await connection.execute(LOCK_USER, (user_id,))
+    await opening(connection, LOCK_USER, (user_id,), pipelined)
     if await (await connection.execute(LOCK_TODO, (todo_id, user_id))).fetchone() is None:
         return error(404, "Not found")
     before: str | None = None

@@ -131,8 +131,27 @@ async def test_like_for_like_reads_the_user_once_per_identity(
         before = relay.counters()
         assert (await floor.get(path, headers=headers)).status_code == 200
         trips.append(per_request(before, relay.counters(), 1)["round_trips"])
-    # BEGIN, user, todo, COMMIT; then the identity is cached. The plain floor reads the user every time.
-    assert trips == [4, 3, 4, 4]
+    # Like todo-api's reads, the like-for-like floor's GET sends no BEGIN or COMMIT: the user and
+    # the todo, then (the identity cached) the todo alone. The plain floor: BEGIN, user, todo, COMMIT.
+    assert trips == [2, 1, 4, 4]
+
+
+async def test_like_for_like_writes_send_begin_with_their_first_statement_and_commit(
+    floor: httpx.AsyncClient, ready: Prepared, relay: Relay
+) -> None:
+    auth = {"Authorization": f"Bearer {ready.tokens['user-2']}"}
+    path = f"/api/todos/{ready.seed.user('user-2').todo_ids[1]}"
+    assert (await floor.get(path, headers=auth | LIKE)).status_code == 200  # caches the identity
+    trips = []
+    for completed, headers in ((True, auth | LIKE), (False, auth)):
+        before = relay.counters()
+        response = await floor.patch(path, json={"completed": completed}, headers=headers)
+        assert response.status_code == 200, response.text
+        trips.append(per_request(before, relay.counters(), 1)["round_trips"])
+        assert (await floor.get(path, headers=auth)).json()["completed"] is completed  # committed
+    # BEGIN + UPDATE in one flight, the completion history, COMMIT; the plain floor: BEGIN, user,
+    # UPDATE, history, COMMIT.
+    assert trips == [3, 5]
 
 
 async def test_like_for_like_refuses_a_cached_token_once_it_expired(floor: httpx.AsyncClient, ready: Prepared) -> None:
