@@ -300,7 +300,10 @@ class BoundedPsycopgDialect(PGDialectAsync_psycopg):
     def do_commit(self, dbapi_connection: Any) -> None:
         try:
             _ended(dbapi_connection)
-            super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
+            # A read (or a transaction that sent nothing) left no transaction open on the server:
+            # psycopg would send nothing either, so skip the trip through the event loop.
+            if dbapi_connection.driver_connection.pgconn.transaction_status != IDLE:
+                super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
         finally:
             self.deadlines.disarm(dbapi_connection)
 
