@@ -2,9 +2,9 @@
 
 A raw ASGI app (no framework, no ORM, no validation library) doing what todo-api does on each
 request: verify the Ed25519 JWT with PyJWT (algorithm allowlist, issuer, audience, exp, sub), look
-the user up by (issuer, subject), run the same SQL shape in one transaction per request on a
-psycopg 3 async pool (`prepare_threshold=None`, like the app), and answer with orjson using the
-app's JSON field names. It serves `me`, `get`, `list` (the first page, the `filter` scenario's
+the user up by (issuer, subject), run the same SQL shape (one transaction per write; reads: see
+below) on a psycopg 3 async pool (`prepare_threshold=None`, like the app), and answer with orjson
+using the app's JSON field names. It serves `me`, `get`, `list` (the first page, the `filter` scenario's
 `completed` / `tag` / `sort=due_at` page and the `position` scenario's `sort=position` page),
 `create`, `patch` and `move`, so `mixed` too, and `sync` (`bench.floorsync`). It is the
 measuring stick, not a second implementation: input checks are minimal, other query parameters
@@ -14,8 +14,10 @@ Two floors in one process, chosen per request by the benchmark's `X-Bench-Floor`
 
 - **plain** (no header): verifies the token and reads the user on every request, logs nothing.
 - **like-for-like** (`X-Bench-Floor: like`): todo-api's per-worker caches (verified tokens,
-  identity → user id; `bench.floorcache`), its request id and response headers, and its one-line
-  JSON access log at INFO. todo-api / this floor is the cost of the framework and the code alone.
+  identity → user id; `bench.floorcache`), its request id and response headers, its one-line
+  JSON access log at INFO, and its round trips: a GET's statements run without BEGIN and COMMIT
+  (autocommit, as `Database.read`), a write sends BEGIN with its first statement in one pipeline
+  (`floorwork.opening`). todo-api / this floor is the cost of the framework and the code alone.
 
 One process keeps the database connections of the two floors to one pool (PostgreSQL's default
 `max_connections` is 100). Served by `uvicorn bench.floor:app --workers 2 --loop uvloop --http
