@@ -53,3 +53,22 @@ async def test_a_read_takes_one_round_trip_an_edit_two_and_a_create_three(
                 assert response.status_code in {200, 201}, (name, response.text)
             trips[name] = per_request(before, relay.counters(), REQUESTS)["round_trips"]
     assert trips == {"get": 1, "list": 1, "me": 1, "lists": 1, "patch": 2, "complete": 2, "create": 3}
+
+
+async def test_a_read_by_a_user_this_worker_has_not_cached_takes_two(
+    relay: Relay, database_url: str, app_client: AppClientFactory, auth: Callable[..., dict[str, str]]
+) -> None:
+    """The account lookup and the read's statement, each its own implicit transaction: no BEGIN,
+    no COMMIT (a transaction of its own would make it 3)."""
+    users = [auth(f"round-trips-cold-{n}") for n in range(REQUESTS)]
+    async with app_client(database_url=relay.url_for(database_url)) as client:
+        for headers in users:  # provisioned by this worker
+            assert (await client.post("/api/todos", json={"title": "warm"}, headers=headers)).status_code == 201
+    async with app_client(database_url=relay.url_for(database_url)) as client:  # an empty identity cache
+        assert (await client.get("/api/users/me", headers=auth("round-trips-cold-warm-up"))).status_code == 200
+        before = relay.counters()
+        for headers in users:
+            response = await client.get("/api/todos", headers=headers)
+            assert response.status_code == 200, response.text
+            assert [todo["title"] for todo in response.json()["items"]] == ["warm"]
+        assert per_request(before, relay.counters(), REQUESTS)["round_trips"] == 2

@@ -48,13 +48,19 @@ async def get_current_user(request: Request) -> CurrentUser:
     if cached is not None:
         request.state.user_id = str(cached)
 
+    # Another request of this worker may have filled the cache while this one waited for a
+    # connection: one statement fewer.
     def resolve(session: Session) -> uuid.UUID:
-        # Another request of this worker may have filled the cache while this one waited for a
-        # connection: one statement fewer.
         user_id = context.identities.get(principal)
         if user_id is None:
             user_id = users.current_user_id(session, principal, context.identities, received_at(request))
         request.state.user_id = str(user_id)
+        return user_id
+
+    def find(session: Session) -> uuid.UUID | None:
+        user_id = context.identities.get(principal) or users.existing_user_id(session, principal, context.identities)
+        if user_id is not None:
+            request.state.user_id = str(user_id)
         return user_id
 
     async def account_gone(user_id: uuid.UUID) -> None:
@@ -63,7 +69,7 @@ async def get_current_user(request: Request) -> CurrentUser:
             raise AccountDeleted
         context.identities.forget(principal)
 
-    return CurrentUser(principal, context.database, cached, resolve, account_gone)
+    return CurrentUser(principal, context.database, cached, resolve, find, account_gone)
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]

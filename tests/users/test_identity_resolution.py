@@ -1,5 +1,6 @@
 """A token's user id comes from the worker's identity cache, or, on a miss, from the first statement of
-the request's own transaction: a miss never costs a transaction of its own (README, round trips)."""
+the request's own unit of work (its read, or its transaction): a miss never costs a unit of work of
+its own (README, round trips), except a new user's first GET, whose read finds no account."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def _reads_users(tables: set[str]) -> bool:
     return tables == {"users"}
 
 
-async def test_a_cache_miss_is_resolved_inside_the_requests_transaction(
+async def test_a_cache_miss_is_resolved_inside_the_requests_unit_of_work(
     app_client: AppClientFactory, auth: Callable[..., dict[str, str]], transactions: Transactions
 ) -> None:
     headers = auth(f"cold-{uuid.uuid4()}")
@@ -80,13 +81,16 @@ async def test_a_cache_miss_is_resolved_inside_the_requests_transaction(
 async def test_a_new_users_first_request_provisions_it_in_one_transaction(
     app_client: AppClientFactory, auth: Callable[..., dict[str, str]], transactions: Transactions, path: str
 ) -> None:
+    """A GET looks its identity up in its read (`CurrentUser.read`); finding no account there, it
+    has written nothing and runs again as one transaction that provisions the user and reads."""
     subject = f"newcomer-{uuid.uuid4()}"
     async with app_client() as fresh:
         transactions.clear()
         response = await fresh.get(path, headers=auth(subject))
         assert response.status_code == 200
-        assert transactions.begun == 1
+        assert transactions.begun == 2  # the read that found no account, then the transaction
         assert _reads_users(transactions.statements[0])
+        assert _reads_users(transactions.statements[1])  # the transaction starts with the identity
         me = (await fresh.get("/api/users/me", headers=auth(subject))).json()
         assert me["subject"] == subject
         if path == "/api/users/me":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -12,6 +13,10 @@ from sqlmodel import Session
 from todo_api.auth.principal import Principal
 from todo_api.errors import AccountGone
 from todo_api.storage.database import Database
+
+
+class _Unresolved(Exception):
+    """A read found no current account for the token: resolving it is a write."""
 
 
 @dataclass(slots=True)
@@ -27,6 +32,8 @@ class CurrentUser:
     cached: uuid.UUID | None
     # `resolve(session)`: the id for this principal, read (or written) in that session.
     resolve: Callable[[Session], uuid.UUID]
+    # `find(session)`: `resolve` without writing: the id of an existing, current account, or None.
+    find: Callable[[Session], uuid.UUID | None]
     # `account_gone(id)`: the account this request ran as no longer exists. Raises `AccountDeleted`
     # if it was deleted while this request was in flight; otherwise forgets the stale cache entry.
     account_gone: Callable[[uuid.UUID], Awaitable[None]]
@@ -45,7 +52,8 @@ class CurrentUser:
         self, work: Callable[Concatenate[Session, uuid.UUID, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """`run` for work that only reads (`Database.read`: one round trip per statement, no
-        COMMIT). A cache miss runs as `run` does: resolving the id may provision the user."""
+        COMMIT). On a cache miss the account is looked up in the read as well; only when it has
+        to be provisioned or its profile refreshed (a write) does the request run as `run` does."""
         return await self._run(True, work, *args, **kwargs)
 
     async def _run[**P, T](
@@ -62,9 +70,17 @@ class CurrentUser:
             used[:] = [user_id]
             return work(session, user_id, *args, **kwargs)
 
+        def as_user_found(session: Session) -> T:
+            user_id = self.find(session) if self.cached is None else self.cached
+            if user_id is None:
+                raise _Unresolved
+            used[:] = [user_id]
+            return work(session, user_id, *args, **kwargs)
+
         try:
-            if read_only and self.cached is not None:
-                return await self.database.read(as_user)
+            if read_only:
+                with contextlib.suppress(_Unresolved):  # nothing was written: run it as a write
+                    return await self.database.read(as_user_found)
             return await self.database.run(as_user)
         except AccountGone:
             await self.account_gone(used[0])

@@ -31,6 +31,14 @@ def _is_current(user: UserRecord, principal: Principal) -> bool:
     )
 
 
+def _cached_if_current(user: UserRecord | None, principal: Principal, cache: IdentityCache) -> uuid.UUID | None:
+    """The committed account's id, now in the cache, when its stored profile matches the token."""
+    if user is None or not _is_current(user, principal):
+        return None
+    cache.put(user)
+    return user.id
+
+
 def current_user_id(
     session: Session, principal: Principal, cache: IdentityCache, arrived: datetime | None = None
 ) -> uuid.UUID:
@@ -44,14 +52,21 @@ def current_user_id(
     """
     repository = UserRepository(session, principal)
     user = repository.find()
-    if user is not None and _is_current(user, principal):
-        cache.put(user)
-        return user.id
+    known = _cached_if_current(user, principal, cache)
+    if known is not None:
+        return known
     if user is None and arrived is not None:
         deleted_at = repository.last_deletion_time()
         if deleted_at is not None and deleted_at >= arrived:
             raise AccountDeleted
     return repository.upsert().id
+
+
+def existing_user_id(session: Session, principal: Principal, cache: IdentityCache) -> uuid.UUID | None:
+    """`current_user_id` for a request that only reads: the id of an account that exists with the
+    token's profile (one SELECT, cached like `current_user_id` does), else None: provisioning
+    the user or refreshing its profile is a write, left to the caller's transaction."""
+    return _cached_if_current(UserRepository(session, principal).find(), principal, cache)
 
 
 def read_account(session: Session, user_id: uuid.UUID) -> UserRecord:
