@@ -40,6 +40,21 @@ async def test_if_none_match_gives_304_without_body(api: Api) -> None:
     assert (await api.request("GET", url, headers={"If-None-Match": tag})).status_code == 200
 
 
+@pytest.mark.parametrize("resource", ["todo", "list"])
+async def test_if_none_match_on_several_lines_is_one_list(api: Api, resource: str) -> None:
+    """Several If-None-Match lines form one list (RFC 9110 §5.3): the current tag on any of them
+    is a 304."""
+    if resource == "todo":
+        created = await api.request("POST", "/api/todos", json={"title": "t"})
+    else:
+        created = await api.request("POST", "/api/lists", json={"name": "l"})
+    url, tag = created.headers["location"], created.headers["etag"]
+    lines = [*api.headers.items(), ("If-None-Match", '"x"'), ("If-None-Match", f"W/{tag}")]
+    assert (await api.client.request("GET", url, headers=lines)).status_code == 304
+    stale = [*api.headers.items(), ("If-None-Match", '"x"'), ("If-None-Match", '"y"')]
+    assert (await api.client.request("GET", url, headers=stale)).status_code == 200
+
+
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 async def test_stale_if_match_is_412_and_changes_nothing(api: Api, method: str) -> None:
     created = await api.request("POST", "/api/todos", json={"title": "t"})

@@ -7,11 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from todo_api.app import create_app
 from todo_api.config import load_settings
 from todo_api.errors import ErrorCode
+from todo_api.http import conditional
+from todo_api.http.conditional import ETag
 
 APP = create_app(load_settings(_env_file=None, require_database=False, require_key_source=False))
 DOCUMENT = APP.openapi()
@@ -149,6 +152,34 @@ def test_single_resource_reads_and_writes_declare_their_etag() -> None:
     for label, _, response in responses("200"):
         if label.endswith("_id}"):
             assert _header(response, "ETag")["required"] is True, label
+
+
+def _dependency_calls(dependant: Dependant) -> Iterator[Any]:
+    for dependency in dependant.dependencies:
+        yield getattr(dependency.call, "__func__", dependency.call)  # a bound `ETag.if_match` as its function
+        yield from _dependency_calls(dependency)
+
+
+@pytest.mark.parametrize(
+    ("reader", "header"), [(ETag.if_match, "If-Match"), (conditional.if_none_match, "If-None-Match")]
+)
+def test_the_conditional_headers_are_documented_where_they_are_read(reader: Any, header: str) -> None:
+    """Read from the request by a dependency (not FastAPI `Header()` parameters, see
+    `http.conditional.header_parameter`), so documented by the route's `openapi_extra`: an
+    operation documents the header exactly when its dependencies read it."""
+    reading = {
+        (method, route.path)
+        for route in APP.routes
+        if isinstance(route, APIRoute) and reader in set(_dependency_calls(route.dependant))
+        for method in route.methods
+    }
+    documenting = {
+        (method, path)
+        for method, path, operation in operations()
+        if any(p["in"] == "header" and p["name"] == header for p in operation.get("parameters", ()))
+    }
+    assert reading, header
+    assert reading == documenting
 
 
 def test_the_in_flight_409_of_creates_declares_retry_after() -> None:

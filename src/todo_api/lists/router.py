@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from todo_api.deps import CurrentUserDep, CursorSealerDep, ListLimitDep
-from todo_api.http.conditional import IfNoneMatchHeader, Precondition
+from todo_api.http.conditional import IF_MATCH, IF_NONE_MATCH, IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
     CREATED,
     DUPLICATE,
@@ -57,7 +57,12 @@ async def list_lists(query: Annotated[ListQuery, Query()], user: CurrentUserDep,
     return json_response(await user.read(service.list_lists, query, cursors))
 
 
-@router.get("/{list_id}", response_model=ListRead, responses={**TAGGED, **NOT_FOUND, **NOT_MODIFIED})
+@router.get(
+    "/{list_id}",
+    response_model=ListRead,
+    responses={**TAGGED, **NOT_FOUND, **NOT_MODIFIED},
+    openapi_extra=IF_NONE_MATCH,
+)
 async def read_list(
     list_id: ListId,
     user: CurrentUserDep,
@@ -68,7 +73,10 @@ async def read_list(
 
 
 @router.put(
-    "/{list_id}", response_model=ListRead, responses={**TAGGED, **NOT_FOUND, **conflicts(DUPLICATE), **PRECONDITION}
+    "/{list_id}",
+    response_model=ListRead,
+    responses={**TAGGED, **NOT_FOUND, **conflicts(DUPLICATE), **PRECONDITION},
+    openapi_extra=IF_MATCH,
 )
 async def replace_list(
     list_id: ListId,
@@ -81,7 +89,10 @@ async def replace_list(
 
 
 @router.patch(
-    "/{list_id}", response_model=ListRead, responses={**TAGGED, **NOT_FOUND, **conflicts(DUPLICATE), **PRECONDITION}
+    "/{list_id}",
+    response_model=ListRead,
+    responses={**TAGGED, **NOT_FOUND, **conflicts(DUPLICATE), **PRECONDITION},
+    openapi_extra=IF_MATCH,
 )
 async def update_list(
     list_id: ListId,
@@ -93,7 +104,12 @@ async def update_list(
     return representation(await user.run(service.update_list, list_id, body, if_match))
 
 
-@router.delete("/{list_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
+@router.delete(
+    "/{list_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_FOUND, **PRECONDITION},
+    openapi_extra=IF_MATCH,
+)
 async def delete_list(list_id: ListId, user: CurrentUserDep, if_match: IfMatchDep) -> None:
     """Move a list **and every todo in it** to the trash (restoring the list brings them back)."""
     await user.run(service.delete_list, list_id, if_match)

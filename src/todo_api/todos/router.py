@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from todo_api.deps import CurrentUserDep, CursorSealerDep, TodoLimitDep
-from todo_api.http.conditional import IfNoneMatchHeader, Precondition
+from todo_api.http.conditional import IF_MATCH, IF_NONE_MATCH, IfNoneMatchHeader, Precondition
 from todo_api.http.responses import (
     CREATED,
     IN_FLIGHT,
@@ -55,7 +55,12 @@ async def list_todos(query: Annotated[TodoQuery, Query()], user: CurrentUserDep,
     return json_bytes_response((await user.read(service.list_todos, query, cursors)).to_json())
 
 
-@router.get("/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **NOT_MODIFIED})
+@router.get(
+    "/{todo_id}",
+    response_model=TodoRead,
+    responses={**TAGGED, **NOT_FOUND, **NOT_MODIFIED},
+    openapi_extra=IF_NONE_MATCH,
+)
 async def read_todo(
     todo_id: TodoId,
     user: CurrentUserDep,
@@ -65,7 +70,9 @@ async def read_todo(
     return cached_or(await user.read(service.get_todo, todo_id), if_none_match)
 
 
-@router.put("/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **PRECONDITION})
+@router.put(
+    "/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **PRECONDITION}, openapi_extra=IF_MATCH
+)
 async def replace_todo(
     todo_id: TodoId,
     body: TodoCreate,
@@ -76,7 +83,9 @@ async def replace_todo(
     return representation(await user.run(service.replace_todo, todo_id, body, if_match))
 
 
-@router.patch("/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **PRECONDITION})
+@router.patch(
+    "/{todo_id}", response_model=TodoRead, responses={**TAGGED, **NOT_FOUND, **PRECONDITION}, openapi_extra=IF_MATCH
+)
 async def update_todo(
     todo_id: TodoId,
     body: TodoUpdate,
@@ -87,7 +96,12 @@ async def update_todo(
     return representation(await user.run(service.update_todo, todo_id, body, if_match))
 
 
-@router.delete("/{todo_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **PRECONDITION})
+@router.delete(
+    "/{todo_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_FOUND, **PRECONDITION},
+    openapi_extra=IF_MATCH,
+)
 async def delete_todo(todo_id: TodoId, user: CurrentUserDep, if_match: IfMatchDep) -> None:
     """Move a todo to the trash (`POST /api/trash/{id}/restore` brings it back)."""
     await user.run(service.delete_todo, todo_id, if_match)
