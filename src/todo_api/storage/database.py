@@ -422,7 +422,8 @@ class Database:
             if read_only:
                 self._dialect.read_only(session.connection().connection)
             result = work(session)  # closing the session rolls back what was not committed
-            session.commit()
+            if not read_only:  # a read left nothing open to commit: closing the session ends it
+                session.commit()
             return result
 
 
