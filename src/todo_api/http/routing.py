@@ -21,6 +21,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from todo_api.errors import UnsupportedMediaType
+from todo_api.http.query_models import QueryModel
 from todo_api.http.responses import UNSUPPORTED
 
 
@@ -60,10 +61,21 @@ class StrictJsonRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         takes_body = self.body_field is not None
+        query_model = QueryModel.of(self.dependant)
+        prevalidated = handler
+        if query_model is not None:  # a second handler, given the model (see `query_models`)
+            declared, self.dependant = self.dependant, query_model.prevalidated(self.dependant)
+            try:
+                prevalidated = super().get_route_handler()
+            finally:
+                self.dependant = declared
 
         async def strict_json_handler(request: Request) -> Response:
             if takes_body and has_body(request) and not is_json(request.headers.get("content-type")):
                 raise UnsupportedMediaType
-            return await handler(StrictJsonRequest(request.scope, request.receive))
+            strict = StrictJsonRequest(request.scope, request.receive)
+            if query_model is not None and query_model.accept(strict):
+                return await prevalidated(strict)
+            return await handler(strict)
 
         return strict_json_handler
