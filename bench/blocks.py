@@ -18,7 +18,7 @@ import httpx
 
 from bench import REPO_ROOT, lua, scenarios, servers, wrk
 from bench.cli import Options
-from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN, Config, Secrets, server_env
+from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN, FLOOR_STACK, STACK_SCENARIOS, Config, Secrets, server_env
 from bench.fixture import Prepared, say
 from bench.limits import rate_limit_peak
 from bench.logs import digest
@@ -31,7 +31,7 @@ WARM_REQUESTS = 5  # before the counted ones: the worker's token and identity ca
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    name: str  # APP, FLOOR_LIKE or FLOOR_PLAIN
+    name: str  # APP, FLOOR_LIKE, FLOOR_PLAIN or FLOOR_STACK
     server: servers.ServerProcess
     relay: Relay | None
     headers: dict[str, str]
@@ -85,6 +85,8 @@ class Session:
                 for target in targets.values():
                     if scenario is None or (target.name != APP and not scenario.floor):
                         continue
+                    if target.name == FLOOR_STACK and scenario.name not in STACK_SCENARIOS:
+                        continue
                     self._preflight(config, scenario, target)
                     if counting:
                         self._count(config, scenario, target)
@@ -107,9 +109,9 @@ class Session:
             *("--workers", str(self.options.workers)),
         ]
 
-    def _floor_argv(self, port: int) -> list[str]:
+    def _floor_argv(self, port: int, app: str = "bench.floor:app") -> list[str]:
         return [
-            *(sys.executable, "-m", "uvicorn", "bench.floor:app", "--app-dir", str(REPO_ROOT)),
+            *(sys.executable, "-m", "uvicorn", app, "--app-dir", str(REPO_ROOT)),
             *("--host", "127.0.0.1", "--port", str(port), "--workers", str(self.options.workers)),
             *("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"),
             # uvicorn kills a worker not ready within 5 s; on a busy machine imports take longer
@@ -139,9 +141,13 @@ class Session:
             if config.floors and self.options.floor:
                 floor, relay = start("floor", self._floor_argv(servers.free_port()), floor=True)
                 for mode in config.floors:
-                    targets[mode] = Target(
-                        mode, floor, relay, {FLOOR_MODE_HEADER: "like"} if mode == FLOOR_LIKE else {}
-                    )
+                    if mode != FLOOR_STACK:
+                        headers = {FLOOR_MODE_HEADER: "like"} if mode == FLOOR_LIKE else {}
+                        targets[mode] = Target(mode, floor, relay, headers)
+                if FLOOR_STACK in config.floors and STACK_SCENARIOS & set(self.options.scenarios):
+                    argv = self._floor_argv(servers.free_port(), "bench.stackfloor:app")
+                    stack, relay = start("stack-floor", argv, floor=True)
+                    targets[FLOOR_STACK] = Target(FLOOR_STACK, stack, relay, {})
             yield targets
         finally:
             for process in started:

@@ -19,8 +19,14 @@ from bench import REPO_ROOT, pg, servers
 from bench.tokens import AUDIENCE, ISSUER
 from todo_api.config import Settings
 
-APP, FLOOR_LIKE, FLOOR_PLAIN = "todo-api", "floor-like", "floor-plain"
-LABELS = {APP: "todo-api", FLOOR_LIKE: "floor, like-for-like", FLOOR_PLAIN: "floor, plain"}
+APP, FLOOR_LIKE, FLOOR_PLAIN, FLOOR_STACK = "todo-api", "floor-like", "floor-plain", "floor-stack"
+LABELS = {
+    APP: "todo-api",
+    FLOOR_LIKE: "floor, like-for-like",
+    FLOOR_PLAIN: "floor, plain",
+    FLOOR_STACK: "floor, FastAPI + SQLModel",
+}
+STACK_SCENARIOS = frozenset({"me", "get"})  # what `bench.stackfloor` serves
 REMOTE_DELAY_MS = 1.0
 # Few enough that the machine is not saturated: latency then shows the round trips, not a queue for
 # the CPU. On the 2-core benchmark machine 8 were too many (load average 3.2, todo-api's workers alone
@@ -54,7 +60,7 @@ def configurations(
         "production": Config(
             "production",
             "every setting at its default: rate limiting on (PostgreSQL counters), access log at INFO, default quotas",
-            floors=(FLOOR_LIKE, FLOOR_PLAIN),
+            floors=(FLOOR_LIKE, FLOOR_PLAIN, FLOOR_STACK),
         ),
         "redis": Config("redis", "production, with the rate-limit counters in Redis", {"REDIS_URL": redis_url}),
         "capacity": Config(

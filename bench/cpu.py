@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import os
 import pstats
@@ -30,7 +31,7 @@ import uvloop
 from starlette.types import ASGIApp, Message
 
 from bench import floor as floor_module
-from bench import scenarios
+from bench import scenarios, stackfloor
 from bench.fixture import Prepared, prepared, say
 from bench.inprocess import CURSOR_SECRET, Probe, deep_path, probes, settings
 from bench.tokens import AUDIENCE, ISSUER
@@ -38,6 +39,7 @@ from todo_api.app import create_app
 
 DEFAULT = ("me", "get", "list", "list-deep", "filter", "create", "patch")
 FLOOR_SERVES = frozenset({"me", "get", "list", "filter", "create", "patch"})
+STACK_SERVES = frozenset({"me", "get"})  # `bench.stackfloor`
 
 
 LIKE = [(b"x-bench-floor", b"like")]
@@ -142,14 +144,18 @@ async def _measure(ready: Prepared, batch: Sequence[Probe], requests: int, batch
         await floor._start()  # the floor's own startup, as its lifespan runs it
     print(
         "| scenario  | todo-api µs (min / median) | floor µs (min / median) | floor / todo-api "
-        "| like-for-like µs (min / median) | like-for-like / todo-api |"
+        "| like-for-like µs (min / median) | like-for-like / todo-api "
+        "| stack floor µs (min / median) | stack floor / like-for-like | todo-api / stack floor |"
     )
     print(
         "|-----------|---------------------------:|------------------------:|-----------------:"
-        "|--------------------------------:|-------------------------:|"
+        "|--------------------------------:|-------------------------:"
+        "|------------------------------:|----------------------------:|-----------------------:|"
     )
+    stack = stackfloor.app
     try:
-        async with app.router.lifespan_context(app):
+        stacked = stack.router.lifespan_context(stack) if with_floor else contextlib.nullcontext()
+        async with app.router.lifespan_context(app), stacked:
             for probe in batch:
                 token = ready.tokens[probe.user]
                 ours = await _time(app, probe, token, requests, batches)
@@ -159,8 +165,14 @@ async def _measure(ready: Prepared, batch: Sequence[Probe], requests: int, batch
                     row += f" {theirs[0]:>10.0f} / {theirs[1]:<10.0f} | {theirs[0] / ours[0]:>15.2f}x |"
                     like = await _time(cast(ASGIApp, floor), probe, token, requests, batches, LIKE)
                     row += f" {like[0]:>14.0f} / {like[1]:<14.0f} | {like[0] / ours[0]:>23.2f}x |"
+                    if probe.scenario in STACK_SERVES:
+                        floored = await _time(cast(ASGIApp, stack), probe, token, requests, batches)
+                        row += f" {floored[0]:>13.0f} / {floored[1]:<13.0f} | {floored[0] / like[0]:>26.2f}x |"
+                        row += f" {ours[0] / floored[0]:>21.2f}x |"
+                    else:
+                        row += f" {'':>29} | {'':>27} | {'':>22} |"
                 else:
-                    row += f" {'':>23} | {'':>16} | {'':>31} | {'':>24} |"
+                    row += f" {'':>23} | {'':>16} | {'':>31} | {'':>24} | {'':>29} | {'':>27} | {'':>22} |"
                 print(row, flush=True)
     finally:
         if floor.pool is not None:

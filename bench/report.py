@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN
+from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN, FLOOR_STACK
 from bench.wrk import WrkResult
 
 LIST_SCALING_TARGET = 1.2
@@ -108,17 +108,24 @@ def compare(rows: Sequence[Row], counted: Sequence[dict[str, Any]] = ()) -> None
     - `rps_vs_like` / `rps_vs_plain`: req/s ÷ the like-for-like / plain floor's (todo-api rows);
     - `cpu_vs_like`, `p50_vs_like`, `p99_vs_like`: CPU per request and latency ÷ the like-for-like floor's;
     - `rps_vs_capacity`: this configuration's req/s ÷ the capacity configuration's (what rate
-      limiting and the access log leave of the throughput).
+      limiting and the access log leave of the throughput);
+    - `rps_vs_stack`, `cpu_vs_stack`: req/s and CPU per request ÷ the FastAPI + SQLModel floor's
+      (`bench.stackfloor`; `me` and `get`), and on that floor's own rows its CPU per request ÷ the
+      like-for-like floor's (what the framework and the ORM cost before any of todo-api's code).
     """
     by_key = {row.key: row for row in rows}
     trips = {(c["scenario"], c["config"], c["server"]): c["round_trips"] for c in counted}
     for row in rows:
         config = "production" if row.config == "remote" else row.config
         row.round_trips_warm = trips.get((row.scenario, config, row.server))
-        if row.server != APP:
-            continue
         home = FLOOR_HOME.get(row.config, row.config)
         like, plain = by_key.get((row.scenario, home, FLOOR_LIKE)), by_key.get((row.scenario, home, FLOOR_PLAIN))
+        if row.server == FLOOR_STACK:
+            found = {"cpu_vs_like": _ratio(row.cpu_us, like.cpu_us if like else None)}
+            row.compared = {name: value for name, value in found.items() if value is not None}
+        if row.server != APP:
+            continue
+        stack = by_key.get((row.scenario, home, FLOOR_STACK))
         capacity = by_key.get((row.scenario, "capacity", APP))
         found = {
             "rps_vs_like": _ratio(row.rps, like.rps if like else None),
@@ -127,6 +134,8 @@ def compare(rows: Sequence[Row], counted: Sequence[dict[str, Any]] = ()) -> None
             "p50_vs_like": _ratio(row.p50_ms, like.p50_ms if like else None),
             "p99_vs_like": _ratio(row.p99_ms, like.p99_ms if like else None),
             "rps_vs_capacity": _ratio(row.rps, capacity.rps if capacity and row.config != "capacity" else None),
+            "rps_vs_stack": _ratio(row.rps, stack.rps if stack else None),
+            "cpu_vs_stack": _ratio(row.cpu_us, stack.cpu_us if stack else None),
         }
         row.compared = {name: value for name, value in found.items() if value is not None}
 

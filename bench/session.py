@@ -63,8 +63,13 @@ def chosen_configs(options: Options) -> tuple[list[configs.Config], dict[str, st
 def estimate_minutes(options: Options, chosen: list[configs.Config]) -> float:
     def runs(config: configs.Config) -> int:
         names = [n for n in options.scenarios if scenarios.is_crowd(n) or not config.rate_limited]
-        floors = len(config.floors) if options.floor else 0
-        return sum(1 + (floors if scenarios.CATALOGUE[n][4] else 0) for n in names)
+
+        def floors(name: str) -> int:
+            if not options.floor or not scenarios.CATALOGUE[name][4]:
+                return 0
+            return sum(1 for f in config.floors if f != configs.FLOOR_STACK or name in configs.STACK_SCENARIOS)
+
+        return sum(1 + floors(n) for n in names)
 
     measured = sum(runs(c) for c in chosen) * (options.warmup + options.duration + SECONDS_PER_RUN) * options.rounds
     counting = [c for c in chosen if c.delay_ms is None] if options.round_trips else []
@@ -186,6 +191,8 @@ def _print_summary(
     for title, render, names in sections:
         if any(row.config in names for row in rows):
             print(f"## {title}\n\n{render(rows)}\n")
+        if render is tables.production and any(row.server == configs.FLOOR_STACK for row in rows):
+            print(f"## Against the FastAPI + SQLModel floor\n\n{tables.stack(rows)}\n")
     if counted:
         print(f"## PostgreSQL round trips per request (one user, warm caches)\n\n{tables.round_trips(counted)}\n")
     scaling = record["list_scaling"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN
+from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN, FLOOR_STACK
 from bench.report import Row
 
 SERVER_LABELS = {
@@ -15,6 +15,7 @@ SERVER_LABELS = {
     ("remote", APP): "todo-api",
     ("production", FLOOR_LIKE): "floor, like-for-like",
     ("production", FLOOR_PLAIN): "floor, plain",
+    ("production", FLOOR_STACK): "floor, FastAPI + SQLModel",
     ("remote", FLOOR_LIKE): "floor, like-for-like",
     ("remote", FLOOR_PLAIN): "floor, plain",
 }
@@ -58,7 +59,7 @@ def _common(row: Row) -> list[str]:
 
 def _ordered(rows: Sequence[Row], configs: Sequence[str]) -> list[Row]:
     order = {name: i for i, name in enumerate(configs)}
-    servers = {APP: 0, FLOOR_LIKE: 1, FLOOR_PLAIN: 2}
+    servers = {APP: 0, FLOOR_LIKE: 1, FLOOR_PLAIN: 2, FLOOR_STACK: 3}
     chosen = [row for row in rows if row.config in order]
     scenarios = list(dict.fromkeys(row.scenario for row in chosen))
     return sorted(chosen, key=lambda r: (scenarios.index(r.scenario), servers[r.server], order[r.config]))
@@ -76,6 +77,37 @@ def production(rows: Sequence[Row]) -> str:
         for r in _ordered(rows, ("production", "redis"))
     ]
     return render(header, body)
+
+
+def stack(rows: Sequence[Row]) -> str:
+    """todo-api and the like-for-like floor against the FastAPI + SQLModel floor (`me`, `get`)."""
+    by_key = {row.key: row for row in rows}
+    header = (
+        "scenario",
+        "todo-api CPU µs/req",
+        "FastAPI + SQLModel floor CPU µs/req",
+        "like-for-like floor CPU µs/req",
+        "FastAPI + SQLModel ÷ like-for-like (CPU)",
+        "todo-api ÷ FastAPI + SQLModel (CPU)",
+        "todo-api ÷ FastAPI + SQLModel (req/s)",
+    )
+    body = []
+    for r in _ordered(rows, ("production",)):
+        if r.server != FLOOR_STACK:
+            continue
+        ours, like = by_key.get((r.scenario, "production", APP)), by_key.get((r.scenario, "production", FLOOR_LIKE))
+        body.append(
+            [
+                r.scenario,
+                _n(ours.cpu_us if ours else None),
+                _n(r.cpu_us),
+                _n(like.cpu_us if like else None),
+                _x(r.compared.get("cpu_vs_like")),
+                _x(ours.compared.get("cpu_vs_stack") if ours else None),
+                _x(ours.compared.get("rps_vs_stack") if ours else None),
+            ]
+        )
+    return render(header, body, left=1)
 
 
 def capacity(rows: Sequence[Row]) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import httpx
@@ -35,23 +34,6 @@ class Lines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(orjson.loads(self.format(record)))
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:], root.level = handlers, level
-
-
-@pytest.fixture
-def relay(ready: Prepared, tmp_path: Path) -> Iterator[Relay]:
-    started = Relay.start(ready.database_url, 0.0, tmp_path / "relay.log")
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture
