@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import REPO_ROOT, lua, scenarios, servers, wrk
+from bench import REPO_ROOT, lua, pg, scenarios, servers, wrk
 from bench.cli import Options
 from bench.configs import APP, FLOOR_LIKE, FLOOR_PLAIN, FLOOR_STACK, STACK_SCENARIOS, Config, Secrets, server_env
 from bench.fixture import Prepared, say
@@ -78,8 +79,30 @@ class Session:
             self.failed_blocks[tag] = str(exc)
             say(f"  {tag} skipped: {exc}")
 
+    def build(self, config: Config) -> None:
+        """Every scenario, built before the first block on a todo-api server over the seeded database
+        itself (rate limiting off): what the `sync` scenarios change to take their tokens is then
+        part of the data every block's copy starts from."""
+        quiet = replace(config, overrides={"RATE_LIMIT_REQUESTS": "0", "LOG_LEVEL": "warning"}, floors=())
+        say("build: every scenario's paths and tokens, on the seeded database")
+        with self._servers(replace(quiet, delay_ms=None), "build", self.ready.database_url) as targets:
+            for name in self.options.scenarios:
+                self._scenario(name, targets[APP])
+
     def _block(self, config: Config, tag: str, round_number: int, counting: bool) -> None:
-        with self._servers(config, tag) as targets, servers.RssSampler([t.server for t in targets.values()]) as rss:
+        # Each block starts from the same data: a fresh copy of the seeded (and built) database.
+        # The writing scenarios (create, patch, move) change what the later ones read; on one
+        # database the later blocks read what the earlier ones wrote.
+        copying = time.perf_counter()
+        with pg.copy_of(self.ready.server.url, self.ready.database_url) as url:
+            say(f"  on a fresh copy of the seeded database ({time.perf_counter() - copying:.1f} s to copy)")
+            self._block_on(url, config, tag, round_number, counting)
+
+    def _block_on(self, url: str, config: Config, tag: str, round_number: int, counting: bool) -> None:
+        with (
+            self._servers(config, tag, url) as targets,
+            servers.RssSampler([t.server for t in targets.values()]) as rss,
+        ):
             for name in self.plan(config):
                 scenario = self._scenario(name, targets[APP])
                 for target in targets.values():
@@ -98,7 +121,7 @@ class Session:
                 key = f"{config.name} {kind}"
                 self.rss[key] = max([self.rss.get(key, 0.0), *peaks])
         if config.rate_limited:
-            peak = rate_limit_peak(config, self.ready.database_url)
+            peak = rate_limit_peak(config, url)
             self.rate_limit_peaks[config.name] = max(
                 filter(None, [peak, self.rate_limit_peaks.get(config.name)]), default=None
             )
@@ -119,11 +142,11 @@ class Session:
         ]
 
     @contextmanager
-    def _servers(self, config: Config, tag: str) -> Iterator[dict[str, Target]]:
+    def _servers(self, config: Config, tag: str, database_url: str) -> Iterator[dict[str, Target]]:
         workdir, started, relays = self.ready.workdir, [], []
 
         def start(name: str, argv: list[str], floor: bool) -> tuple[servers.ServerProcess, Relay | None]:
-            url, relay = self.ready.database_url, None
+            url, relay = database_url, None
             if config.delay_ms is not None:
                 relay = Relay.start(url, config.delay_ms, workdir / f"{tag}-{name}-relay.log")
                 relays.append(relay)

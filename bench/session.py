@@ -123,7 +123,10 @@ def run(options: Options) -> Path:
 
 
 def _measure(session: Session, chosen: list[configs.Config]) -> None:
-    """The round-trip pass (every configuration but `remote`, which counts under load), then the rounds."""
+    """The scenarios built, the round-trip pass (every configuration but `remote`, which counts
+    under load), then the rounds."""
+    if chosen:
+        session.build(chosen[0])
     if session.options.round_trips:
         for config in chosen:
             if config.delay_ms is None:
