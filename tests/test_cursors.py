@@ -23,7 +23,7 @@ from todo_api.errors import InvalidInput
 from todo_api.lists.repository import SORTS as LIST_SORTS
 from todo_api.pagination import CURSOR_MAX_LENGTH, SortSpec, decode_cursor, encode_cursor
 from todo_api.sealed import Sealer
-from todo_api.todos.repository import SORTS as TODO_SORTS
+from todo_api.todos.pages import SORTS as TODO_SORTS
 
 SEALER = Sealer([CURSOR_SECRET], purpose="cursor")
 SPECS = {f"todos {name}": spec for name, spec in TODO_SORTS.items()} | {

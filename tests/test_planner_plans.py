@@ -21,8 +21,7 @@ from todo_api.lists import positions as list_positions
 from todo_api.models import metadata
 from todo_api.models.scoping import OWNER
 from todo_api.reminders import repository as reminders
-from todo_api.todos import completions, positions, tree
-from todo_api.todos import repository as todos
+from todo_api.todos import completions, pages, positions, tree
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 USERS, LISTS, TODOS = 20, 50, 500
@@ -40,7 +39,7 @@ class World:
 
 
 def _page(sort: str, *filters: str) -> Any:
-    return todos._filtered_page(sort, True, frozenset(filters))
+    return pages.page_statement(sort, True, frozenset(filters))
 
 
 type Params = Callable[[World], dict[str, Any]]

@@ -52,6 +52,7 @@ from todo_api.reminders import repository as reminders_repository
 from todo_api.storage.database import create_engine, database
 from todo_api.sync import repository as sync_repository
 from todo_api.todos import completions as todo_completions
+from todo_api.todos import pages as todo_pages
 from todo_api.todos import positions as todo_positions
 from todo_api.todos import repository as todos_repository
 from todo_api.todos import tree as todo_tree
@@ -127,6 +128,7 @@ def _repository_statements() -> Iterator[tuple[str, Executable]]:
     """Every statement the data-access modules can build."""
     for module in (
         todos_repository,
+        todo_pages,
         lists_repository,
         users_repository,
         trash_repository,
@@ -150,15 +152,15 @@ def _repository_statements() -> Iterator[tuple[str, Executable]]:
         yield f"lists create capped={capped}", lists_repository._create(capped)
         for completed in (False, True):
             yield f"todos create capped={capped} completed={completed}", todos_repository._create(completed, capped)
-    filters = sorted(todos_repository._FILTERS.keys() - todos_repository.PLANNER_FILTERS.keys())
-    for sort, after in itertools.product(todos_repository.SORTS, (False, True)):
+    filters = sorted(todo_pages.FILTERS.keys() - todo_pages.PLANNER_FILTERS.keys())
+    for sort, after in itertools.product(todo_pages.SORTS, (False, True)):
         for size in range(len(filters) + 1):
             for chosen in itertools.combinations(filters, size):
-                statement = todos_repository._filtered_page(sort, after, frozenset(chosen))
+                statement = todo_pages.page_statement(sort, after, frozenset(chosen))
                 yield f"todos page {sort} after={after} {chosen}", statement
-        for planner in todos_repository.PLANNER_FILTERS:  # each alone and with every other filter
+        for planner in todo_pages.PLANNER_FILTERS:  # each alone and with every other filter
             for chosen in ((planner,), (planner, *filters)):
-                yield f"todos page {sort} {chosen}", todos_repository._filtered_page(sort, after, frozenset(chosen))
+                yield f"todos page {sort} {chosen}", todo_pages.page_statement(sort, after, frozenset(chosen))
     yield "todo subtree ids", todo_tree.subtree_ids()
     for conditional in (False, True):
         yield f"todos check off {conditional}", todo_completions._check_off(frozenset({"completed"}), conditional)
@@ -227,7 +229,7 @@ async def _exercise(api: Api) -> None:
     for _ in range(2):
         created = await api.request("POST", "/api/todos", json={"title": "once"}, headers=keyed)
         assert created.status_code == 201
-    for sort in todos_repository.SORTS:
+    for sort in todo_pages.SORTS:
         await api.all_pages("/api/todos", sort=sort, limit=1)
     filters = {"completed": "false", "list_id": first["id"], "priority": "none", "tag": "home", "q": "mi"}
     await api.all_pages("/api/todos", limit=1, due_before="2031-01-01T00:00:00Z", due_after="2029-01-01T00:00:00Z")

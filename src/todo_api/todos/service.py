@@ -20,14 +20,13 @@ from todo_api.lists import service as lists
 from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.sealed import Sealer
 from todo_api.todos import planned, tree
+from todo_api.todos.pages import SORTS, TodoFilters
 from todo_api.todos.placement import parent_not_found
 from todo_api.todos.planner_fields import stored_reminders
 from todo_api.todos.repository import (
-    SORTS,
     ListReferenceError,
     ParentReferenceError,
     PlannerValues,
-    TodoFilters,
     TodoRecord,
     TodoRepository,
 )
