@@ -103,6 +103,33 @@ async def test_if_match_and_if_version_give_412_per_command(api: Api) -> None:
     assert (await api.request("GET", f"/api/todos/{todo['id']}")).json()["title"] == "v2"
 
 
+async def test_require_if_match_holds_for_commands_too(app_client: AppClientFactory, auth: Any) -> None:
+    """REQUIRE_IF_MATCH=true: an update or delete command without `if_match`/`if_version` is 428
+    for that command, as its route without If-Match; adds, moves and restores need none (README)."""
+    async with app_client(require_if_match=True) as client:
+        api = Api(client, auth())
+        todo = await api.create_todo(title="v1")
+        work = await api.create_list("Work")
+        body = await batch(
+            api,
+            command("todo_update", {"id": todo["id"], "title": "unconditional"}),
+            command("todo_update", {"id": todo["id"], "title": "null", "if_match": None}),
+            command("todo_delete", {"id": todo["id"]}),
+            command("list_update", {"id": work["id"], "name": "Job"}),
+            command("list_delete", {"id": work["id"]}),
+            command("todo_update", {"id": todo["id"], "title": "v2", "if_version": 1}),
+            command("todo_add", {"title": "added"}, "new"),
+            command("todo_move", {"id": "new", "after_id": todo["id"]}),
+            command("todo_delete", {"id": "new", "if_match": "*"}),
+            command("todo_restore", {"id": "new"}),
+        )
+        statuses = [result["status"] for result in body["results"]]
+        assert statuses == [428, 428, 428, 428, 428, 200, 201, 200, 204, 200]
+        assert body["results"][0]["error"]["code"] == "precondition_required"
+        assert (await api.request("GET", f"/api/todos/{todo['id']}")).json()["title"] == "v2"
+        assert (await api.request("GET", f"/api/lists/{work['id']}")).json()["name"] == "Work"
+
+
 async def test_a_resent_queue_is_not_applied_twice(api: Api) -> None:
     queue = [
         command("list_add", {"name": "Home"}, "home"),

@@ -117,17 +117,40 @@ async def test_list_etag_follows_its_counts(api: Api) -> None:
 
 
 async def test_require_if_match_answers_428(app_client: AppClientFactory, auth: Any) -> None:
+    """REQUIRE_IF_MATCH=true: PUT, PATCH and DELETE of a todo or a list need If-Match (README)."""
     async with app_client(require_if_match=True) as client:
         api = Api(client, auth())
-        created = await api.request("POST", "/api/todos", json={"title": "t"})
-        url = created.headers["location"]
-        for method, body in (("PUT", {"title": "x"}), ("PATCH", {"title": "x"}), ("DELETE", None)):
-            response = await api.request(method, url, json=body)
-            assert response.status_code == 428
-            assert "If-Match" in response.json()["detail"]
-        assert (await api.request("GET", url)).status_code == 200  # reads need no precondition
-        ok = await api.request("PATCH", url, json={"title": "x"}, headers={"If-Match": created.headers["etag"]})
-        assert ok.status_code == 200
+        for collection, body in (("/api/todos", {"title": "t"}), ("/api/lists", {"name": "n"})):
+            created = await api.request("POST", collection, json=body)
+            url = created.headers["location"]
+            for method, change in (("PUT", body), ("PATCH", body), ("DELETE", None)):
+                response = await api.request(method, url, json=change)
+                assert response.status_code == 428, (method, url)
+                assert response.json()["code"] == "precondition_required"
+                assert "If-Match" in response.json()["detail"]
+            assert (await api.request("GET", url)).status_code == 200  # reads need no precondition
+            ok = await api.request("PATCH", url, json=body, headers={"If-Match": created.headers["etag"]})
+            assert ok.status_code == 200
+
+
+async def test_require_if_match_leaves_the_trash_and_the_account_alone(app_client: AppClientFactory, auth: Any) -> None:
+    """What the README says REQUIRE_IF_MATCH does not cover: a trashed resource has no ETag to send
+    (the trash page carries none), emptying the trash and deleting the account name no resource
+    version, and a move is ordered by its neighbours, not by a version."""
+    async with app_client(require_if_match=True) as client:
+        api = Api(client, auth())
+        first, second, third = [await api.create_todo(title=f"t{n}") for n in range(3)]
+        moved = await api.request("POST", f"/api/todos/{first['id']}/move", json={"after_id": second["id"]})
+        assert moved.status_code == 200
+        for todo in (first, second):
+            tag = (await api.request("GET", f"/api/todos/{todo['id']}")).headers["etag"]
+            deleted = await api.request("DELETE", f"/api/todos/{todo['id']}", headers={"If-Match": tag})
+            assert deleted.status_code == 204
+        assert (await api.request("POST", f"/api/trash/{first['id']}/restore")).status_code == 200
+        assert (await api.request("DELETE", f"/api/trash/{second['id']}")).status_code == 204
+        assert (await api.request("DELETE", "/api/trash")).status_code == 204
+        assert (await api.request("DELETE", "/api/users/me")).status_code == 204
+        assert third["id"] not in {item["id"] for item in (await api.request("GET", "/api/todos")).json()["items"]}
 
 
 async def test_two_concurrent_patches_with_one_etag_one_wins(api: Api) -> None:

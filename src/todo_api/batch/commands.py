@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from todo_api.batch.schemas import CommandType
 from todo_api.errors import AppError, ErrorCode, InvalidInput
-from todo_api.http.conditional import ETag, Precondition
+from todo_api.http.conditional import ETag, Precondition, PreconditionRequired
 from todo_api.lists import moves as list_moves
 from todo_api.lists import service as lists
 from todo_api.lists.schemas import ListCreate, ListMove, ListUpdate
@@ -32,8 +32,12 @@ _VERSION = TypeAdapter(StrictInt)
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    """What the server holds every command to: the quotas, and REQUIRE_IF_MATCH (an update or a
+    delete without `if_match`/`if_version` is 428, as its route without If-Match)."""
+
     todos: int
     lists: int
+    require_if_match: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +76,10 @@ def _id(args: Mapping[str, Any], parameter: str) -> uuid.UUID:
         raise _invalid(exc, ("path", parameter)) from None
 
 
-def _precondition[V](args: Mapping[str, Any], etag: ETag[V], versions: bool) -> Precondition[V] | None:
+def _precondition[V](args: Mapping[str, Any], etag: ETag[V], versions: bool, limits: Limits) -> Precondition[V] | None:
     """`if_match`: an ETag as the resource sent it; `if_version` (todos): that ETag's number."""
+    if limits.require_if_match and args.get("if_match") is None and "if_version" not in args:
+        raise PreconditionRequired
     if "if_version" in args:
         if not versions:
             raise InvalidInput(("body", "if_version"), "Lists take if_match (their ETag)", args["if_version"])
@@ -99,13 +105,13 @@ def todo_add(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limi
 
 
 def todo_update(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
-    todo_id, precondition = _id(args, "todo_id"), _precondition(args, todos.ETAG, True)
+    todo_id, precondition = _id(args, "todo_id"), _precondition(args, todos.ETAG, True, limits)
     updated = todos.update_todo(session, user_id, todo_id, _parse(TodoUpdate, _body(args)), precondition)
     return Outcome(200, updated.item)
 
 
 def todo_delete(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
-    todos.delete_todo(session, user_id, _id(args, "todo_id"), _precondition(args, todos.ETAG, True))
+    todos.delete_todo(session, user_id, _id(args, "todo_id"), _precondition(args, todos.ETAG, True, limits))
     return Outcome(204)
 
 
@@ -130,13 +136,13 @@ def list_add(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limi
 
 
 def list_update(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
-    list_id, precondition = _id(args, "list_id"), _precondition(args, lists.ETAG, False)
+    list_id, precondition = _id(args, "list_id"), _precondition(args, lists.ETAG, False, limits)
     updated = lists.update_list(session, user_id, list_id, _parse(ListUpdate, _body(args)), precondition)
     return Outcome(200, updated.item)
 
 
 def list_delete(session: Session, user_id: uuid.UUID, args: Mapping[str, Any], limits: Limits) -> Outcome:
-    lists.delete_list(session, user_id, _id(args, "list_id"), _precondition(args, lists.ETAG, False))
+    lists.delete_list(session, user_id, _id(args, "list_id"), _precondition(args, lists.ETAG, False, limits))
     return Outcome(204)
 
 

@@ -32,7 +32,7 @@ async def run_batch(
     if not verdict.allowed:
         raise TooManyRequests(verdict.retry_after)
     settings = service.BatchSettings(
-        limits=Limits(todos=todo_limit, lists=list_limit),
+        limits=Limits(todos=todo_limit, lists=list_limit, require_if_match=context.settings.require_if_match),
         retention=timedelta(hours=context.settings.idempotency_retention_hours),
         sealer=context.cursors,
     )
