@@ -72,3 +72,22 @@ async def test_a_read_by_a_user_this_worker_has_not_cached_takes_two(
             assert response.status_code == 200, response.text
             assert [todo["title"] for todo in response.json()["items"]] == ["warm"]
         assert per_request(before, relay.counters(), REQUESTS)["round_trips"] == 2
+
+
+async def test_me_by_a_user_this_worker_has_not_cached_takes_one(
+    relay: Relay, database_url: str, app_client: AppClientFactory, auth: Callable[..., dict[str, str]]
+) -> None:
+    """The identity look-up reads the whole account row, which is what `GET /api/users/me` answers:
+    a client's first call after sign-in costs one round trip on a cold worker too."""
+    users = [auth(f"round-trips-cold-me-{n}") for n in range(REQUESTS)]
+    async with app_client(database_url=relay.url_for(database_url)) as client:
+        for headers in users:  # provisioned by this worker
+            assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+    async with app_client(database_url=relay.url_for(database_url)) as client:  # an empty identity cache
+        assert (await client.get("/api/users/me", headers=auth("round-trips-cold-me-warm-up"))).status_code == 200
+        before = relay.counters()
+        for n, headers in enumerate(users):
+            response = await client.get("/api/users/me", headers=headers)
+            assert response.status_code == 200, response.text
+            assert response.json()["subject"] == f"round-trips-cold-me-{n}"
+        assert per_request(before, relay.counters(), REQUESTS)["round_trips"] == 1

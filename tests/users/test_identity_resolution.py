@@ -77,6 +77,27 @@ async def test_a_cache_miss_is_resolved_inside_the_requests_unit_of_work(
         assert [_reads_users(s) for s in transactions.statements] == [False]
 
 
+async def test_me_on_a_cache_miss_answers_from_the_look_up(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], transactions: Transactions
+) -> None:
+    """The identity look-up reads the whole account row: `GET /api/users/me` answers from it (one
+    statement), and still reads the row by id when the cache knew the id."""
+    subject = f"cold-me-{uuid.uuid4()}"
+    headers = auth(subject, email=f"{subject}@example.com", name="Cold Me")
+    async with app_client() as warm:
+        provisioned = (await warm.get("/api/users/me", headers=headers)).json()
+    async with app_client() as cold:
+        transactions.clear()
+        response = await cold.get("/api/users/me", headers=headers)
+        assert response.status_code == 200
+        assert response.json() == provisioned
+        assert [_reads_users(s) for s in transactions.statements] == [True]
+
+        transactions.clear()  # cached now: the read by id
+        assert (await cold.get("/api/users/me", headers=headers)).json() == provisioned
+        assert [_reads_users(s) for s in transactions.statements] == [True]
+
+
 @pytest.mark.parametrize("path", ["/api/users/me", "/api/todos", "/api/lists"])
 async def test_a_new_users_first_request_provisions_it_in_one_transaction(
     app_client: AppClientFactory, auth: Callable[..., dict[str, str]], transactions: Transactions, path: str
@@ -91,6 +112,9 @@ async def test_a_new_users_first_request_provisions_it_in_one_transaction(
         assert transactions.begun == 2  # the read that found no account, then the transaction
         assert _reads_users(transactions.statements[0])
         assert _reads_users(transactions.statements[1])  # the transaction starts with the identity
+        if path == "/api/users/me":  # the read's look-up; the transaction's, the tombstones, the upsert,
+            # whose row is the answer: nothing is read after it
+            assert [_reads_users(s) for s in transactions.statements] == [True, True, False, True]
         me = (await fresh.get("/api/users/me", headers=auth(subject))).json()
         assert me["subject"] == subject
         if path == "/api/users/me":

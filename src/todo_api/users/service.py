@@ -23,6 +23,19 @@ from todo_api.users.repository import (
     lock_account as _lock_account,
 )
 
+# The account row this unit of work has already read or written, by the identity look-up or the
+# upsert (`session.info`, which lives as long as the session: one run of the unit of work).
+# `read_account` answers from it for the same id: `GET /api/users/me` on an identity-cache miss is
+# then one statement (one round trip) instead of two, and a new user's first `me` reads nothing
+# after the upsert. The row is what the same statement would have returned a moment earlier.
+_ACCOUNT = "todo_api.users.account"
+
+
+def _seen(session: Session, user: UserRecord | None) -> UserRecord | None:
+    if user is not None:
+        session.info[_ACCOUNT] = user
+    return user
+
 
 def _is_current(user: UserRecord, principal: Principal) -> bool:
     """Stored profile already matches the token's claims (absent claims change nothing)."""
@@ -51,7 +64,7 @@ def current_user_id(
     deletion: `AccountDeleted` (409), never a fresh account for a write the deletion refused.
     """
     repository = UserRepository(session, principal)
-    user = repository.find()
+    user = _seen(session, repository.find())
     known = _cached_if_current(user, principal, cache)
     if known is not None:
         return known
@@ -59,19 +72,23 @@ def current_user_id(
         deleted_at = repository.last_deletion_time()
         if deleted_at is not None and deleted_at >= arrived:
             raise AccountDeleted
-    return repository.upsert().id
+    upserted = repository.upsert()
+    _seen(session, upserted)
+    return upserted.id
 
 
 def existing_user_id(session: Session, principal: Principal, cache: IdentityCache) -> uuid.UUID | None:
     """`current_user_id` for a request that only reads: the id of an account that exists with the
     token's profile (one SELECT, cached like `current_user_id` does), else None: provisioning
     the user or refreshing its profile is a write, left to the caller's transaction."""
-    return _cached_if_current(UserRepository(session, principal).find(), principal, cache)
+    return _cached_if_current(_seen(session, UserRepository(session, principal).find()), principal, cache)
 
 
 def read_account(session: Session, user_id: uuid.UUID) -> UserRecord:
-    """The account the request resolved its token to (`AccountGone` if it no longer exists)."""
-    user = find_account(session, user_id)
+    """The account the request resolved its token to (`AccountGone` if it no longer exists); the
+    row the identity look-up of this unit of work found, if it found this one."""
+    seen = session.info.get(_ACCOUNT)
+    user = seen if isinstance(seen, UserRecord) and seen.id == user_id else find_account(session, user_id)
     if user is None:
         raise AccountGone
     return user
