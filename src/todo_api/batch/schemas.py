@@ -68,7 +68,8 @@ class Command(BaseModel):
     args: dict[str, JsonValue] = Field(
         default_factory=dict,
         description="The REST route's body; `id` names an existing resource (or a `temp_id`); "
-        "`if_match` (an ETag) or, for todos, `if_version` (its number) makes a write conditional (412).",
+        "`if_match` (an ETag) or, for todos, `if_version` (its number) makes a write conditional (412); "
+        "with `REQUIRE_IF_MATCH` on, an update or delete that sends neither is refused (428).",
     )
 
 
