@@ -70,6 +70,9 @@ class StrictJsonRoute(APIRoute):
             finally:
                 self.dependant = declared
 
+        if not takes_body and query_model is None:
+            return handler  # nothing to check or parse: FastAPI's handler as it is
+
         async def strict_json_handler(request: Request) -> Response:
             if takes_body and has_body(request) and not is_json(request.headers.get("content-type")):
                 raise UnsupportedMediaType
