@@ -93,7 +93,12 @@ async def test_a_deleted_account_starts_afresh_on_every_worker(
     two_workers: ApiServer, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
 ) -> None:
     """Both workers cache the identity; after the deletion (through one of them) every request, on
-    either, answers as a fresh account would: reads empty, creates in one new account, no 5xx."""
+    either, answers as a fresh account would: reads empty, creates in one new account, no 5xx.
+
+    A worker that still holds the old id answers reads as the empty account until it learns better
+    (README, "Deleting an account"): `GET /api/users/me` or a write finds the old account gone and
+    moves it to the new one. So each check below sends `me` and then the list on one connection,
+    to one worker, whichever the kernel picks."""
     subject = f"afresh-{uuid.uuid4()}"
     headers = auth(subject)
     for _ in range(8):  # warm both workers' identity caches
@@ -109,10 +114,11 @@ async def test_a_deleted_account_starts_afresh_on_every_worker(
         assert created.status_code == 201
     ids = set()
     for _ in range(6):
-        me = await _fresh(two_workers, "GET", "/api/users/me", headers)
-        assert me.status_code == 200
-        ids.add(me.json()["id"])
-        listed = await _fresh(two_workers, "GET", "/api/todos", headers)
+        async with httpx.AsyncClient(base_url=two_workers.base_url, timeout=HANG) as one_worker:
+            me = await one_worker.get("/api/users/me", headers=headers)
+            assert me.status_code == 200
+            ids.add(me.json()["id"])
+            listed = await one_worker.get("/api/todos", headers=headers)
         assert [item["title"] for item in listed.json()["items"]] == ["new"] * 6
     assert len(ids) == 1
     assert await _rows(db_engine, Todo, subject) == 6
