@@ -96,7 +96,7 @@ async def test_a_deleted_account_starts_afresh_on_every_worker(
     either, answers as a fresh account would: reads empty, creates in one new account, no 5xx.
 
     A worker that still holds the old id answers reads as the empty account until it learns better
-    (README, "Deleting an account"): `GET /api/users/me` or a write finds the old account gone and
+    (README, "Deleting an account"): `GET /api/users/me` or a create finds the old account gone and
     moves it to the new one. So each check below sends `me` and then the list on one connection,
     to one worker, whichever the kernel picks."""
     subject = f"afresh-{uuid.uuid4()}"
