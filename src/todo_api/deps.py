@@ -69,7 +69,7 @@ async def get_current_user(request: Request) -> CurrentUser:
             raise AccountDeleted
         context.identities.forget(principal)
 
-    return CurrentUser(principal, context.database, cached, resolve, find, account_gone)
+    return CurrentUser(principal, context.database, cached, resolve, find, account_gone, users.require_account)
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]

@@ -11,7 +11,8 @@ from typing import Concatenate
 from sqlmodel import Session
 
 from todo_api.auth.principal import Principal
-from todo_api.errors import AccountGone
+from todo_api.errors import AccountGone, AppError
+from todo_api.pagination import MaybeEmpty
 from todo_api.storage.database import Database
 
 
@@ -25,7 +26,15 @@ class CurrentUser:
 
     The id comes from the worker's identity cache when it holds it (`cached`); otherwise `resolve`
     finds the user (or provisions it) as the first statement of the request's own unit of work, so
-    a cache miss costs one statement, not a transaction of its own."""
+    a cache miss costs one statement, not a transaction of its own.
+
+    A cached id may be a deleted account's: the account was deleted through another worker (the
+    identity is then a new user, with a new id) and this worker's cache does not know yet. Every
+    statement is scoped to the id, and a deleted account has no rows left, so such a request finds
+    nothing: a 404, an empty page, a cursor or sync token bound to the new id refused. So a request
+    that ran as a cached id and found nothing checks that the account still exists (`verify`, one
+    statement, only on those answers): if it does not, the request runs again as the new account
+    (`AccountGone`, below). A write that takes the user's write turn finds out in that statement."""
 
     principal: Principal
     database: Database
@@ -37,6 +46,8 @@ class CurrentUser:
     # `account_gone(id)`: the account this request ran as no longer exists. Raises `AccountDeleted`
     # if it was deleted while this request was in flight; otherwise forgets the stale cache entry.
     account_gone: Callable[[uuid.UUID], Awaitable[None]]
+    # `verify(session, id)`: raises `AccountGone` if the account with this id no longer exists.
+    verify: Callable[[Session, uuid.UUID], None]
 
     async def run[**P, T](
         self, work: Callable[Concatenate[Session, uuid.UUID, P], T], *args: P.args, **kwargs: P.kwargs
@@ -65,23 +76,36 @@ class CurrentUser:
     ) -> T:
         used: list[uuid.UUID] = []  # the id the last attempt ran as (a unit of work may be retried)
 
-        def as_user(session: Session) -> T:
-            user_id = self.resolve(session) if self.cached is None else self.cached
+        def as_id(session: Session, user_id: uuid.UUID) -> T:
             used[:] = [user_id]
-            return work(session, user_id, *args, **kwargs)
+            result = work(session, user_id, *args, **kwargs)
+            if user_id is self.cached and isinstance(result, MaybeEmpty) and result.found_nothing:
+                self.verify(session, user_id)  # an empty page: of this account, or of a deleted one?
+            return result
+
+        def as_user(session: Session) -> T:
+            cached = self.cached
+            return as_id(session, self.resolve(session) if cached is None else cached)
 
         def as_user_found(session: Session) -> T:
-            user_id = self.find(session) if self.cached is None else self.cached
+            cached = self.cached
+            user_id = self.find(session) if cached is None else cached
             if user_id is None:
                 raise _Unresolved
-            used[:] = [user_id]
-            return work(session, user_id, *args, **kwargs)
+            return as_id(session, user_id)
 
         try:
-            if read_only:
-                with contextlib.suppress(_Unresolved):  # nothing was written: run it as a write
-                    return await self.database.read(as_user_found)
-            return await self.database.run(as_user)
+            try:
+                if read_only:
+                    with contextlib.suppress(_Unresolved):  # nothing was written: run it as a write
+                        return await self.database.read(as_user_found)
+                return await self.database.run(as_user)
+            except AppError as exc:
+                # A client error (404, a refused cursor) for a cached id: is the account still there?
+                # Checked in a unit of work of its own: the failed one may have been rolled back.
+                if self.cached is not None and exc.status_code < 500 and used:
+                    await self.database.read(self.verify, used[0])
+                raise
         except AccountGone:
             await self.account_gone(used[0])
             self.cached = None

@@ -3,9 +3,10 @@
 An entry is used only while the token's profile claims (email, name — when present) equal what
 was stored, so changed claims still reach the database. Entries expire after `ttl` seconds. A miss
 is resolved inside the request's own unit of work (`auth.current.CurrentUser`). This worker forgets
-an identity when its account is deleted here; another worker may hold the old id for up to `ttl`:
-its reads then see an empty account (true), and a write that finds no user row forgets the entry
-and runs in a fresh account, or is refused (409) if the deletion came after the request arrived.
+an identity when its account is deleted here; another worker may still hold the old id: a request
+run as it finds nothing (the account's rows are gone), checks that the account exists, and then
+forgets the entry and runs as the new account, or is refused (409) if the deletion came after the
+request arrived (`auth.current.CurrentUser`).
 """
 
 from __future__ import annotations

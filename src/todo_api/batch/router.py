@@ -36,4 +36,4 @@ async def run_batch(
         retention=timedelta(hours=context.settings.idempotency_retention_hours),
         sealer=context.cursors,
     )
-    return json_bytes_response(await user.run(service.run_batch, body, settings))
+    return json_bytes_response((await user.run(service.run_batch, body, settings)).body)

@@ -28,6 +28,7 @@ from todo_api.batch.schemas import ADDS, BatchRequest, Command
 from todo_api.errors import AppError, IdempotencyKeyReused, InvalidInput
 from todo_api.http.errors import json_safe
 from todo_api.idempotency import IdempotencyStore, KeyInFlight
+from todo_api.pagination import MaybeEmpty
 from todo_api.sealed import Sealer
 from todo_api.sync import service as sync
 
@@ -124,8 +125,17 @@ def _run_command(
     return result
 
 
-def run_batch(session: Session, user_id: uuid.UUID, request: BatchRequest, settings: BatchSettings) -> bytes:
-    """Every command in order, one result each; the response as JSON."""
+@dataclass(frozen=True, slots=True)
+class BatchOutcome(MaybeEmpty):
+    """The response as JSON; `found_nothing` when a command failed (a 4xx result): run as a
+    worker's cached user id, that could be a deleted account's (`auth.current.CurrentUser`)."""
+
+    body: bytes
+    found_nothing: bool
+
+
+def run_batch(session: Session, user_id: uuid.UUID, request: BatchRequest, settings: BatchSettings) -> BatchOutcome:
+    """Every command in order, one result each."""
     token = sync.token_now(session, user_id, request.sync_token, settings.sealer)  # a bad token: nothing runs
     mapping: dict[str, uuid.UUID] = {}
     results = [
@@ -133,4 +143,5 @@ def run_batch(session: Session, user_id: uuid.UUID, request: BatchRequest, setti
         for index, command in enumerate(request.commands)
     ]
     document = {"results": results, "temp_id_mapping": mapping, "sync_token": token}
-    return orjson.dumps(document)
+    failed = any(result["status"] >= 400 for result in results)
+    return BatchOutcome(orjson.dumps(document), found_nothing=failed)

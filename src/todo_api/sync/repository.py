@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Integer, Interval, Uuid, bindparam
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, delete, func, select, tuple_
 
+from todo_api.errors import AccountGone
 from todo_api.lists.repository import ALL_TODOS, OPEN_TODOS
 from todo_api.models import SyncHorizon, SyncTombstone, Todo, TodoList, User
 from todo_api.models.scoping import OWNER, owned_horizon, owned_lists, owned_todos, owned_tombstones, the_owner
@@ -54,7 +55,10 @@ _TOMBSTONES = (
     .order_by(col(SyncTombstone.change_xid), col(SyncTombstone.id))
     .limit(_LIMIT)
 )
-_HORIZON = select(col(SyncHorizon.purged_xid)).where(owned_horizon())
+# Through the user row: one row if the account exists (its horizon, or NULL), none if it does not.
+_HORIZON = (
+    select_columns(col(User.id), col(SyncHorizon.purged_xid)).outerjoin(SyncHorizon, owned_horizon()).where(the_owner())
+)
 # Housekeeping across all users: tombstones are kept as long as the trash, then the horizon of
 # each user whose tombstones go moves past them (for users that still exist).
 _FORGET = (
@@ -95,8 +99,14 @@ class SyncRepository:
         return list(self.session.exec(_TOMBSTONES, params=self._params(position, 2, limit)))
 
     def horizon(self) -> int | None:
-        """The newest change_xid among this user's forgotten tombstones."""
-        return self.session.exec(_HORIZON, params=self._owner).first()
+        """The newest change_xid among this user's forgotten tombstones (None: none forgotten yet);
+        `AccountGone` if the account no longer exists (a worker's cached id may be a deleted
+        account's: see `auth.current.CurrentUser`)."""
+        row = self.session.exec(_HORIZON, params=self._owner).first()
+        if row is None:
+            raise AccountGone
+        purged_xid: int | None = row[1]
+        return purged_xid
 
 
 def forget_tombstones(session: Session, keep: timedelta) -> None:

@@ -16,4 +16,4 @@ router = APIRouter(prefix="/sync", tags=["sync"], route_class=StrictJsonRoute)
 @router.get("", response_model=SyncResponse, responses=GONE)
 async def sync(query: Annotated[SyncQuery, Query()], user: CurrentUserDep, sealer: CursorSealerDep) -> Response:
     """Without `sync_token`, everything; with it, what changed since (deletions included)."""
-    return json_bytes_response(await user.read(service.sync, query.sync_token, query.limit, sealer))
+    return json_bytes_response((await user.read(service.sync, query.sync_token, query.limit, sealer)).body)

@@ -36,6 +36,7 @@ from xid 0 and reports no deletions.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -43,6 +44,7 @@ from sqlmodel import Session
 
 from todo_api.errors import SyncTokenExpired
 from todo_api.lists.schemas import ListRead
+from todo_api.pagination import MaybeEmpty
 from todo_api.sealed import Sealer
 from todo_api.sync import token as tokens
 from todo_api.sync.repository import SyncRepository
@@ -91,8 +93,17 @@ def _document(changes: list[tuple[int, int, uuid.UUID, Any]]) -> dict[str, Any]:
     return {"todos": todos, "lists": lists, "deleted": {"todos": deleted_todos, "lists": deleted_lists}}
 
 
-def sync(session: Session, user_id: uuid.UUID, token: str | None, limit: int, sealer: Sealer) -> bytes:
-    """One page of changes after `token` (None: a full sync), and the token to continue from, as JSON."""
+@dataclass(frozen=True, slots=True)
+class SyncPage(MaybeEmpty):
+    """A sync response as JSON; `found_nothing` when no row of the account was read (an empty full
+    sync: an incremental one reads the user row for its horizon)."""
+
+    body: bytes
+    found_nothing: bool
+
+
+def sync(session: Session, user_id: uuid.UUID, token: str | None, limit: int, sealer: Sealer) -> SyncPage:
+    """One page of changes after `token` (None: a full sync), and the token to continue from."""
     state = open_state(sealer, user_id, token)
     repository = SyncRepository(session, user_id)
     xmin = repository.snapshot_xmin()  # first: every later read sees at least what this snapshot saw
@@ -106,7 +117,7 @@ def sync(session: Session, user_id: uuid.UUID, token: str | None, limit: int, se
         following = SyncState(full=False, since=round_xmin, round_xmin=round_xmin, position=None)
     document = _document(page)
     document |= {"sync_token": tokens.seal(sealer, user_id, following), "has_more": has_more}
-    return orjson.dumps(document, option=orjson.OPT_UTC_Z)
+    return SyncPage(orjson.dumps(document, option=orjson.OPT_UTC_Z), found_nothing=state.full and not page)
 
 
 def token_now(

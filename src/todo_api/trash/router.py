@@ -24,7 +24,7 @@ PARENT_IN_TRASH = (
 @router.get("", response_model=TrashPage)
 async def list_trash(query: Annotated[TrashQuery, Query()], user: CurrentUserDep, cursors: CursorSealerDep) -> Response:
     """Deleted todos and lists, newest deletion first, one keyset page at a time."""
-    return json_bytes_response(await user.read(service.list_trash, query, cursors))
+    return json_bytes_response((await user.read(service.list_trash, query, cursors)).to_json())
 
 
 @router.post(

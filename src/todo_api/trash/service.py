@@ -16,14 +16,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from sqlmodel import Session
 
 from todo_api.errors import AccountGone, DuplicateName, ListInTrash, NotFound, ParentInTrash, QuotaExceeded
 from todo_api.http.conditional import Tagged
 from todo_api.lists import service as lists
 from todo_api.lists.schemas import ListRead
-from todo_api.pagination import decode_cursor, encode_cursor, query_binding
+from todo_api.pagination import DocumentPage, decode_cursor, encode_cursor, query_binding
 from todo_api.sealed import Sealer
 from todo_api.todos import service as todos
 from todo_api.todos import tree
@@ -44,8 +43,8 @@ def _item(kind: ResourceKind, row: Any) -> dict[str, Any]:
     return {"kind": kind.value, "id": row.id, "deleted_at": row.sort_value, "resource": resource}
 
 
-def list_trash(session: Session, user_id: uuid.UUID, query: TrashQuery, cursors: Sealer) -> bytes:
-    """One page of the trash (todos and lists merged, newest deletion first), as JSON."""
+def list_trash(session: Session, user_id: uuid.UUID, query: TrashQuery, cursors: Sealer) -> DocumentPage:
+    """One page of the trash (todos and lists merged, newest deletion first)."""
     binding = query_binding(user_id, ["trash"])
     after = decode_cursor(cursors, query.cursor, TODO_SPEC, binding) if query.cursor else None
     todos_rows, lists_rows = TrashRepository(session, user_id).page(after, query.limit + 1)
@@ -60,8 +59,7 @@ def list_trash(session: Session, user_id: uuid.UUID, query: TrashQuery, cursors:
     if len(merged) > query.limit:
         deleted_at, last_id, _, _ = page[-1]
         next_cursor = encode_cursor(cursors, TODO_SPEC, deleted_at, last_id, binding)
-    items = [_item(kind, row) for _, _, kind, row in page]
-    return orjson.dumps({"items": items, "next_cursor": next_cursor}, option=orjson.OPT_UTC_Z)
+    return DocumentPage([_item(kind, row) for _, _, kind, row in page], next_cursor)
 
 
 def _quota(limit: int, current: int, adding: int, what: str) -> None:

@@ -107,12 +107,8 @@ def account_exists(session: Session, user_id: uuid.UUID) -> bool:
     return session.exec(_EXISTS, params={OWNER: user_id}).first() is not None
 
 
-def take_write_turn(session: Session, user_id: uuid.UUID) -> None:
-    session.exec(_WRITE_TURN, params={OWNER: user_id}).first()
-
-
 def lock_account(session: Session, user_id: uuid.UUID) -> bool:
-    """Take the user's write turn (`take_write_turn`) and say whether the account exists. Writes
+    """Take the user's write turn (the user row's lock) and say whether the account exists. Writes
     that read neighbours' positions or a parent's place take it first, so what they read stays true
     until they write: no two of one user's moves interleave (no duplicate positions, no cycles)."""
     return session.exec(_WRITE_TURN, params={OWNER: user_id}).first() is not None

@@ -17,7 +17,6 @@ from todo_api.users.repository import (
     deletion_time,
     find_account,
     purge_tombstones,
-    take_write_turn,
 )
 from todo_api.users.repository import (
     lock_account as _lock_account,
@@ -117,13 +116,16 @@ def serialize_writes(session: Session, user_id: uuid.UUID) -> None:
     restoring or purging, trashing a list (the turn, then its todos, then the list). A create is
     already in turn; editing or completing a todo locks the todo and then one list, in the common
     order, and waits for no turn (one round trip fewer on the hottest writes).
+
+    `AccountGone` if the account no longer exists (the same statement tells).
     """
-    take_write_turn(session, user_id)
+    lock_account(session, user_id)
 
 
 def require_account(session: Session, user_id: uuid.UUID) -> None:
-    """After a create was not admitted: return if the account exists (its cap refused the row),
-    raise `AccountGone` if not."""
+    """Return if the account exists, raise `AccountGone` if not: after a create was not admitted
+    (its cap refused the row, or the account is gone), and for a request run as a cached id that
+    found nothing (`auth.current.CurrentUser`)."""
     if not account_exists(session, user_id):
         raise AccountGone
 
