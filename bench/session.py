@@ -10,6 +10,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -33,12 +34,40 @@ def _git(*args: str) -> str:
     return completed.stdout.strip()
 
 
+def host_probe() -> float:
+    """A fixed pure-Python workload (JSON out and back, a dict and a list built per item), best of 5,
+    in milliseconds: how fast this machine runs Python right now. A busy host does not show in
+    the load average inside a VM (no steal time is reported here), yet it moved every server's CPU
+    per request by up to 3× between two runs an hour apart (bench/README.md, "Noise"); this figure,
+    taken before the first block and after the last, tells such runs apart."""
+    item = {"id": "3f0c2a9e-0d4b-4c1e-9a57-6f1d2b8e4c10", "title": "bench probe", "tags": ["a", "b"], "n": 7}
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for n in range(10_000):
+            decoded = json.loads(json.dumps(item))
+            decoded["n"] = n
+            _ = [value for value in decoded.values() if value]
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 2)
+
+
+def python_build() -> dict[str, Any]:
+    """Whether this interpreter was built with profile-guided and link-time optimisation, as the
+    usual deployment images (python:3.13-slim, uv's standalone builds) are: pure-Python code runs
+    faster with them, the floors' C-heavy work less so."""
+    args = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
+    return {"pgo": "--enable-optimizations" in args, "lto": "--with-lto" in args, "executable": sys.executable}
+
+
 def environment(database_url: str) -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
+        "host_probe_ms": host_probe(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "python_build": python_build(),
         "packages": {name: version(name) for name in PACKAGES},
         "postgresql": pg.server_version(database_url),
         "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.split("\n")[0],
@@ -97,6 +126,11 @@ def run(options: Options) -> Path:
     with prepared(options.database_url, plan, keep=options.keep_database) as ready:
         secrets = configs.Secrets.generate(ready.signer.public_pem)
         env_info = environment(ready.database_url)
+        build = env_info["python_build"]
+        flags = ", ".join(f"{name.upper()} {'on' if build[name] else 'off'}" for name in ("pgo", "lto"))
+        say(
+            f"host probe: {env_info['host_probe_ms']} ms (bench/README.md, Noise); Python {env_info['python']}, {flags}"
+        )
         started_at = time.time()
         session = Session(options, wrk_path, ready, secrets, output)
         _measure(session, chosen)
@@ -111,7 +145,7 @@ def run(options: Options) -> Path:
         timing
         | _record(options, ready, session, plan, rows)
         | {
-            "environment": env_info | {"load_average_end": os.getloadavg()},
+            "environment": env_info | {"load_average_end": os.getloadavg(), "host_probe_ms_end": host_probe()},
             "configurations": settings,
             "configurations_dropped": dropped,
         }
@@ -216,6 +250,11 @@ def _print_notes(options: Options, record: dict[str, Any]) -> None:
             f"relay: every chunk delayed {options.remote_delay_ms:g} ms, plus lateness p50 {late['p50']:.0f} µs, "
             f"p99 {late['p99']:.0f} µs, mean {late['mean']:.0f} µs (medians over the remote runs)"
         )
+    env = record["environment"]
+    print(
+        f"host probe: {env['host_probe_ms']} ms before the first block, {env['host_probe_ms_end']} ms after the last "
+        f"(load average {env['load_average'][0]:.1f} before, {env['load_average_end'][0]:.1f} after)"
+    )
     limit = configs.DEFAULT_RATE_LIMIT
     for name, peak in record["rate_limit_peak_per_user_window"].items():
         print(f"rate limit, {name}: at most {peak} requests by one user in one window (limit {limit})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sysconfig
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from bench import lua, wrk
 from bench.configs import Config, Secrets, configurations, record, server_env
+from bench.session import host_probe, python_build
 
 BASE = {"DATABASE_URL", "JWT_PUBLIC_KEY", "JWT_ISSUER", "JWT_AUDIENCE", "CURSOR_SECRET"}
 URL = "postgresql://bench@127.0.0.1:5432/bench_x"
@@ -86,3 +88,27 @@ def test_the_script_picks_a_user_per_request(recorder: ThreadingHTTPServer, tmp_
     # one connection, yet every user shows up: the user is chosen per request, not per connection
     assert tokens == {f"token-{n}" for n in range(50)}
     assert {mode for _, mode in _Recorder.seen} == {"like"}
+
+
+def test_the_host_probe_reports_milliseconds_of_a_fixed_workload() -> None:
+    first, second = host_probe(), host_probe()
+    assert 1 < first < 5_000
+    assert 1 < second < 5_000
+    assert max(first, second) / min(first, second) < 20  # the same work both times, best of 5
+
+
+@pytest.mark.parametrize(
+    ("config_args", "pgo", "lto"),
+    [
+        ("'--prefix=/usr/local' '--enable-optimizations' '--with-lto' '--enable-shared'", True, True),
+        ("'--prefix=/root/.pyenv/versions/3.13.0' '--enable-shared'", False, False),
+        ("'--enable-optimizations'", True, False),
+        (None, False, False),
+    ],
+)
+def test_the_python_build_says_whether_pgo_and_lto_were_on(
+    monkeypatch: pytest.MonkeyPatch, config_args: str | None, pgo: bool, lto: bool
+) -> None:
+    monkeypatch.setattr(sysconfig, "get_config_var", lambda name: config_args if name == "CONFIG_ARGS" else None)
+    build = python_build()
+    assert (build["pgo"], build["lto"]) == (pgo, lto)
