@@ -28,6 +28,21 @@ from bench.report import Run
 
 FLOOR_MODE_HEADER = "X-Bench-Floor"
 WARM_REQUESTS = 5  # before the counted ones: the worker's token and identity caches hold the user
+# A server that sat idle while other servers of its block ran (the production block runs each
+# scenario on todo-api, then on the floors: ~45 s) is slower for its first seconds. With the usual
+# 3 s warm-up todo-api served 9-14 % less after such a gap than the same scenario in a block of its
+# own, in 4 of 4 alternations; with 10 s, as much (bench/README.md, "Against issue 16's targets").
+IDLE_AFTER_SECONDS = 20.0
+REWARM_SECONDS = 10
+
+
+def warmup_seconds(base: int, idle_seconds: float | None) -> int:
+    """The warm-up before a measured run: `base` (--warmup), or at least `REWARM_SECONDS` when the
+    server has been idle longer than `IDLE_AFTER_SECONDS` since its last measured run (None: none
+    yet, it was just started). `--warmup 0` stays 0."""
+    if base and idle_seconds is not None and idle_seconds > IDLE_AFTER_SECONDS:
+        return max(base, REWARM_SECONDS)
+    return base
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +73,7 @@ class Session:
     failed_blocks: dict[str, str] = field(default_factory=dict)
     _requests: dict[str, int] = field(default_factory=dict)
     _preflighted: set[tuple[str, ...]] = field(default_factory=set)
+    _last_run_end: dict[str, float] = field(default_factory=dict)  # server process name -> monotonic time
 
     def plan(self, config: Config) -> list[str]:
         """The scenarios a configuration runs: single-user ones only without a rate limit."""
@@ -251,8 +267,10 @@ class Session:
     def _measure(self, config: Config, scenario: scenarios.Scenario, target: Target, round_number: int) -> None:
         o = self.options
         script = self._script(scenario, target)
-        if o.warmup:
-            self._wrk(script, target, o.warmup, config.connections)
+        last = self._last_run_end.get(target.server.name)
+        warmup = warmup_seconds(o.warmup, None if last is None else time.monotonic() - last)
+        if warmup:
+            self._wrk(script, target, warmup, config.connections)
         workers = target.server.worker_pids()
         servers.wait_idle(workers)
         cpu_before = servers.cpu_seconds(workers)
@@ -263,6 +281,7 @@ class Session:
         if restarted:  # uvicorn replaced a worker that missed its health check: the CPU figure is void
             cpu_us = None
             say(f"  WORKER RESTARTED during {scenario.name} on {config.name} {target.name}")
+        self._last_run_end[target.server.name] = time.monotonic()
         relay = None
         if target.relay is not None and relay_before is not None:
             relay = per_request(relay_before, target.relay.counters(), result.requests)
@@ -273,5 +292,5 @@ class Session:
         say(
             f"  {scenario.name:<10} {target.name:<11} {result.rps:8.1f} req/s  p50 {result.latency_ms['p50']:7.2f} ms"
             f"  p99 {result.latency_ms['p99']:8.2f} ms  CPU {cpu_us or 0:5.0f} µs/req{trips}  non-2xx {result.non_2xx}"
-            f"  errors {result.socket_errors}  load {load:.1f}  statuses {result.statuses}"
+            f"  errors {result.socket_errors}  load {load:.1f}  warm-up {warmup} s  statuses {result.statuses}"
         )

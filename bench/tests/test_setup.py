@@ -16,6 +16,7 @@ from typing import ClassVar
 import pytest
 
 from bench import lua, wrk
+from bench.blocks import warmup_seconds
 from bench.configs import Config, Secrets, configurations, record, server_env
 from bench.session import host_probe, python_build
 
@@ -112,3 +113,17 @@ def test_the_python_build_says_whether_pgo_and_lto_were_on(
     monkeypatch.setattr(sysconfig, "get_config_var", lambda name: config_args if name == "CONFIG_ARGS" else None)
     build = python_build()
     assert (build["pgo"], build["lto"]) == (pgo, lto)
+
+
+@pytest.mark.parametrize(
+    ("base", "idle", "expected"),
+    [
+        (3, None, 3),  # the server's first run: it was just started and preflighted
+        (3, 5.0, 3),  # it ran moments ago (the like-for-like floor right after the plain one)
+        (3, 45.0, 10),  # it sat idle while the other servers of its block ran
+        (15, 45.0, 15),  # a longer --warmup is kept
+        (0, 45.0, 0),  # --warmup 0 means none
+    ],
+)
+def test_a_server_idle_since_its_last_run_warms_up_longer(base: int, idle: float | None, expected: int) -> None:
+    assert warmup_seconds(base, idle) == expected
