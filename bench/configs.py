@@ -26,7 +26,7 @@ LABELS = {
     FLOOR_PLAIN: "floor, plain",
     FLOOR_STACK: "floor, FastAPI + SQLModel",
 }
-STACK_SCENARIOS = frozenset({"me", "get"})  # what `bench.stackfloor` serves
+STACK_SCENARIOS = frozenset({"me", "get", "list", "filter", "position"})  # what `bench.stackfloor` serves
 REMOTE_DELAY_MS = 1.0
 # Few enough that the machine is not saturated: latency then shows the round trips, not a queue for
 # the CPU. On the 2-core benchmark machine 8 were too many (load average 3.2, todo-api's workers alone

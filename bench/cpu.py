@@ -38,8 +38,8 @@ from bench.tokens import AUDIENCE, ISSUER
 from todo_api.app import create_app
 
 DEFAULT = ("me", "get", "list", "list-deep", "filter", "create", "patch")
-FLOOR_SERVES = frozenset({"me", "get", "list", "filter", "create", "patch"})
-STACK_SERVES = frozenset({"me", "get"})  # `bench.stackfloor`
+FLOOR_SERVES = frozenset({"me", "get", "list", "filter", "position", "create", "patch"})
+STACK_SERVES = frozenset({"me", "get", "list", "filter", "position"})  # `bench.stackfloor`
 
 
 LIKE = [(b"x-bench-floor", b"like")]

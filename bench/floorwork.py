@@ -100,7 +100,7 @@ def _todo(row: DictRow) -> DictRow:
     return row
 
 
-def _cursor(row: DictRow) -> str:
+def cursor_of(row: dict[str, Any]) -> str:
     payload = orjson.dumps([row["sort_value"], row["id"]], option=orjson.OPT_UTC_Z)
     return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
 
@@ -202,7 +202,7 @@ async def _list(connection: AsyncConnection[DictRow], user_id: uuid.UUID, query:
     else:
         cursor = await connection.execute(SELECT_FILTERED, (user_id, *filtered, limit + 1))
     rows = await cursor.fetchall()
-    next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = cursor_of(rows[limit - 1]) if len(rows) > limit else None
     items = [_todo(row) for row in rows[:limit]]
     for item in items:
         del item["sort_value"]

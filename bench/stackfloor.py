@@ -1,15 +1,18 @@
-"""The stack floor: the least a FastAPI + SQLModel app can do for `me` and `get`.
+"""The stack floor: the least a FastAPI + SQLModel app can do for `me`, `get` and the first pages
+of `list`, `filter` and `position`.
 
 The like-for-like floor (`bench.floor`) answers with no framework and no ORM; the specification
 requires both. This app does the like-for-like floor's work per request the cheapest way the
 required stack allows, so `stack floor ÷ like-for-like floor` is what FastAPI and SQLModel
 sessions cost on their own, before any of todo-api's code:
 
-- FastAPI: one route per scenario, a dependency for the user (a `uuid.UUID` path parameter for
-  `get`), an orjson body in a plain `Response`: no response model, no middleware;
+- FastAPI: one route per resource, a dependency for the user (a `uuid.UUID` path parameter for
+  `get`, typed query parameters for the pages), an orjson body in a plain `Response`: no response
+  model, no middleware;
 - authentication as the like-for-like floor: PyJWT with its token cache, identity → user id cache;
 - SQLModel: a synchronous `Session` in one greenlet per request (SQLAlchemy's async bridge paid
-  once, as `todo_api.storage.database.Database` does), `select` of the API's columns, on an
+  once, as `todo_api.storage.database.Database` does), `select` of the API's columns (a page: the
+  like-for-like floor's statement, its cursor made the same way), on an
   `AUTOCOMMIT` engine: no BEGIN, no COMMIT, one round trip per statement, as the floors' GETs;
 - its request id, response headers and JSON access line, as the like-for-like floor.
 
@@ -31,18 +34,20 @@ import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from sqlalchemy import bindparam
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from sqlalchemy import ColumnElement, bindparam
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 from sqlmodel import Session, col, select
 
 from bench.floor import SECURITY_HEADERS
 from bench.floorcache import Identity, IdentityCache, TokenCache, log_access
-from bench.floorwork import PRIORITIES
+from bench.floorwork import PRIORITIES, cursor_of
 from todo_api.config import LogFormat
 from todo_api.log import configure_logging
 from todo_api.models import Todo, User
+from todo_api.models.base import sql_type
+from todo_api.models.todo import due_at_asc_key
 
 USER_COLUMNS = [col(getattr(User, name)) for name in ("id", "issuer", "subject", "email", "name", "created_at")]
 TODO_COLUMNS = [
@@ -71,6 +76,33 @@ FIND_USER = select(*USER_COLUMNS).where(
     col(User.issuer) == bindparam("issuer"), col(User.subject) == bindparam("subject")
 )
 FIND_TODO = select(*TODO_COLUMNS).where(col(Todo.id) == bindparam("todo_id"), col(Todo.user_id) == bindparam("user_id"))
+
+
+def _page(sort_value: Any, where: list[ColumnElement[bool]], order: list[Any]) -> Any:
+    """The first page of one order: the like-for-like floor's statement (`bench.floorwork`)."""
+    columns: list[Any] = [*TODO_COLUMNS, sort_value.label("sort_value")]
+    return (
+        select(*columns)
+        .where(col(Todo.user_id) == bindparam("user_id"), *where)
+        .order_by(*order)
+        .limit(bindparam("limit"))
+    )
+
+
+NEWEST_PAGE = _page(col(Todo.created_at), [], [col(Todo.created_at).desc(), col(Todo.id).desc()])
+FILTERED_PAGE = _page(
+    col(Todo.due_at),
+    [
+        col(Todo.completed) == bindparam("completed"),
+        col(Todo.tag_keys).contains(bindparam("tag_keys", type_=sql_type(Todo.tag_keys))),
+    ],
+    [due_at_asc_key, col(Todo.id)],
+)
+POSITION_PAGE = _page(
+    col(Todo.position),
+    [col(Todo.list_id).is_(None), col(Todo.parent_id).is_(None)],
+    [col(Todo.list_id), col(Todo.parent_id), col(Todo.position), col(Todo.id)],
+)
 
 
 class Stack:
@@ -147,6 +179,16 @@ def _find_todo(session: Session, todo_id: uuid.UUID, user_id: uuid.UUID) -> dict
     return todo
 
 
+def _find_page(session: Session, statement: Any, params: dict[str, Any], limit: int) -> dict[str, Any]:
+    rows = [dict(row._mapping) for row in session.exec(statement, params=params).all()]
+    next_cursor = cursor_of(rows[limit - 1]) if len(rows) > limit else None
+    items = rows[:limit]
+    for item in items:
+        del item["sort_value"]
+        item["priority"] = PRIORITIES[item["priority"]]
+    return {"items": items, "next_cursor": next_cursor}
+
+
 def _answer(status: int, payload: Any, route: str, started: float, user_id: uuid.UUID | None) -> Response:
     request_id = os.urandom(16).hex()
     headers = {"x-request-id": request_id, **{name.decode(): value.decode() for name, value in SECURITY_HEADERS}}
@@ -194,3 +236,24 @@ async def read_todo(todo_id: uuid.UUID, user_id: Annotated[uuid.UUID, Depends(cu
     if todo is None:
         return _answer(404, {"detail": "Not found"}, "/api/todos/{todo_id}", started, user_id)
     return _answer(200, todo, "/api/todos/{todo_id}", started, user_id)
+
+
+@app.get("/api/todos")
+async def list_todos(
+    user_id: Annotated[uuid.UUID, Depends(current_user_id)],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    completed: bool | None = None,
+    tag: Annotated[list[str] | None, Query()] = None,
+    sort: str = "-created_at",
+) -> Response:
+    started = time.perf_counter()
+    params: dict[str, Any] = {"user_id": user_id, "limit": limit + 1}
+    if sort == "position":
+        statement = POSITION_PAGE
+    elif completed is None and not tag:
+        statement = NEWEST_PAGE
+    else:
+        statement = FILTERED_PAGE
+        params |= {"completed": bool(completed), "tag_keys": sorted({name.casefold() for name in tag or ()})}
+    page: dict[str, Any] = await stack.read(_find_page, statement, params, limit)
+    return _answer(200, page, "/api/todos", started, user_id)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp
 
-from bench import stackfloor
+from bench import scenarios, stackfloor
 from bench.fixture import Prepared
 from bench.floor import Floor
 from bench.inprocess import CURSOR_SECRET
@@ -64,6 +64,22 @@ async def test_it_answers_as_the_like_for_like_floor(
             assert ours.headers[name] == theirs.headers[name], name
 
 
+@pytest.mark.parametrize("path", [scenarios.LIST_PATH, scenarios.FILTER_PATH, scenarios.POSITION_PATH])
+@pytest.mark.parametrize("limit", ["50", "3"])
+async def test_its_pages_are_the_like_for_like_floors(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient], ready: Prepared, path: str, limit: str
+) -> None:
+    """The first page of `list`, `filter` and `position`: the same items and cursor."""
+    stack, like = clients
+    auth = {"Authorization": f"Bearer {ready.tokens['user-1']}"}
+    path = path.replace("limit=50", f"limit={limit}")
+    ours, theirs = await stack.get(path, headers=auth), await like.get(path, headers=auth)
+    assert (ours.status_code, ours.json()) == (theirs.status_code, theirs.json()) == (200, theirs.json())
+    items, next_cursor = ours.json()["items"], ours.json()["next_cursor"]
+    assert items, "an empty page would make the comparison vacuous"
+    assert (len(items), next_cursor is not None) == ((3, True) if limit == "3" else (len(items), False))
+
+
 async def test_it_scopes_to_the_user_and_refuses_a_bad_token(
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient], ready: Prepared
 ) -> None:
@@ -85,13 +101,13 @@ async def test_it_makes_the_like_for_like_floors_round_trips(
     warm = {"Authorization": f"Bearer {ready.tokens['user-1']}"}
     assert (await stack.get("/api/users/me", headers=warm)).status_code == 200  # connects, reads the server's settings
     trips = []
-    for target in ("/api/users/me", path, path):
+    for target in ("/api/users/me", path, path, scenarios.FILTER_PATH):
         before = relay.counters()
         assert (await stack.get(target, headers=auth)).status_code == 200
         trips.append(per_request(before, relay.counters(), 1)["round_trips"])
     # No BEGIN or COMMIT (an AUTOCOMMIT engine): `me` reads the user; the first `get` the user and
-    # the todo (its dependency's identity cache is cold), then the todo alone.
-    assert trips == [1, 2, 1]
+    # the todo (its dependency's identity cache is cold), then the todo alone; a page is one statement.
+    assert trips == [1, 2, 1, 1]
 
 
 async def test_it_logs_the_like_for_like_floors_access_line(
