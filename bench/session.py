@@ -166,8 +166,17 @@ def _measure(session: Session, chosen: list[configs.Config]) -> None:
             if config.delay_ms is None:
                 session.block(config.counting(), 1, counting=True)
     for round_number in range(1, session.options.rounds + 1):
-        for config in chosen:
+        for config in round_order(chosen, round_number):
             session.block(config, round_number)
+
+
+def round_order[T](chosen: list[T], round_number: int) -> list[T]:
+    """Odd rounds run the configurations in the order given, even rounds in reverse (production,
+    redis, capacity, remote, then remote, capacity, redis, production). A host that drifts over the
+    run then weighs on every configuration alike in the two rounds' medians, so a ratio between
+    configurations (production ÷ capacity, measured blocks apart) compares like with like; in the
+    same order twice the first configuration always ran earlier than the last."""
+    return list(chosen) if round_number % 2 else chosen[::-1]
 
 
 def _record(

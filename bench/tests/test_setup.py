@@ -18,7 +18,7 @@ import pytest
 from bench import lua, wrk
 from bench.blocks import warmup_seconds
 from bench.configs import Config, Secrets, configurations, record, server_env
-from bench.session import host_probe, python_build
+from bench.session import host_probe, python_build, round_order
 
 BASE = {"DATABASE_URL", "JWT_PUBLIC_KEY", "JWT_ISSUER", "JWT_AUDIENCE", "CURSOR_SECRET"}
 URL = "postgresql://bench@127.0.0.1:5432/bench_x"
@@ -127,3 +127,11 @@ def test_the_python_build_says_whether_pgo_and_lto_were_on(
 )
 def test_a_server_idle_since_its_last_run_warms_up_longer(base: int, idle: float | None, expected: int) -> None:
     assert warmup_seconds(base, idle) == expected
+
+
+def test_even_rounds_run_the_configurations_in_reverse() -> None:
+    chosen = ["production", "redis", "capacity", "remote"]
+    assert round_order(chosen, 1) == chosen
+    assert round_order(chosen, 2) == ["remote", "capacity", "redis", "production"]
+    assert round_order(chosen, 3) == chosen
+    assert chosen == ["production", "redis", "capacity", "remote"]  # the caller's list is left alone
