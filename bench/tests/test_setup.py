@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import pytest
 
-from bench import lua, wrk
-from bench.blocks import warmup_seconds
+from bench import lua, scenarios, wrk
+from bench.blocks import run_order, warmup_seconds
 from bench.configs import Config, Secrets, configurations, record, server_env
 from bench.session import host_probe, python_build, round_order
 
@@ -135,3 +135,14 @@ def test_even_rounds_run_the_configurations_in_reverse() -> None:
     assert round_order(chosen, 2) == ["remote", "capacity", "redis", "production"]
     assert round_order(chosen, 3) == chosen
     assert chosen == ["production", "redis", "capacity", "remote"]  # the caller's list is left alone
+
+
+def test_blocks_measure_the_reads_before_the_writes() -> None:
+    """Every scenario of the catalogue, reads (`position`, `sync` among them) before any writer."""
+    order = run_order(list(scenarios.CATALOGUE))
+    assert sorted(order) == sorted(scenarios.CATALOGUE)
+    writers = ["create", "patch", "move", "mixed"]
+    assert order[-len(writers) :] == writers
+    assert order.index("position") < order.index("create")
+    assert order.index("sync") < order.index("create")
+    assert run_order(["patch", "me", "create", "get"]) == ["me", "get", "patch", "create"]
