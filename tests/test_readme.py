@@ -1,11 +1,14 @@
 """The README's reference tables stay true to the code: the API overview lists every route the app
 serves and no other, and the configuration table and `.env.example` name every setting and no
-other. (The API overview was once overwritten by a benchmark table, and no test noticed.)"""
+other; and every table in the READMEs keeps its shape. (The API overview was once overwritten by a
+benchmark table, and no test noticed.)"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+import pytest
 
 from todo_api.app import create_app
 from todo_api.config import Settings, load_settings
@@ -18,6 +21,11 @@ SETTINGS = {name.upper() for name in Settings.model_fields}
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 
+def cells(line: str) -> list[str]:
+    """A table row's cells; `\\|` is a pipe inside a cell."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
 def table(header: str) -> list[list[str]]:
     """The rows (cells, stripped) of the Markdown table whose header line is `header`."""
     lines = README.splitlines()
@@ -26,8 +34,7 @@ def table(header: str) -> list[list[str]]:
     for line in lines[start:]:
         if not line.startswith("|"):
             break
-        cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
-        rows.append([cell.strip() for cell in cells])
+        rows.append(cells(line))
     return rows
 
 
@@ -74,3 +81,20 @@ def test_env_example_names_every_setting_and_no_other() -> None:
     named = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.MULTILINE))
     assert SETTINGS - named == set(), "settings missing from .env.example"
     assert named - SETTINGS == set(), "in .env.example but not a setting"
+
+
+@pytest.mark.parametrize("name", ["README.md", "bench/README.md"])
+def test_every_table_row_has_as_many_cells_as_its_header(name: str) -> None:
+    lines = (ROOT / name).read_text().splitlines()
+    tables = 0
+    for number, line in enumerate(lines[:-1]):
+        if not (line.startswith("|") and re.fullmatch(r"\|[-:| ]+\|", lines[number + 1])):
+            continue
+        tables += 1
+        width = len(cells(line))
+        assert len(cells(lines[number + 1])) == width, f"{name}:{number + 2}: the rule does not match the header"
+        for offset, row in enumerate(lines[number + 2 :], start=number + 3):
+            if not row.startswith("|"):
+                break
+            assert len(cells(row)) == width, f"{name}:{offset}: {len(cells(row))} cells under a {width}-cell header"
+    assert tables >= 3, f"{name}: {tables} tables found; the parser is wrong"
