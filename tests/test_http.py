@@ -156,6 +156,18 @@ async def test_access_log_line_has_route_template_and_user(
     assert headers["Authorization"].removeprefix("Bearer ") not in caplog.text
 
 
+async def test_no_access_line_above_info(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="todo_api.access")
+    response = await client.get("/api/users/me", headers=auth())
+    assert response.status_code == 200
+    assert [record for record in caplog.records if record.name == "todo_api.access"] == []
+    caplog.set_level(logging.INFO, logger="todo_api.access")
+    await client.get("/api/users/me", headers=auth())
+    assert [vars(record)["route"] for record in caplog.records if record.name == "todo_api.access"] == ["/api/users/me"]
+
+
 @pytest.mark.parametrize(
     ("path", "allow"),
     [
