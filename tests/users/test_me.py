@@ -110,3 +110,24 @@ async def test_account_deleted_through_another_worker_starts_afresh_there_too(
         assert fresh != old_id
         assert [item["title"] for item in (await first.get("/api/todos", headers=headers)).json()["items"]] == ["t"]
         assert (await second.get("/api/users/me", headers=headers)).json()["id"] == fresh
+
+
+async def test_me_shows_the_token_profile_after_another_worker_stored_other_claims(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]]
+) -> None:
+    """README, "Connecting your identity provider": `me` shows the claims of the token presented, on
+    every worker. A claim that changes and changes back (two devices, or an edit undone at the
+    identity provider) must not leave a worker that cached the first value showing the second one
+    until its cache entry expires."""
+    old = auth("flip", email="a@example.com", name="Ann")
+    new = auth("flip", email="b@example.com", name="Bea")
+    async with app_client() as first, app_client() as second:
+        assert (await first.get("/api/users/me", headers=old)).json()["email"] == "a@example.com"
+        assert (await first.get("/api/users/me", headers=old)).json()["email"] == "a@example.com"  # cached
+        assert (await second.get("/api/users/me", headers=new)).json()["email"] == "b@example.com"
+        again = (await first.get("/api/users/me", headers=old)).json()
+        assert (again["email"], again["name"]) == ("a@example.com", "Ann")
+        # and the stored profile follows, as any worker's next uncached request sees
+        back = (await second.get("/api/users/me", headers=auth("flip"))).json()
+        assert (back["email"], back["name"]) == ("a@example.com", "Ann")
+        assert len({again["id"], back["id"]}) == 1

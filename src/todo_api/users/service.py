@@ -36,7 +36,7 @@ def _seen(session: Session, user: UserRecord | None) -> UserRecord | None:
     return user
 
 
-def _is_current(user: UserRecord, principal: Principal) -> bool:
+def is_current(user: UserRecord, principal: Principal) -> bool:
     """Stored profile already matches the token's claims (absent claims change nothing)."""
     return (principal.email is None or principal.email == user.email) and (
         principal.name is None or principal.name == user.name
@@ -45,7 +45,7 @@ def _is_current(user: UserRecord, principal: Principal) -> bool:
 
 def _cached_if_current(user: UserRecord | None, principal: Principal, cache: IdentityCache) -> uuid.UUID | None:
     """The committed account's id, now in the cache, when its stored profile matches the token."""
-    if user is None or not _is_current(user, principal):
+    if user is None or not is_current(user, principal):
         return None
     cache.put(user)
     return user.id
