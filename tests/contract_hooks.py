@@ -316,7 +316,8 @@ def _reminders(body: dict[str, Any]) -> bool:
     """Rewrite schema-valid `before_due` durations to accepted ones (the pattern admits P999D and
     PT0S, which the parser refuses: at most 366 days, not zero); whether any is relative."""
     relative = False
-    for reminder in body.get("reminders") or []:
+    reminders = body.get("reminders")
+    for reminder in reminders if isinstance(reminders, list) else []:  # negative cases send any JSON
         if isinstance(reminder, dict) and _valid(reminder.get("before_due"), DURATION_PATTERN, 64):
             reminder["before_due"] = DURATIONS[len(reminder["before_due"]) % len(DURATIONS)]
             relative = True
