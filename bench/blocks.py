@@ -68,6 +68,16 @@ class Target:
     headers: dict[str, str]
 
 
+def block_tag(stem: str, config: str, taken: set[str]) -> str:
+    """`r1-capacity`; `r1b-capacity` for a configuration named again in `--configs` (a mirrored
+    order), so each block's server logs and failures are its own. Adds the tag to `taken`."""
+    tag, suffixes = f"{stem}-{config}", iter("bcdefghijklmnopqrstuvwxyz")
+    while tag in taken:
+        tag = f"{stem}{next(suffixes)}-{config}"
+    taken.add(tag)
+    return tag
+
+
 @dataclass
 class Session:
     options: Options
@@ -87,6 +97,7 @@ class Session:
     commands: dict[str, list[str]] = field(default_factory=dict)
     failed_blocks: dict[str, str] = field(default_factory=dict)
     _requests: dict[str, int] = field(default_factory=dict)
+    _tags: set[str] = field(default_factory=set)  # each block's, so its servers' log files are its own
     _preflighted: set[tuple[str, ...]] = field(default_factory=set)
     _last_run_end: dict[str, float] = field(default_factory=dict)  # server process name -> monotonic time
 
@@ -102,7 +113,7 @@ class Session:
         return names
 
     def block(self, config: Config, round_number: int, *, counting: bool = False) -> None:
-        tag = f"{'count' if counting else f'r{round_number}'}-{config.name}"
+        tag = block_tag("count" if counting else f"r{round_number}", config.name, self._tags)
         say(f"{tag}: {config.description}")
         try:
             self._block(config, tag, round_number, counting)

@@ -16,7 +16,7 @@ from typing import ClassVar
 import pytest
 
 from bench import lua, scenarios, wrk
-from bench.blocks import run_order, warmup_seconds
+from bench.blocks import block_tag, run_order, warmup_seconds
 from bench.configs import Config, Secrets, configurations, record, server_env
 from bench.session import host_probe, python_build, round_order
 
@@ -146,3 +146,14 @@ def test_blocks_measure_the_reads_before_the_writes() -> None:
     assert order.index("position") < order.index("create")
     assert order.index("sync") < order.index("create")
     assert run_order(["patch", "me", "create", "get"]) == ["me", "get", "patch", "create"]
+
+
+def test_a_configuration_named_twice_gets_a_block_tag_of_its_own() -> None:
+    """A mirrored `--configs a,b,b,a` runs each configuration twice in a round: the second block's
+    server logs must not overwrite the first's (`<tag>-todo-api.log`)."""
+    taken: set[str] = set()
+    tags = [block_tag("r1", name, taken) for name in ("production", "capacity", "capacity", "production")]
+    assert tags == ["r1-production", "r1-capacity", "r1b-capacity", "r1b-production"]
+    assert block_tag("r2", "capacity", taken) == "r2-capacity"
+    assert block_tag("r1", "capacity", taken) == "r1c-capacity"
+    assert all(tag.split("-", 2)[1] in {"production", "capacity"} for tag in taken)  # `kind` still parses
