@@ -24,7 +24,11 @@ HYPOTHESIS = settings(
 DUE = "2030-01-31T09:00:00Z"
 TEXT = st.text(max_size=80)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT,  # what JSON can carry
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["at", "before_due", "x"]), inner),
     max_leaves=6,
 )
