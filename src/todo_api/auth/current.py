@@ -103,7 +103,7 @@ class CurrentUser:
             except AppError as exc:
                 # A client error (404, a refused cursor) for a cached id: is the account still there?
                 # Checked in a unit of work of its own: the failed one may have been rolled back.
-                if self.cached is not None and exc.status_code < 500 and used:
+                if self.cached is not None and exc.status_code < 500 and not exc.found_the_account and used:
                     await self.database.read(self.verify, used[0])
                 raise
         except AccountGone:

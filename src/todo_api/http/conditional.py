@@ -32,6 +32,7 @@ class PreconditionFailed(AppError):
     status_code = 412
     code = ErrorCode.PRECONDITION_FAILED
     detail = "Precondition failed: the resource has changed (If-Match)"
+    found_the_account = True  # a 412 found the row (a missing one is a 404)
 
 
 class PreconditionRequired(AppError):
