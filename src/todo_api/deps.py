@@ -44,21 +44,20 @@ async def get_current_user(request: Request) -> CurrentUser:
     `http.openapi` (the token itself was checked by the middleware)."""
     context = app_context(request)
     principal = await authenticate(request)
-    cached = context.identities.get(principal)
-    if cached is not None:
-        request.state.user_id = str(cached)
 
-    # Another request of this worker may have filled the cache while this one waited for a
-    # connection: one statement fewer.
-    def resolve(session: Session) -> uuid.UUID:
+    def lookup() -> uuid.UUID | None:
         user_id = context.identities.get(principal)
-        if user_id is None:
-            user_id = users.current_user_id(session, principal, context.identities, received_at(request))
+        if user_id is not None:
+            request.state.user_id = str(user_id)
+        return user_id
+
+    def resolve(session: Session) -> uuid.UUID:
+        user_id = users.current_user_id(session, principal, context.identities, received_at(request))
         request.state.user_id = str(user_id)
         return user_id
 
     def find(session: Session) -> uuid.UUID | None:
-        user_id = context.identities.get(principal) or users.existing_user_id(session, principal, context.identities)
+        user_id = users.existing_user_id(session, principal, context.identities)
         if user_id is not None:
             request.state.user_id = str(user_id)
         return user_id
@@ -69,7 +68,9 @@ async def get_current_user(request: Request) -> CurrentUser:
             raise AccountDeleted
         context.identities.forget(principal)
 
-    return CurrentUser(principal, context.database, cached, resolve, find, account_gone, users.require_account)
+    return CurrentUser(
+        principal, context.database, lookup(), lookup, resolve, find, account_gone, users.require_account
+    )
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]

@@ -8,7 +8,10 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Table, event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +23,9 @@ from sqlmodel import Session
 from tests.api import Api
 from tests.conftest import AppClientFactory, count_users
 from tests.faults.servers import holding, wait_for_lock_waiters
+from tests.keys import ISSUER
+from todo_api.app import create_app
+from todo_api.config import load_settings
 
 
 @dataclass
@@ -165,3 +171,41 @@ async def test_a_request_that_waited_out_its_accounts_deletion_on_a_cold_worker_
         assert later.status_code == 201
         titles = [todo["title"] for todo in (await warm.get("/api/todos", headers=auth(subject))).json()["items"]]
         assert titles == ["new"]
+
+
+async def test_an_id_cached_while_the_request_waited_is_checked_like_one_cached_before(
+    app_client: AppClientFactory,
+    auth: Callable[..., dict[str, str]],
+    db_engine: AsyncEngine,
+    base_settings: dict[str, Any],
+) -> None:
+    """A worker that had not cached the identity receives a GET, which waits for a connection. Meanwhile
+    another request of that worker, whose read of the account came before the account was deleted
+    (through another worker, before the GET arrived), caches the deleted account's id. The GET takes
+    the id from the cache when it reaches the database (one statement fewer): it must check it as it
+    checks an id cached before it arrived, so it answers as the new account (200), not 404."""
+    subject, blocker = f"refilled-{uuid.uuid4()}", f"blocker-{uuid.uuid4()}"
+    async with app_client() as warm:
+        old = (await warm.get("/api/users/me", headers=auth(subject))).json()
+        assert (await warm.delete("/api/users/me", headers=auth(subject))).status_code == 204
+        created = await warm.post("/api/todos", json={"title": "new"}, headers=auth(subject))
+        assert created.status_code == 201
+        todo = created.json()
+        blocker_id = (await warm.get("/api/users/me", headers=auth(blocker))).json()["id"]
+    app = create_app(load_settings(**{**base_settings, "db_pool_size": 1}))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as cold:
+        async with holding(db_engine, "SELECT 1 FROM users WHERE id = :id FOR UPDATE", id=blocker_id):
+            # The cold worker's one connection waits on the blocker's lock ...
+            stuck = asyncio.create_task(cold.post("/api/todos", json={"title": "b"}, headers=auth(blocker)))
+            await wait_for_lock_waiters(db_engine)
+            # ... so this GET arrives (its identity is not cached), then waits for it ...
+            raced = asyncio.create_task(cold.get(f"/api/todos/{todo['id']}", headers=auth(subject)))
+            await asyncio.sleep(0.2)
+            # ... while the other request caches the old account's id, as it read it.
+            stale = {"id": uuid.UUID(old["id"]), "email": old["email"], "name": old["name"]}
+            app.state.context.identities.put(SimpleNamespace(issuer=ISSUER, subject=subject, **stale))
+        assert (await stuck).status_code == 201
+        response = await raced
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == todo["id"]

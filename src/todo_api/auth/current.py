@@ -39,6 +39,10 @@ class CurrentUser:
     principal: Principal
     database: Database
     cached: uuid.UUID | None
+    # `lookup()`: the worker's identity cache, again. Another request of this worker may have filled
+    # it while this one waited for a connection (one statement fewer); such an id is checked like
+    # one found at first, since the row behind it may have been read before a deletion.
+    lookup: Callable[[], uuid.UUID | None]
     # `resolve(session)`: the id for this principal, read (or written) in that session.
     resolve: Callable[[Session], uuid.UUID]
     # `find(session)`: `resolve` without writing: the id of an existing, current account, or None.
@@ -83,12 +87,17 @@ class CurrentUser:
                 self.verify(session, user_id)  # an empty page: of this account, or of a deleted one?
             return result
 
+        def cached_now() -> uuid.UUID | None:
+            if self.cached is None:
+                self.cached = self.lookup()
+            return self.cached
+
         def as_user(session: Session) -> T:
-            cached = self.cached
+            cached = cached_now()
             return as_id(session, self.resolve(session) if cached is None else cached)
 
         def as_user_found(session: Session) -> T:
-            cached = self.cached
+            cached = cached_now()
             user_id = self.find(session) if cached is None else cached
             if user_id is None:
                 raise _Unresolved
