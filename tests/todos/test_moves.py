@@ -268,6 +268,28 @@ async def test_a_create_that_waited_for_its_users_turn_still_goes_last(api: Api,
     assert await _order(api) == [first["id"], str(meanwhile), response.json()["id"]]
 
 
+async def test_editing_and_completing_a_todo_do_not_wait_for_the_users_turn(api: Api, db_engine: AsyncEngine) -> None:
+    """README ("A user's writes that lock several todos or lists ..."): editing and completing a todo
+    do not wait for the user's write turn. With another transaction holding it (the user row's
+    lock), both answer at once; a create, which takes the turn, is still waiting."""
+    todo = await api.create_todo(title="mine")
+    user_id = (await api.request("GET", "/api/users/me")).json()["id"]
+    async with db_engine.connect() as other:  # a move or a trashing of this user, holding the turn
+        await other.execute(select(col(User.id)).where(col(User.id) == user_id).with_for_update())
+        waiting = asyncio.create_task(api.request("POST", "/api/todos", json={"title": "waits"}))
+        await wait_for_lock_waiters(db_engine)
+        for body in ({"title": "edited"}, {"completed": True}, {"completed": False, "priority": "high"}):
+            # a guard, not a timing assertion: a PATCH that waited for the turn would hang until the
+            # turn is released, after this block
+            response = await asyncio.wait_for(api.request("PATCH", f"/api/todos/{todo['id']}", json=body), 30)
+            assert response.status_code == 200, response.text
+        assert not waiting.done()
+        await other.rollback()
+    assert (await waiting).status_code == 201
+    final = (await api.request("GET", f"/api/todos/{todo['id']}")).json()
+    assert (final["title"], final["completed"], final["priority"]) == ("edited", False, "high")
+
+
 async def test_concurrent_creates_of_one_user_lose_nothing_and_never_share_a_position(
     app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
 ) -> None:
