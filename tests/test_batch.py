@@ -4,11 +4,13 @@ not applied twice), quotas and rate limits counting commands, a 1 MiB body cap."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api import Api
 from tests.conftest import AppClientFactory
@@ -183,6 +185,33 @@ async def test_rate_limits_count_commands(app_client: AppClientFactory, auth: Ca
         assert len(await api.all_pages("/api/todos")) == 8  # one request left in the window
 
 
+async def test_a_batch_over_the_rate_limit_runs_none_of_its_commands(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    """README (Batch): "Quotas and rate limits count commands, not requests (...) over it the whole
+    batch is 429 and nothing runs". Fresh command uuids: a refused batch creates no todo and stores
+    no result, so once the window is over the same commands are applied then (201, new todos)."""
+    headers = auth()
+    first = [command("todo_add", {"title": f"t{n}"}) for n in range(8)]
+    over = [command("todo_add", {"title": f"over {n}"}) for n in range(3)]
+    async with app_client(rate_limit_requests=10) as client:
+        api = Api(client, headers)
+        await batch(api, *first)  # 8 commands: 8 of the window's 10
+        refused = await api.request("POST", "/api/batch", json={"commands": over})  # 2 requests, 11 commands
+        assert (refused.status_code, refused.json()["code"]) == (429, "rate_limited")
+    async with app_client() as client:  # the window is over (here: no limit at all)
+        api = Api(client, headers)
+        before = await api.all_pages("/api/todos")
+        assert sorted(todo["title"] for todo in before) == sorted(f"t{n}" for n in range(8))
+        again = await batch(api, *over)
+        assert [result["status"] for result in again["results"]] == [201, 201, 201]
+        created = [result["resource"] for result in again["results"]]
+        assert [todo["title"] for todo in created] == ["over 0", "over 1", "over 2"]
+        assert not {todo["id"] for todo in created} & {todo["id"] for todo in before}  # new rows, not replays
+        after = {todo["id"] for todo in await api.all_pages("/api/todos")}
+        assert after == {todo["id"] for todo in before} | {todo["id"] for todo in created}
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -234,6 +263,37 @@ async def test_the_batch_token_continues_the_clients_token(api: Api) -> None:
     body = await batch(api, command("todo_add", {"title": "offline"}), sync_token=full["sync_token"])
     changes = (await api.request("GET", "/api/sync", params={"sync_token": body["sync_token"]})).json()
     assert {todo["title"] for todo in changes["todos"]} == {"changed by another device", "offline"}
+
+
+async def _until_a_fresh_token_starts_after(api: Api, todo_id: str) -> None:
+    """Wait until a token minted now no longer reaches back to `todo_id`'s last write. (A token starts
+    at the oldest transaction running anywhere on the server: other test workers' transactions may
+    hold it back for a moment; see tests/test_sync.py.)"""
+    async with asyncio.timeout(30):
+        while True:
+            fresh = (await api.request("GET", "/api/sync")).json()["sync_token"]
+            since = await api.request("GET", "/api/sync", params={"sync_token": fresh})
+            assert since.status_code == 200, since.text
+            if todo_id not in {todo["id"] for todo in since.json()["todos"]}:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_a_batch_without_a_token_starts_its_token_at_the_batch(api: Api) -> None:
+    """README (Batch): "The response's `sync_token` continues the one you sent (...); without one, it
+    starts at this batch". A sync with it returns the batch's own writes (README: "Incremental sync
+    with the batch's token: (...) this batch's") and what came after, not what came before."""
+    before = await api.create_todo(title="before")
+    await _until_a_fresh_token_starts_after(api, before["id"])
+    body = await batch(api, command("todo_add", {"title": "in the batch"}))
+    in_batch = body["results"][0]["resource"]
+    after = await api.create_todo(title="after")
+    response = await api.request("GET", "/api/sync", params={"sync_token": body["sync_token"]})
+    assert response.status_code == 200, response.text
+    changes = response.json()
+    assert changes["has_more"] is False
+    assert sorted(changes["todos"], key=lambda todo: todo["title"]) == [after, in_batch]
+    assert changes["deleted"] == {"todos": [], "lists": []}
 
 
 async def test_moves_with_temp_ids(api: Api) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session, col
 
 from tests.api import Api
+from tests.conftest import AppClientFactory
 from tests.keys import CURSOR_SECRET
 from todo_api.models import SyncHorizon, SyncTombstone
 from todo_api.sealed import Sealer
@@ -173,6 +175,54 @@ async def test_tokens_are_bound_to_their_user_and_cannot_be_edited(api: Api, oth
     assert theirs.status_code == 422
     # Another user's token is refused exactly like a forged one (only the echoed input differs).
     assert theirs.json()["detail"][0]["msg"] == mine_garbled.json()["detail"][0]["msg"]
+
+
+async def test_rotation_keeps_sync_tokens_while_the_previous_secret_is_set(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    """README (Sync): a token sealed with a secret the server no longer has is 422
+    `invalid_sync_token`; "when rotating `CURSOR_SECRET`, keep the old one as
+    `CURSOR_SECRET_PREVIOUS`" — so while it is kept, old tokens still sync."""
+    headers = auth()
+    new_secret = "a-brand-new-cursor-secret-of-40-characters"
+    async with app_client() as client:
+        api = Api(client, headers)
+        todo = await api.create_todo(title="v1")
+        _, old = await sync_all(api)
+        assert (await api.request("PATCH", f"/api/todos/{todo['id']}", json={"title": "v2"})).status_code == 200
+    async with app_client(cursor_secret=new_secret, cursor_secret_previous=CURSOR_SECRET) as client:
+        api = Api(client, headers)
+        changes, new = await sync_all(api, old)  # 200, the change since the old token included
+        assert {todo_id: item["title"] for todo_id, item in changes["todos"].items()} == {todo["id"]: "v2"}
+    async with app_client(cursor_secret=new_secret) as client:  # rotation finished: old tokens are 422
+        api = Api(client, headers)
+        response = await api.request("GET", "/api/sync", params={"sync_token": old})
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_sync_token"), response.text
+        assert response.json()["detail"][0]["loc"] == ["query", "sync_token"]
+        await sync_all(api, new)  # a token the rotation handed out still works
+
+
+async def add_todos(api: Api, count: int) -> None:
+    """`count` todos, up to 100 per batch request (fast seeding)."""
+    for start in range(0, count, 100):
+        commands = [
+            {"type": "todo_add", "uuid": str(uuid.uuid4()), "args": {"title": f"t{n}"}}
+            for n in range(start, min(start + 100, count))
+        ]
+        response = await api.request("POST", "/api/batch", json={"commands": commands})
+        assert response.status_code == 200, response.text
+        assert {result["status"] for result in response.json()["results"]} == {201}
+
+
+async def test_the_default_limit_is_500(api: Api) -> None:
+    """README (Sync): "`limit` (default 500, at most 1000) bounds the resources of one response"."""
+    await add_todos(api, 501)
+    first = await sync(api)
+    assert (len(first["todos"]), first["lists"], first["has_more"]) == (500, [], True)
+    rest = await sync(api, first["sync_token"])
+    assert rest["has_more"] is False
+    seen = {todo["id"] for todo in first["todos"]} | {todo["id"] for todo in rest["todos"]}
+    assert len(seen) == 501
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"limit": "x"}, {"sync_token": "x" * 201}, {"x": 1}])

@@ -153,6 +153,20 @@ async def test_last_page_has_null_cursor_and_limit_bounds(api: Api) -> None:
     assert (await api.request("GET", "/api/todos", params={"limit": 200})).status_code == 200
 
 
+async def test_the_default_limit_is_50(api: Api) -> None:
+    """README (Listing todos): "`limit` 1–200 (default 50)"."""
+    commands = [{"type": "todo_add", "uuid": str(uuid.uuid4()), "args": {"title": f"t{n}"}} for n in range(60)]
+    seeded = await api.request("POST", "/api/batch", json={"commands": commands})  # one request, not 60
+    assert seeded.status_code == 200, seeded.text
+    assert {result["status"] for result in seeded.json()["results"]} == {201}
+    first = (await api.request("GET", "/api/todos")).json()
+    assert len(first["items"]) == 50
+    assert isinstance(first["next_cursor"], str)
+    rest = (await api.request("GET", "/api/todos", params={"cursor": first["next_cursor"]})).json()
+    assert (len(rest["items"]), rest["next_cursor"]) == (10, None)
+    assert len(set(ids(first["items"])) | set(ids(rest["items"]))) == 60
+
+
 async def test_concurrent_inserts_never_cause_duplicates_or_skips(api: Api) -> None:
     before = [await api.create_todo(title=f"old {i}") for i in range(40)]
     seen: list[str] = []
