@@ -91,14 +91,15 @@ WITH_COUNTS = [*_COLUMNS, col(TodoList.version), ALL_TODOS.label("todo_count"), 
 
 
 def _at(states: int | None) -> list[ColumnElement[bool]]:
-    """The row is in one of `states` states given as bind parameters (`version_<i>`,
-    `todo_count_<i>`, `open_count_<i>`): the counts are part of the representation. None: any."""
+    """The row is in one of `states` states given as bind parameters (`state_version_<i>`,
+    `state_todo_count_<i>`, `state_open_count_<i>`): the counts are part of the representation. None:
+    any. (Not `version_<i>`: SQLAlchemy names the `+ 1` of `version = version + 1` `version_1`.)"""
     if states is None:
         return []
     conditions = [
-        (col(TodoList.version) == bindparam(f"version_{i}", type_=Integer))
-        & (bindparam(f"todo_count_{i}", type_=Integer) == ALL_TODOS)
-        & (bindparam(f"open_count_{i}", type_=Integer) == OPEN_TODOS)
+        (col(TodoList.version) == bindparam(f"state_version_{i}", type_=Integer))
+        & (bindparam(f"state_todo_count_{i}", type_=Integer) == ALL_TODOS)
+        & (bindparam(f"state_open_count_{i}", type_=Integer) == OPEN_TODOS)
         for i in range(states)
     ]
     return [or_(false(), *conditions)]
@@ -107,7 +108,11 @@ def _at(states: int | None) -> list[ColumnElement[bool]]:
 def _state_params(states: Iterable[ListState] | None) -> dict[str, int]:
     params: dict[str, int] = {}
     for i, (version, todo_count, open_count) in enumerate(sorted(states or ())):
-        params |= {f"version_{i}": version, f"todo_count_{i}": todo_count, f"open_count_{i}": open_count}
+        params |= {
+            f"state_version_{i}": version,
+            f"state_todo_count_{i}": todo_count,
+            f"state_open_count_{i}": open_count,
+        }
     return params
 
 
