@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import stat
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import jwt
 import orjson
 import pytest
@@ -22,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tests.auth.jwks_server import JwksServer
 from tests.commands import run_cli
 from tests.conftest import AppClientFactory
+from tests.faults.servers import free_port, stop_process, wait_until
 from tests.keys import AUDIENCE, CURSOR_SECRET, ISSUER, new_key, public_jwk, public_pem
 from todo_api.storage import migrate
 from todo_api.storage.database import driver_url
@@ -256,6 +260,50 @@ def test_dev_on_a_busy_port_fails_first_in_one_line(tmp_path: Path) -> None:
         f"todo-api: port {port} on 127.0.0.1 is already in use (another server?); choose another with --port"
     ]
     assert not (tmp_path / ".data").exists()
+
+
+def _dev_docs(cwd: Path, database_url: str) -> tuple[httpx.Response, httpx.Response]:
+    """`todo-api dev` on a free port (against the test database): its `/docs` and `/openapi.json`."""
+    port = free_port()
+    base = {name: os.environ[name] for name in ("PATH", "HOME") if name in os.environ}
+    log = cwd / "dev.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+            [sys.executable, "-m", "todo_api", "dev", "--port", str(port)],
+            cwd=cwd,
+            env={**base, "DATABASE_URL": database_url},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    answers: list[httpx.Response] = []
+
+    def answered() -> bool:
+        if process.poll() is not None:
+            return True
+        try:
+            answers.append(httpx.get(f"{url}/docs", timeout=5))
+        except httpx.TransportError:
+            return False
+        return True
+
+    try:
+        wait_until(answered, 120, "todo-api dev to answer", interval=0.1)
+        assert process.poll() is None, log.read_text(errors="replace")
+        return answers[-1], httpx.get(f"{url}/openapi.json", timeout=5)
+    finally:
+        stop_process(process)
+
+
+async def test_dev_serves_the_docs(tmp_path: Path, database_url: str) -> None:
+    """README, "The two commands" (`todo-api dev`: "docs on /docs") and `DOCS_ENABLED` ("`dev`
+    turns them on"): the dev server serves `/docs` and `/openapi.json` without being asked to."""
+    docs, document = await asyncio.to_thread(_dev_docs, tmp_path, database_url)
+    assert docs.status_code == 200
+    assert docs.headers["content-type"].startswith("text/html")
+    assert document.status_code == 200
+    assert "/api/todos" in document.json()["paths"]
 
 
 @pytest.mark.parametrize("args", [[], ["no-such-command"], ["token"]])

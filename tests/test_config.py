@@ -111,6 +111,13 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert not any(line.startswith("set one of") for line in lines)
 
 
+def test_idempotency_retention_below_24_hours_is_refused(tmp_path: Path) -> None:
+    """README, `IDEMPOTENCY_RETENTION_HOURS` (default 24, "≥ 24"): less stops `serve` with one line
+    naming the variable and the bound."""
+    result = serve(tmp_path, DATABASE_URL=DATABASE_URL, JWT_SECRET=SECRET, IDEMPOTENCY_RETENTION_HOURS="23")
+    assert problems(result) == ["IDEMPOTENCY_RETENTION_HOURS input should be greater than or equal to 24"]
+
+
 def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
         f"JWT_SECRET={SECRET}\nJWT_ISSUER=https://from-dotenv.test\nJWT_AUDIENCE=dotenv-api\n", encoding="utf-8"
@@ -219,3 +226,24 @@ def test_messages_never_contain_values(monkeypatch: pytest.MonkeyPatch, tmp_path
     lines = load_problems(monkeypatch, tmp_path, **secret_values)
     assert len(lines) == len(secret_values), lines
     assert not any("hunter2" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("value", ["23", "0", "-24"])
+def test_idempotency_retention_below_24_hours_variants(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str
+) -> None:
+    env = {"DATABASE_URL": DATABASE_URL, "JWT_SECRET": SECRET, "IDEMPOTENCY_RETENTION_HOURS": value}
+    assert load_problems(monkeypatch, tmp_path, **env) == [
+        "IDEMPOTENCY_RETENTION_HOURS input should be greater than or equal to 24"
+    ]
+
+
+def test_idempotency_retention_of_24_hours_or_more_is_accepted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """README: the bound is inclusive, and the default is 24."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", DATABASE_URL)
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    assert load_settings().idempotency_retention_hours == 24
+    for hours in ("24", "48"):
+        monkeypatch.setenv("IDEMPOTENCY_RETENTION_HOURS", hours)
+        assert load_settings().idempotency_retention_hours == int(hours)

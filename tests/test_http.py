@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -195,3 +196,30 @@ async def test_undecodable_json_is_422_like_other_malformed_json(
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+async def test_docs_are_off_by_default(client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]) -> None:
+    """README, `DOCS_ENABLED` (default false: "serve `/docs` and `/openapi.json`"): without it
+    neither path exists, for anyone."""
+    for path in ("/docs", "/openapi.json"):
+        for headers in ({}, auth()):
+            response = await client.get(path, headers=headers)
+            assert (response.status_code, response.json()["code"]) == (404, "not_found"), path
+            assert "openapi" not in response.text.lower()
+
+
+async def test_docs_enabled_serves_docs_and_the_openapi_document(app_client: AppClientFactory) -> None:
+    """README, `DOCS_ENABLED`: "serve `/docs` and `/openapi.json`": the interactive docs, reading
+    the same OpenAPI 3.1 document `todo-api openapi` prints. A browser opens them without a token."""
+    async with app_client(docs_enabled=True) as client:
+        document = await client.get("/openapi.json")
+        assert document.status_code == 200
+        assert document.headers["content-type"] == "application/json"
+        printed = create_app(load_settings(_env_file=None, require_database=False, require_key_source=False)).openapi()
+        assert document.json() == json.loads(json.dumps(printed))
+        assert document.json()["openapi"].startswith("3.1")
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        assert docs.headers["content-type"].startswith("text/html")
+        assert "swagger-ui" in docs.text
+        assert "/openapi.json" in docs.text

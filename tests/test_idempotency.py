@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.api import Api
+from tests.conftest import AppClientFactory
 from todo_api.models import IdempotencyKey, Todo, TodoList
 
 
@@ -125,3 +127,75 @@ async def test_expired_keys_are_forgotten(api: Api, db_engine: AsyncEngine) -> N
     third = await api.request("POST", "/api/todos", json={"title": "t"}, headers=key)  # the record was replaced
     assert (third.json()["id"], third.headers["location"]) == (second.json()["id"], second.headers["location"])
     assert third.headers["idempotent-replayed"] == "true"
+
+
+async def _age_key(engine: AsyncEngine, key: str, hours: int) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == key)  # type: ignore[arg-type]
+            .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, hours))
+        )
+
+
+@pytest.mark.parametrize(("retention_hours", "replayed"), [(48, True), (24, False)])
+async def test_keys_are_kept_for_idempotency_retention_hours(
+    app_client: AppClientFactory,
+    auth: Callable[..., dict[str, str]],
+    db_engine: AsyncEngine,
+    retention_hours: int,
+    replayed: bool,
+) -> None:
+    """README, "Safe retries": keys are "kept for 24 hours (`IDEMPOTENCY_RETENTION_HOURS`)". A key
+    stored 25 hours ago still replays the first 201 when the setting is 48, and is forgotten (the
+    retry creates again) when it is 24."""
+    async with app_client(idempotency_retention_hours=retention_hours) as client:
+        api = Api(client, auth())
+        key = {"Idempotency-Key": "a-day-and-an-hour"}
+        first = await api.request("POST", "/api/todos", json={"title": "t"}, headers=key)
+        assert first.status_code == 201
+        await _age_key(db_engine, "a-day-and-an-hour", 25)
+        retry = await api.request("POST", "/api/todos", json={"title": "t"}, headers=key)
+        assert retry.status_code == 201
+        todos = await api.all_pages("/api/todos")
+        if replayed:
+            assert retry.headers["idempotent-replayed"] == "true"
+            assert (retry.content, retry.headers["location"]) == (first.content, first.headers["location"])
+            assert [todo["id"] for todo in todos] == [first.json()["id"]]
+        else:
+            assert "idempotent-replayed" not in retry.headers
+            assert retry.json()["id"] != first.json()["id"]
+            assert {todo["id"] for todo in todos} == {first.json()["id"], retry.json()["id"]}
+
+
+@pytest.mark.parametrize(("retention_hours", "replayed"), [(48, True), (24, False)])
+async def test_batch_command_results_are_kept_for_idempotency_retention_hours(
+    app_client: AppClientFactory,
+    auth: Callable[..., dict[str, str]],
+    db_engine: AsyncEngine,
+    retention_hours: int,
+    replayed: bool,
+) -> None:
+    """README, "Batch" (a command's stored result is "kept `IDEMPOTENCY_RETENTION_HOURS`") and the
+    configuration table ("how long `Idempotency-Key` outcomes and batch command results are kept"):
+    a command applied 25 hours ago is not applied again when resent with the setting at 48 (its
+    stored result comes back); at 24 it is forgotten and the resent command runs again."""
+    async with app_client(idempotency_retention_hours=retention_hours) as client:
+        api = Api(client, auth())
+        command = {"type": "todo_add", "uuid": str(uuid.uuid4()), "args": {"title": "t"}}
+        first = await api.request("POST", "/api/batch", json={"commands": [command]})
+        assert first.status_code == 200, first.text
+        (applied,) = first.json()["results"]
+        assert applied["status"] == 201
+        await _age_key(db_engine, f"batch {command['uuid']}", 25)
+        again = await api.request("POST", "/api/batch", json={"commands": [command]})
+        assert again.status_code == 200, again.text
+        (resent,) = again.json()["results"]
+        assert resent["status"] == 201
+        todos = await api.all_pages("/api/todos")
+        if replayed:
+            assert resent == applied
+            assert [todo["id"] for todo in todos] == [applied["resource"]["id"]]
+        else:
+            assert resent["resource"]["id"] != applied["resource"]["id"]
+            assert {todo["id"] for todo in todos} == {applied["resource"]["id"], resent["resource"]["id"]}

@@ -8,11 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from tests.api import Api
+from tests.conftest import AppClientFactory
+from tests.housekeeping import prompt_housekeeping
 from todo_api import maintenance
 from todo_api.app import create_app
 from todo_api.config import load_settings
@@ -91,3 +94,32 @@ async def test_the_app_counts_every_request_for_housekeeping(
             assert (await client.get("/api/users/me", headers=auth())).status_code == 200
             assert (await client.get("/api/users/me")).status_code == 401  # refused requests count too
     assert activity.requests == 2
+
+
+async def test_the_apps_rounds_keep_keys_for_idempotency_retention_hours(
+    app_client: AppClientFactory,
+    auth: Callable[..., dict[str, str]],
+    db_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README, `IDEMPOTENCY_RETENTION_HOURS` ("how long `Idempotency-Key` outcomes and batch command
+    results are kept") and "Safe retries" ("kept for 24 hours (`IDEMPOTENCY_RETENTION_HOURS`), then
+    purged"): the app's own housekeeping purges by the setting. At 48, a key stored 25 hours ago (past
+    the default 24) is kept and one stored 49 hours ago is purged."""
+    rounds = prompt_housekeeping(monkeypatch)
+    async with app_client(idempotency_retention_hours=48) as client:
+        api = Api(client, auth())
+        for name in ("fresh", "day-old", "two-days-old"):
+            response = await api.request("POST", "/api/todos", json={"title": name}, headers={"Idempotency-Key": name})
+            assert response.status_code == 201
+        async with db_engine.begin() as connection:
+            for name, hours in (("day-old", 25), ("two-days-old", 49)):
+                await connection.execute(
+                    update(IdempotencyKey)
+                    .where(IdempotencyKey.key == name)  # type: ignore[arg-type]
+                    .values(created_at=func.now() - func.make_interval(0, 0, 0, 0, hours))
+                )
+        mark = rounds.started
+        assert (await api.request("GET", "/api/users/me")).status_code == 200  # a round runs after requests
+        await rounds.after(mark)
+    assert await _stored_keys(db_engine) == {"fresh", "day-old"}

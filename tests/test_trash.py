@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from tests.api import Api
 from tests.conftest import AppClientFactory
+from tests.housekeeping import prompt_housekeeping
 from todo_api import maintenance
 from todo_api.config import load_settings
 from todo_api.models import SyncTombstone, Todo, TodoList, User
@@ -235,3 +236,92 @@ async def test_deleting_the_account_removes_the_trash_and_tombstones(api: Api, d
         for model in (Todo, TodoList, SyncTombstone):
             owned = select(func.count()).select_from(model).where(col(model.user_id) == user_id)
             assert (await connection.execute(owned)).scalar_one() == 0
+
+
+def _aged(days: int, hours: int) -> timedelta:
+    return timedelta(days=days) + timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("days", [1, 45])
+async def test_the_apps_housekeeping_purges_the_trash_after_trash_retention_days(
+    app_client: AppClientFactory,
+    auth: Callable[..., dict[str, str]],
+    db_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    days: int,
+) -> None:
+    """README, "The trash" and `TRASH_RETENTION_DAYS` ("days a deleted todo or list stays in the
+    trash (restorable) before housekeeping purges it"): through the app's own housekeeping, with the
+    setting below and above the default 30, an item trashed an hour less than that many days ago
+    stays restorable and one trashed an hour more is deleted for good (a tombstone for sync)."""
+    rounds = prompt_housekeeping(monkeypatch)
+    async with app_client(trash_retention_days=days) as client:
+        api = Api(client, auth())
+        kept, purged = await api.create_todo(title="kept"), await api.create_todo(title="purged")
+        kept_list, purged_list = await api.create_list("Kept list"), await api.create_list("Purged list")
+        for resource in (f"todos/{kept['id']}", f"todos/{purged['id']}"):
+            assert (await api.request("DELETE", f"/api/{resource}")).status_code == 204
+        for resource in (f"lists/{kept_list['id']}", f"lists/{purged_list['id']}"):
+            assert (await api.request("DELETE", f"/api/{resource}")).status_code == 204
+        async with db_engine.begin() as connection:
+            for model, kept_id, purged_id in (
+                (Todo, kept["id"], purged["id"]),
+                (TodoList, kept_list["id"], purged_list["id"]),
+            ):
+                for resource_id, age in ((kept_id, _aged(days, -1)), (purged_id, _aged(days, +1))):
+                    await connection.execute(
+                        update(model).where(col(model.id) == uuid.UUID(resource_id)).values(deleted_at=func.now() - age)
+                    )
+        mark = rounds.started
+        assert (await api.request("GET", "/api/users/me")).status_code == 200  # a round runs after requests
+        await rounds.after(mark)
+        assert {item["id"] for item in await _trash(api)} == {kept["id"], kept_list["id"]}
+        assert set(await _tombstones(db_engine, await _me(api))) == {purged["id"], purged_list["id"]}
+        for gone in (purged, purged_list):
+            assert (await api.request("POST", f"/api/trash/{gone['id']}/restore")).status_code == 404
+        assert (await api.request("POST", f"/api/trash/{kept['id']}/restore")).status_code == 200
+        assert (await api.request("POST", f"/api/trash/{kept_list['id']}/restore")).status_code == 200
+
+
+@pytest.mark.parametrize("days", [1, 45])
+async def test_the_apps_housekeeping_keeps_purged_deletions_for_sync_trash_retention_days(
+    app_client: AppClientFactory,
+    auth: Callable[..., dict[str, str]],
+    db_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    days: int,
+) -> None:
+    """README, `TRASH_RETENTION_DAYS` ("a sync token stays usable at least this long after a purge
+    (older: 410, full-sync)") and "Sync" ("deletions of purged resources are remembered for
+    `TRASH_RETENTION_DAYS`"): through the app's own housekeeping, with the setting below and above
+    the default 30, a token from before a purge an hour less than that many days ago still syncs (and
+    reports the deletion); one from before a purge an hour more ago is 410 `sync_token_expired`."""
+    rounds = prompt_housekeeping(monkeypatch)
+    async with app_client(trash_retention_days=days) as client:
+        recent, old = Api(client, auth()), Api(client, auth())
+        tokens: dict[str, str] = {}
+        todos: dict[str, dict[str, Any]] = {}
+        for name, api in (("recent", recent), ("old", old)):
+            todos[name] = await api.create_todo(title=name)
+            full = await api.request("GET", "/api/sync")
+            assert full.status_code == 200, full.text
+            tokens[name] = full.json()["sync_token"]
+            assert (await api.request("DELETE", f"/api/todos/{todos[name]['id']}")).status_code == 204
+            assert (await api.request("DELETE", f"/api/trash/{todos[name]['id']}")).status_code == 204
+        async with db_engine.begin() as connection:
+            for name, age in (("recent", _aged(days, -1)), ("old", _aged(days, +1))):
+                await connection.execute(
+                    update(SyncTombstone)
+                    .where(col(SyncTombstone.id) == uuid.UUID(todos[name]["id"]))
+                    .values(purged_at=SyncTombstone.purged_at - age)
+                )
+        mark = rounds.started
+        assert (await recent.request("GET", "/api/users/me")).status_code == 200  # a round runs after requests
+        await rounds.after(mark)
+        still = await recent.request("GET", "/api/sync", params={"sync_token": tokens["recent"]})
+        assert still.status_code == 200, still.text
+        assert todos["recent"]["id"] in still.json()["deleted"]["todos"]
+        expired = await old.request("GET", "/api/sync", params={"sync_token": tokens["old"]})
+        assert (expired.status_code, expired.json()["code"]) == (410, "sync_token_expired")
+        assert set(await _tombstones(db_engine, await _me(recent))) == {todos["recent"]["id"]}
+        assert await _tombstones(db_engine, await _me(old)) == {}

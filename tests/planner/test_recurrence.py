@@ -232,7 +232,9 @@ def test_the_last_occurrences_before_year_10000_end_the_series() -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"])
+@pytest.mark.parametrize(
+    "name", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5", "US/Eastern", "Asia/Calcutta"]
+)
 def test_iana_time_zones_are_accepted(name: str) -> None:
     assert parse_time_zone(name).key == name
 

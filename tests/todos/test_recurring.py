@@ -54,6 +54,41 @@ async def test_a_daily_nine_oclock_rule_stays_at_nine_across_both_changes(
         assert len(offsets) == 2  # the offset changed in the middle: the wall-clock time did not
 
 
+# A link of the tz database, the first due date as sent, then the due dates after three completions:
+# 09:00 there every day (New York's clocks change on 2030-03-10; India's never do).
+ZONE_LINKS = [
+    (
+        "US/Eastern",
+        "2030-03-08T09:00:00-05:00",
+        ["2030-03-08T14:00:00Z", "2030-03-09T14:00:00Z", "2030-03-10T13:00:00Z", "2030-03-11T13:00:00Z"],
+    ),
+    (
+        "Asia/Calcutta",
+        "2030-03-08T09:00:00+05:30",
+        ["2030-03-08T03:30:00Z", "2030-03-09T03:30:00Z", "2030-03-10T03:30:00Z", "2030-03-11T03:30:00Z"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("zone", "first_due", "dues"), ZONE_LINKS)
+async def test_time_zone_links_are_accepted_and_kept_as_written(
+    api: Api, zone: str, first_due: str, dues: list[str]
+) -> None:
+    """README, "Recurring todos": `time_zone` is an IANA name, "exact names from the tz database,
+    links such as `US/Eastern` included". A link is accepted (201), stored and returned exactly as
+    sent (not replaced by the zone it links to), and the rule repeats the wall-clock time in it."""
+    plain = await api.create_todo(title="no rule", time_zone=zone)
+    assert plain["time_zone"] == zone
+    todo = await api.create_todo(title="standup", recurrence="FREQ=DAILY", time_zone=zone, due_at=first_due)
+    assert (todo["time_zone"], todo["due_at"]) == (zone, dues[0])
+    seen = [(await _complete(api, todo["id"]))["due_at"] for _ in range(3)]
+    assert seen == dues[1:]
+    for created in (plain, todo):
+        fetched = (await api.request("GET", f"/api/todos/{created['id']}")).json()
+        assert fetched["time_zone"] == zone
+    assert {item["time_zone"] for item in await api.all_pages("/api/todos")} == {zone}
+
+
 async def test_completing_advances_and_records_each_completion(api: Api) -> None:
     todo = await api.create_todo(
         title="water plants", recurrence="freq=weekly;byday=mo,th;count=3", due_at="2030-01-07T08:00:00Z"

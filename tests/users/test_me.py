@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable
 
@@ -131,3 +132,46 @@ async def test_me_shows_the_token_profile_after_another_worker_stored_other_clai
         back = (await second.get("/api/users/me", headers=auth("flip"))).json()
         assert (back["email"], back["name"]) == ("a@example.com", "Ann")
         assert len({again["id"], back["id"]}) == 1
+
+
+async def test_one_subject_from_two_issuers_is_two_users(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    """README, "Connecting your identity provider": users are "keyed by (issuer, subject)". With
+    `JWT_ISSUER` unset every issuer's tokens are accepted, so one `sub` from two issuers must be two
+    accounts, each seeing only its own todos; on one worker, whose identity cache must tell them apart
+    too (the second and later requests of each are answered from it)."""
+    issuers = ("https://one.issuer.test", "https://two.issuer.test")
+    one, two = (auth("same-subject", iss=issuer) for issuer in issuers)
+    async with app_client(jwt_issuer=None) as client:
+        first = (await client.get("/api/users/me", headers=one)).json()
+        second = (await client.get("/api/users/me", headers=two)).json()
+        assert first["id"] != second["id"]
+        assert (first["issuer"], first["subject"]) == (issuers[0], "same-subject")
+        assert (second["issuer"], second["subject"]) == (issuers[1], "same-subject")
+        mine = await client.post("/api/todos", json={"title": "one's"}, headers=one)
+        theirs = await client.post("/api/todos", json={"title": "two's"}, headers=two)
+        assert mine.status_code == theirs.status_code == 201
+        for headers, own, other, user in ((one, mine, theirs, first), (two, theirs, mine, second)):
+            assert (await client.get("/api/users/me", headers=headers)).json() == user
+            listed = (await client.get("/api/todos", headers=headers)).json()["items"]
+            assert [todo["id"] for todo in listed] == [own.json()["id"]]
+            assert (await client.get(other.headers["location"], headers=headers)).status_code == 404
+    assert await count_users(db_engine, subject="same-subject") == 2
+
+
+async def test_a_request_id_is_echoed_only_when_it_has_1_to_128_characters(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
+) -> None:
+    """README, "Errors" (header grammar): "`X-Request-ID` is echoed only when it is 1–128 of `A–Z a–z
+    0–9 . _ : -`"; otherwise the response carries a generated one (never a truncated copy)."""
+    longest = "Az09._:-" * 16
+    assert len(longest) == 128
+    for headers in (auth(), {}):  # authenticated (200) and anonymous (401) alike
+        echoed = await client.get("/api/users/me", headers={**headers, "X-Request-ID": longest})
+        assert echoed.headers["x-request-id"] == longest
+        for refused in (longest + "A", ""):
+            replaced = await client.get("/api/users/me", headers={**headers, "X-Request-ID": refused})
+            generated = replaced.headers["x-request-id"]
+            assert re.fullmatch(r"[0-9a-f]{32}", generated), generated
+            assert generated not in {refused, longest}
