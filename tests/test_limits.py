@@ -4,6 +4,7 @@ per-user rate limits shared across app instances (PostgreSQL and Redis)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -75,6 +76,86 @@ async def test_chunked_body_over_the_cap_is_413(api: Api) -> None:
 
     response = await api.request("POST", "/api/todos", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
+
+
+MIB = 1024 * 1024
+JSON = {"content-type": "application/json"}
+
+
+def sized(payload: Any, size: int) -> bytes:
+    """`payload` as JSON of exactly `size` bytes: its compact form, then blanks (valid JSON
+    whitespace), so the size comes from nothing a field limit would refuse."""
+    compact = json.dumps(payload, separators=(",", ":")).encode()
+    assert len(compact) <= size, (len(compact), size)
+    return compact + b" " * (size - len(compact))
+
+
+def full_batch(size: int) -> bytes:
+    """A valid batch of 100 `todo_add` commands (each description at its 10,000-character limit)
+    of exactly `size` bytes."""
+    commands = [
+        {"type": "todo_add", "uuid": str(uuid.uuid4()), "args": {"title": f"t{n}", "description": "d" * 10_000}}
+        for n in range(100)
+    ]
+    return sized({"commands": commands}, size)
+
+
+async def post_batch(api: Api, size: int) -> httpx.Response:
+    return await api.request("POST", "/api/batch", content=full_batch(size), headers=JSON)
+
+
+async def test_max_body_bytes_sets_the_cap_and_the_batch_cap_when_larger(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: Any
+) -> None:
+    """README, configuration: `MAX_BODY_BYTES` (default 65536): "larger bodies get 413
+    (`/api/batch`: 1 MiB, or this if larger)"; "The body cap of `/api/batch` is 1 MiB (or
+    `MAX_BODY_BYTES` if larger)". Raised to 2 MiB, a valid 70,000-byte todo (sent with a
+    Content-Length or chunked) and a 1.5 MB batch are taken, and the batch cap is 2 MiB exactly."""
+    todo = sized({"title": "big", "description": "d" * 10_000}, 70_000)
+
+    async def chunked() -> Any:
+        for start in range(0, len(todo), 8192):
+            yield todo[start : start + 8192]
+
+    async with app_client(max_body_bytes=2 * MIB) as client:
+        api = Api(client, auth())
+        created = await api.request("POST", "/api/todos", content=todo, headers=JSON)
+        assert created.status_code == 201, created.text
+        streamed = await api.request("POST", "/api/todos", content=chunked(), headers=JSON)
+        assert streamed.status_code == 201, streamed.text
+        taken = await post_batch(api, 1_500_000)
+        assert taken.status_code == 200, taken.text[:300]
+        assert [result["status"] for result in taken.json()["results"]] == [201] * 100
+        assert (await post_batch(api, 2 * MIB)).status_code == 200
+        too_large = await post_batch(api, 2 * MIB + 1)
+        assert (too_large.status_code, too_large.json()["code"]) == (413, "payload_too_large")
+    async with app_client() as client:  # the default: the same todo is over 64 KiB
+        api = Api(client, auth())
+        refused = await api.request("POST", "/api/todos", content=todo, headers=JSON)
+        assert (refused.status_code, refused.json()["code"]) == (413, "payload_too_large")
+        assert (await api.request("POST", "/api/todos", content=chunked(), headers=JSON)).status_code == 413
+        assert await api.all_pages("/api/todos") == []
+
+
+async def test_the_batch_cap_is_one_mebibyte_when_max_body_bytes_is_smaller(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: Any
+) -> None:
+    """README: `MAX_BODY_BYTES` "larger bodies get 413 (`/api/batch`: 1 MiB, or this if larger)".
+    At the default (64 KiB) and below it (4096), other routes take exactly MAX_BODY_BYTES, and a
+    batch exactly 1 MiB: 1,048,576 bytes are taken, one more is 413."""
+    for setting in (None, 4096):
+        cap = 65536 if setting is None else setting
+        async with app_client(**({} if setting is None else {"max_body_bytes": setting})) as client:
+            api = Api(client, auth())
+            at_cap = await api.request("POST", "/api/todos", content=sized({"title": "t"}, cap), headers=JSON)
+            assert at_cap.status_code == 201, (setting, at_cap.text)
+            over = await api.request("POST", "/api/todos", content=sized({"title": "t"}, cap + 1), headers=JSON)
+            assert over.status_code == 413, setting
+            under = await post_batch(api, MIB)
+            assert under.status_code == 200, (setting, under.text[:300])
+            assert [result["status"] for result in under.json()["results"]] == [201] * 100
+            too_large = await post_batch(api, MIB + 1)
+            assert (too_large.status_code, too_large.json()["code"]) == (413, "payload_too_large"), setting
 
 
 def test_lying_content_length_is_413_not_500(live_server: tuple[str, int], auth: Callable[..., dict[str, str]]) -> None:

@@ -330,6 +330,73 @@ async def test_anonymous_requests_to_unknown_api_paths_get_401_not_404(default_c
         assert_not_authenticated(await default_client.request(method, path, content=b"{not json"))
 
 
+# --- the settings: JWT_LEEWAY_SECONDS and JWT_MAX_TOKEN_BYTES -----------------------------------
+
+
+async def test_jwt_leeway_seconds_sets_the_clock_skew_for_exp_nbf_and_iat(
+    app_client: AppClientFactory, keys: Keys
+) -> None:
+    """README, configuration: `JWT_LEEWAY_SECONDS` (default 30) is the "clock skew for `exp`, `nbf`,
+    `iat`". At 60, a token expired 45 s ago, or valid (`nbf`) or issued (`iat`) 45 s from now, is
+    accepted (the default 30 would refuse it); at 90 s it is refused. At 0, the same claims 20 s off
+    are refused (the default 30 would accept them). Ages are set in the claims, not waited for."""
+    async with app_client(jwt_leeway_seconds=60) as client:
+        for skew in (45, 90):
+            tokens = [
+                keys.signed(iat=now() - 600, exp=now() - skew),
+                keys.signed(nbf=now() + skew),
+                keys.signed(iat=now() + skew),
+            ]
+            for token in tokens:
+                response = await client.get(ME, headers=bearer(token))
+                if skew == 45:
+                    assert response.status_code == 200, (skew, response.text)
+                else:
+                    assert_not_authenticated(response)
+    async with app_client(jwt_leeway_seconds=0) as client:
+        assert (await client.get(ME, headers=bearer(keys.signed(exp=now() + 20)))).status_code == 200
+        for token in (
+            keys.signed(iat=now() - 600, exp=now() - 20),
+            keys.signed(nbf=now() + 20),
+            keys.signed(iat=now() + 20),
+        ):
+            assert_not_authenticated(await client.get(ME, headers=bearer(token)))
+
+
+def tokens_around(keys: Keys, length: int) -> tuple[str, str]:
+    """Two validly signed tokens of about `length` characters (= bytes: base64url), the second exactly
+    one longer: one more character in a `padding` claim."""
+    claims = keys.claims()
+    empty = resign(keys.signer, {**claims, "padding": ""})
+    start = (length - len(empty)) * 3 // 4  # base64url: 4 characters per 3 bytes
+    for pad in range(start, start + 3):  # one in three payload lengths cannot grow by exactly 1 character
+        at, over = (resign(keys.signer, {**claims, "padding": "x" * (pad + n)}) for n in (0, 1))
+        if len(over) == len(at) + 1:
+            return at, over
+    raise AssertionError(length)
+
+
+async def test_jwt_max_token_bytes_sets_the_longest_token_accepted(app_client: AppClientFactory, keys: Keys) -> None:
+    """README, configuration: `JWT_MAX_TOKEN_BYTES` (default 8192): "longer tokens are refused".
+    Lowered to a token's exact length, that token is accepted and one a byte longer (an equally
+    valid signature) is a generic 401 with `WWW-Authenticate: Bearer`; raised to 16384, a 12,000-byte
+    token the default refuses is accepted."""
+    at_limit, over_limit = tokens_around(keys, 1000)
+    limit = len(at_limit)
+    assert (len(over_limit), 990 <= limit <= 1010) == (limit + 1, True)
+    async with app_client(jwt_max_token_bytes=limit) as client:
+        assert (await client.get(ME, headers=bearer(at_limit))).status_code == 200
+        assert (await client.get(ME, headers=bearer(keys.valid()))).status_code == 200
+        assert_not_authenticated(await client.get(ME, headers=bearer(over_limit)))
+        assert_not_authenticated(await client.delete(ME, headers=bearer(over_limit)))
+    long_token, _ = tokens_around(keys, 12_000)
+    assert 11_990 <= len(long_token) <= 12_010
+    async with app_client(jwt_max_token_bytes=16384) as client:
+        assert (await client.get(ME, headers=bearer(long_token))).status_code == 200
+    async with app_client() as client:
+        assert_not_authenticated(await client.get(ME, headers=bearer(long_token)))
+
+
 # --- algorithm confusion and allowlists -------------------------------------------------------
 
 

@@ -225,6 +225,32 @@ async def test_lists_have_an_order_too(api: Api, db_engine: AsyncEngine) -> None
     assert missing.status_code == 404
 
 
+async def test_a_list_move_takes_no_if_match_even_when_it_is_required(
+    app_client: AppClientFactory, auth: Callable[..., dict[str, str]], db_engine: AsyncEngine
+) -> None:
+    """README, "Retries and concurrency": with `REQUIRE_IF_MATCH=true` PUT, PATCH and DELETE of a
+    list need If-Match (428 without), "nor do moves (ordered by their neighbours)" take one; the
+    configuration table: "(the trash, moves and `DELETE /api/users/me` take none)". A list move
+    without If-Match is 200 and moves the list, through its route and as a batch `list_move` (README,
+    "Batch": "moves take neither, like their routes"), while a PATCH of the same list is 428."""
+    async with app_client(require_if_match=True) as client:
+        api = Api(client, auth())
+        lists = [await api.create_list(name) for name in ("A", "B", "C")]
+        refused = await api.request("PATCH", f"/api/lists/{lists[2]['id']}", json={"name": "Z"})
+        assert (refused.status_code, refused.json()["code"]) == (428, "precondition_required")
+        moved = await api.request("POST", f"/api/lists/{lists[2]['id']}/move", json={"after_id": None})
+        assert moved.status_code == 200, moved.text
+        assert moved.headers["etag"].startswith('"2.')
+        ordered = await api.all_pages("/api/lists", sort="position")
+        assert [item["name"] for item in ordered] == ["C", "A", "B"]
+        command = {"type": "list_move", "uuid": str(uuid.uuid4()), "args": {"id": lists[0]["id"], "after_id": None}}
+        batch = await api.request("POST", "/api/batch", json={"commands": [command]})
+        assert batch.status_code == 200, batch.text
+        assert [result["status"] for result in batch.json()["results"]] == [200]
+        ordered = await api.all_pages("/api/lists", sort="position")
+        assert [item["name"] for item in ordered] == ["A", "C", "B"]
+
+
 MOVES = st.lists(st.tuples(st.integers(0, 4), st.none() | st.integers(0, 4)), min_size=1, max_size=12)
 
 

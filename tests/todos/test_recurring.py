@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -135,6 +135,81 @@ async def test_a_rescheduled_series_continues_from_the_new_date(api: Api) -> Non
         "2030-01-23T10:00:00Z",
         "2030-01-16T10:00:00Z",
         "2030-01-07T08:00:00Z",
+    ]
+
+
+async def test_changing_the_time_zone_reschedules_in_the_new_zone_and_count_keeps_counting(api: Api) -> None:
+    """README, "Recurring todos": "Changing `due_at` or `time_zone` of a recurring todo reschedules
+    it: the series continues from the new date and COUNT keeps counting", and the rule repeats
+    "`due_at`'s wall-clock time in `time_zone`". A daily 15:00 Berlin series moved to New York
+    keeps its current due date (an instant: 09:00 there) and then repeats 09:00 New York, across New
+    York's spring change (2030-03-10; Berlin's is not until 03-31). The completions made before the
+    change still count: COUNT=5 means five due dates in all, not five more."""
+    todo = await api.create_todo(
+        title="call", recurrence="FREQ=DAILY;COUNT=5", time_zone="Europe/Berlin", due_at="2030-03-07T15:00:00+01:00"
+    )
+    assert (await _complete(api, todo["id"]))["due_at"] == "2030-03-08T14:00:00Z"  # 15:00 Berlin, due date 2 of 5
+    response = await api.request("PATCH", f"/api/todos/{todo['id']}", json={"time_zone": "America/New_York"})
+    assert response.status_code == 200, response.text
+    moved = response.json()
+    assert (moved["time_zone"], moved["due_at"], moved["completed"]) == (
+        "America/New_York",
+        "2030-03-08T14:00:00Z",  # the same instant, 09:00 EST
+        False,
+    )
+    assert len(await api.all_pages(f"/api/todos/{todo['id']}/completions")) == 1  # changing the zone completes nothing
+    dues = await _walk(api, todo["id"], "America/New_York", 3)
+    assert [due.astimezone(UTC).isoformat() for due in dues] == [
+        "2030-03-09T14:00:00+00:00",  # 09:00 EST
+        "2030-03-10T13:00:00+00:00",  # 09:00 EDT (Berlin's 15:00 would still be 14:00Z)
+        "2030-03-11T13:00:00+00:00",
+    ]
+    assert {(due.hour, due.minute) for due in dues} == {(9, 0)}
+    last = await _complete(api, todo["id"])  # the fifth due date, counting the two before the change
+    assert (last["completed"], last["due_at"]) == (True, "2030-03-11T13:00:00Z")
+    history = await api.all_pages(f"/api/todos/{todo['id']}/completions")
+    assert [item["due_at"] for item in reversed(history)] == [
+        "2030-03-07T14:00:00Z",
+        "2030-03-08T14:00:00Z",
+        "2030-03-09T14:00:00Z",
+        "2030-03-10T13:00:00Z",
+        "2030-03-11T13:00:00Z",
+    ]
+
+
+async def test_setting_a_recurrence_starts_the_count_at_the_current_due_date(api: Api) -> None:
+    """README, "Recurring todos": "Setting `recurrence` starts the series at `due_at` (COUNT counts
+    from there)". A rule PATCHed onto a plain todo counts that todo's `due_at` as its first due
+    date. A rule replacing another starts a new count at the current `due_at`: completions made
+    under the old rule stay in the history but do not count toward the new COUNT (only changing
+    `due_at` or `time_zone` keeps counting)."""
+    plain = await api.create_todo(title="plain", due_at="2030-01-07T08:00:00Z")
+    response = await api.request("PATCH", f"/api/todos/{plain['id']}", json={"recurrence": "FREQ=DAILY;COUNT=2"})
+    assert response.status_code == 200, response.text
+    assert (response.json()["recurrence"], response.json()["due_at"]) == ("FREQ=DAILY;COUNT=2", "2030-01-07T08:00:00Z")
+    first = await _complete(api, plain["id"])
+    assert (first["completed"], first["due_at"]) == (False, "2030-01-08T08:00:00Z")
+    assert (await _complete(api, plain["id"]))["completed"] is True  # 2 due dates: 01-07 and 01-08
+
+    todo = await api.create_todo(title="changed", recurrence="FREQ=DAILY;COUNT=3", due_at="2030-01-07T08:00:00Z")
+    assert [due.isoformat() for due in await _walk(api, todo["id"], "UTC", 2)] == [
+        "2030-01-08T08:00:00+00:00",
+        "2030-01-09T08:00:00+00:00",  # the third and last due date of COUNT=3
+    ]
+    response = await api.request("PATCH", f"/api/todos/{todo['id']}", json={"recurrence": "FREQ=WEEKLY;COUNT=2"})
+    assert response.status_code == 200, response.text
+    assert (response.json()["due_at"], response.json()["completed"]) == ("2030-01-09T08:00:00Z", False)
+    # Counted on from the old rule, two due dates would already be used up and this would complete it.
+    restarted = await _complete(api, todo["id"])
+    assert (restarted["completed"], restarted["due_at"]) == (False, "2030-01-16T08:00:00Z")
+    done = await _complete(api, todo["id"])
+    assert (done["completed"], done["due_at"]) == (True, "2030-01-16T08:00:00Z")
+    history = await api.all_pages(f"/api/todos/{todo['id']}/completions")
+    assert [item["due_at"] for item in reversed(history)] == [
+        "2030-01-07T08:00:00Z",
+        "2030-01-08T08:00:00Z",
+        "2030-01-09T08:00:00Z",
+        "2030-01-16T08:00:00Z",
     ]
 
 
