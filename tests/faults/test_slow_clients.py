@@ -27,6 +27,7 @@ HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
 EARLY = 0.25  # timers may fire a little early; the client must still get (almost) all its time
 SLACK = 3.0  # generous: a deadline that fires this late is broken, not slow
+KEEP_ALIVE = 5.0  # uvicorn's idle keep-alive timeout, which the README promises
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -221,3 +222,33 @@ async def test_two_hundred_slow_clients_do_not_stop_normal_clients(server: ApiSe
     # The issue's target is < 10x; on a shared 2-core machine only a far worse figure is a failure.
     unloaded_p99, loaded_p99 = figures["unloaded"][1], figures["with 200 slow clients"][1]
     assert loaded_p99 < max(10 * unloaded_p99, 2000), figures
+
+
+async def test_an_idle_kept_alive_connection_is_closed_after_five_seconds(server: ApiServer, signer: Signer) -> None:
+    """README, "Slow clients": an idle kept-alive connection is closed after 5 s (operators keep
+    their proxy's idle timeout below it). It stays open meanwhile: a second request on it is served."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    request = f"GET /api/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {signer.token()}\r\n\r\n"
+
+    async def served() -> None:
+        writer.write(request.encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert b"connection: close" not in head.lower()
+        length = next(
+            int(line.split(b":")[1]) for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")
+        )
+        await reader.readexactly(length)
+
+    try:
+        await served()
+        await asyncio.sleep(1.0)
+        await served()  # still open after a second idle
+        started = time.monotonic()
+        rest = await asyncio.wait_for(reader.read(-1), HANG)  # until the server closes it
+        elapsed = time.monotonic() - started
+    finally:
+        writer.close()
+    print(f"\n[slow clients] idle kept-alive connection closed after {elapsed:.2f} s (keep-alive 5 s)")
+    assert rest == b""
+    assert KEEP_ALIVE - EARLY <= elapsed <= KEEP_ALIVE + SLACK
