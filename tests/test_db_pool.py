@@ -122,6 +122,36 @@ async def test_sustained_load_above_the_pool_size_opens_no_new_connections(
     assert 1 <= opened <= slots
 
 
+@pytest.mark.parametrize(("recycle", "connections"), [(1, 2), (None, 1)])
+async def test_db_pool_recycle_seconds_replaces_older_connections(
+    base_settings: dict[str, Any], auth: Callable[..., dict[str, str]], recycle: int | None, connections: int
+) -> None:
+    """README, configuration: DB_POOL_RECYCLE_SECONDS (default 300) replaces older connections. One
+    pooled connection, two requests 1.5 s apart: with the setting at 1 s the second request gets a
+    new connection, with the default it reuses the first."""
+    overrides: dict[str, Any] = {"db_pool_size": 1}
+    if recycle is not None:
+        overrides["db_pool_recycle_seconds"] = recycle
+    app = create_app(load_settings(**base_settings, **overrides))
+    opened = 0
+    async with app.router.lifespan_context(app):
+
+        @event.listens_for(app.state.context.engine.sync_engine.pool, "connect")
+        def _count(*_: object) -> None:
+            nonlocal opened
+            opened += 1
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            headers = auth()
+            assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+            first = opened
+            await asyncio.sleep(1.5)  # the connection's age, not a measurement
+            assert (await client.get("/api/users/me", headers=headers)).status_code == 200
+    assert first <= 1
+    assert opened - first == connections - 1
+
+
 async def _terminate(db_engine: AsyncEngine, pid: int) -> None:
     """End a backend as a restart or Neon's scale-to-zero would, and wait until it is gone."""
     async with db_engine.connect() as connection:
