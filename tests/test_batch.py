@@ -105,6 +105,27 @@ async def test_if_match_and_if_version_give_412_per_command(api: Api) -> None:
     assert (await api.request("GET", f"/api/todos/{todo['id']}")).json()["title"] == "v2"
 
 
+async def test_a_commands_if_match_may_name_several_tags(api: Api) -> None:
+    """`if_match` is read as `If-Match`: a list of tags. A list command naming two or more list tags
+    (the current one among them, or not) is 200 or 412, like the REST route (two or more were a
+    500 on both before 892a1e1)."""
+    work = await api.create_list("Work")
+    etag = (await api.request("GET", f"/api/lists/{work['id']}")).headers["etag"]
+    stale = '"90.0.0", "91.3.1"'
+    body = await batch(
+        api,
+        command("list_update", {"id": work["id"], "name": "Never", "if_match": stale}),
+        command("list_update", {"id": work["id"], "name": "Job", "if_match": f"{stale}, {etag}"}),
+        command("list_delete", {"id": work["id"], "if_match": f"{etag}, {stale}"}),  # the update changed it
+    )
+    assert [result["status"] for result in body["results"]] == [412, 200, 412]
+    current = body["results"][1]["resource"]
+    assert current["name"] == "Job"
+    tag = (await api.request("GET", f"/api/lists/{work['id']}")).headers["etag"]
+    again = await batch(api, command("list_delete", {"id": work["id"], "if_match": f'"1.0.0", {tag}, "2.0.0"'}))
+    assert [result["status"] for result in again["results"]] == [204]
+
+
 async def test_require_if_match_holds_for_commands_too(app_client: AppClientFactory, auth: Any) -> None:
     """REQUIRE_IF_MATCH=true: an update or delete command without `if_match`/`if_version` is 428
     for that command, as its route without If-Match; adds, moves and restores need none (README)."""
